@@ -1,0 +1,32 @@
+# Every target installs what it needs into .venv first, so a fresh clone needs only python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch/torchvision wheels of this size are cached locally on the project's machines; pip takes them from there.
+TORCH := torch>=2.2,<=2.14.1 torchvision>=0.17,<=0.29.1
+
+.PHONY: demo test bench fuzz lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e '.[dev,dask]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/medaudit demo --out demo-report
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed
+	$(BIN)/medaudit bench run --profile quick --write-docs docs/BENCHMARKS.md
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) demo-report build *.egg-info

@@ -1,0 +1,129 @@
+"""The records that flow through a scan: MedicalImage -> Finding* -> ScanResult (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LEVELS = ("low", "medium", "high")
+
+
+@dataclass
+class MedicalImage:
+    """One decoded image.
+
+    Attributes:
+        pixels: float32 (H, W) or (H, W, 3) in [0, 1]; for DICOM after rescale and the file's window.
+        path: where it was read from.
+        sha256: hex digest of the file bytes.
+        format: ``dicom|png|jpeg|tiff|bmp|webp|nifti``.
+        raw: the file bytes (read once; parsers of metadata use them instead of reading the file again).
+        stored: values as stored when they differ from ``pixels`` (e.g. int16 HU for CT), else None.
+        modality: DICOM modality code (``CT``, ``CR``, ...) or None.
+        spacing_mm: (row, col) pixel spacing in mm, or None.
+        bit_depth: bits per sample as stored (8, 16, 12, ...).
+        frames: number of frames in the file; ``pixels`` holds the middle one.
+        metadata: plain-typed facts found while loading (never patient identifiers unless asked).
+        dicom: the parsed pydicom Dataset, when the file is DICOM.
+    """
+
+    pixels: np.ndarray
+    path: str
+    sha256: str
+    format: str
+    raw: bytes = field(default=b"", repr=False)
+    stored: np.ndarray | None = field(default=None, repr=False)
+    modality: str | None = None
+    spacing_mm: tuple[float, float] | None = None
+    bit_depth: int = 8
+    frames: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+    dicom: Any = field(default=None, repr=False)
+
+
+@dataclass
+class Evidence:
+    """One observation behind a score. ``code`` is stable (scripts match on it); ``weight`` in [0, 1]."""
+
+    code: str
+    message: str
+    weight: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "weight": round(float(self.weight), 4)}
+
+
+@dataclass
+class Finding:
+    """What one analyzer concluded about one image.
+
+    Attributes:
+        analyzer: registry name of the analyzer.
+        score: P(synthetic or manipulated) in [0, 1], or None when the analyzer does not apply.
+        evidence: the observations behind the score.
+        heatmap: optional float32 (h, w) in [0, 1]; where in the image the evidence is.
+        decisive: True when the evidence alone settles the question (our watermark, a generator signature).
+    """
+
+    analyzer: str
+    score: float | None
+    evidence: list[Evidence] = field(default_factory=list)
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+    decisive: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "analyzer": self.analyzer,
+            "score": None if self.score is None else round(float(self.score), 4),
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+        if self.heatmap is not None:
+            out["heatmap"] = np.round(self.heatmap.astype(float), 3).tolist()
+        return out
+
+
+@dataclass
+class ScanError:
+    """Why an input could not be scanned. ``code`` is stable: see docs/FORMATS.md for the list."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass
+class ScanResult:
+    """The verdict on one input: the JSON Lines record of DESIGN.md."""
+
+    path: str
+    status: str  # "ok" | "error"
+    sha256: str | None = None
+    risk: float | None = None
+    level: str | None = None
+    format: str | None = None
+    modality: str | None = None
+    elapsed_ms: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    error: ScanError | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "sha256": self.sha256,
+            "status": self.status,
+            "risk": None if self.risk is None else round(float(self.risk), 4),
+            "level": self.level,
+        }
+        if self.status == "ok":
+            out.update(format=self.format, modality=self.modality, width=self.width, height=self.height)
+        out["elapsed_ms"] = round(self.elapsed_ms, 1)
+        out["findings"] = [f.to_dict() for f in self.findings]
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
