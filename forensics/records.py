@@ -111,6 +111,9 @@ class ScanResult:
     error: ScanError | None = None
     width: int | None = None
     height: int | None = None
+    # For reports only, not in the JSON line: a small uint8 preview and header facts (PHI already redacted).
+    thumbnail: np.ndarray | None = field(default=None, repr=False)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -1,0 +1,208 @@
+"""medaudit: generate and detect synthetic medical images; score deepfake risk and write audit reports.
+
+Thin by design: parse options, call the library, print. Heavy imports (torch) happen inside commands so that
+``medaudit --help`` is instant. Exit status: 0 done; 1 an image at or above --fail-on (or an error with
+--fail-on-error); 2 usage or setup error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="medaudit")
+def main() -> None:
+    """Generate and detect synthetic medical images, score deepfake risk, write audit reports."""
+
+
+# --- shared scan options -----------------------------------------------------------------------------------------
+
+
+def _scan_options(func):
+    options = [
+        click.option("--workers", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
+                     help="Processes scanning in parallel."),
+        click.option("--analyzers", default=None, metavar="NAMES",
+                     help="Comma-separated analyzers to run (default: every available one; see `medaudit list`)."),
+        click.option("--max-pixels", type=click.IntRange(1), default=None,
+                     help="Refuse images whose header declares more pixels than this (default 178 million)."),
+        click.option("--timeout", "timeout_s", type=click.FloatRange(0), default=60.0, show_default=True,
+                     help="Per-file time limit in seconds (0: none)."),
+        click.option("--threshold-medium", type=click.FloatRange(0, 1), default=None,
+                     help="Lowest risk called medium (default 0.5)."),
+        click.option("--threshold-high", type=click.FloatRange(0, 1), default=None,
+                     help="Lowest risk called high (default 0.9)."),
+        click.option("--fail-on", type=click.Choice(list(LEVEL_ORDER)), default=None,
+                     help="Exit 1 when any image reaches this level."),
+        click.option("--fail-on-error", is_flag=True, help="Exit 1 when any input could not be scanned."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _build_options(analyzers, max_pixels, timeout_s, threshold_medium, threshold_high, **extra):
+    from forensics.fusion import FusionConfig
+    from forensics.io import DEFAULT_MAX_PIXELS
+    from forensics.scanner import ScanOptions
+
+    fusion = FusionConfig()
+    try:
+        fusion = FusionConfig(
+            medium=fusion.medium if threshold_medium is None else threshold_medium,
+            high=fusion.high if threshold_high is None else threshold_high,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    names = None
+    if analyzers:
+        from forensics.analyzers import list_analyzers
+
+        names = [n.strip() for n in analyzers.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(list_analyzers()))
+        if unknown:
+            raise click.UsageError(f"unknown analyzer(s): {', '.join(unknown)}; see `medaudit list`")
+    return ScanOptions(analyzers=names, fusion=fusion, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                       timeout_s=timeout_s, **extra)
+
+
+def _exit_status(results_levels: list[str | None], errors: int, fail_on: str | None, fail_on_error: bool) -> int:
+    if fail_on and any(lv is not None and LEVEL_ORDER[lv] >= LEVEL_ORDER[fail_on] for lv in results_levels):
+        return 1
+    return 1 if fail_on_error and errors else 0
+
+
+def _summary_line(levels: list[str | None], errors: int) -> str:
+    counts = {lv: levels.count(lv) for lv in LEVEL_ORDER}
+    parts = [f"{n} {lv}" for lv, n in counts.items()] + [f"{errors} error"]
+    return f"scanned {len(levels) + errors}: " + ", ".join(parts)
+
+
+# --- scan ------------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table"]), default="jsonl", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write here (atomically, on completion) instead of stdout.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run into the same -o FILE; skip what it wrote.")
+@_scan_options
+def scan(paths, fmt, output, resume, workers, fail_on, fail_on_error, quiet, **opts):
+    """Score each image in PATHS (files or folders, walked recursively) for deepfake risk.
+
+    One JSON line per input on stdout (or -o FILE): risk, level, and the findings with their evidence.
+    Files that cannot be scanned give an error record with a code; the run goes on.
+    """
+    from forensics.scanner import scan_paths
+    from forensics.writers import ResultWriter
+
+    options = _build_options(**opts)
+    try:
+        writer = ResultWriter(fmt, output, resume=resume)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    levels, errors = [], 0
+    try:
+        for result in scan_paths(paths, options, workers=workers, skip=writer.done, progress=not quiet):
+            writer.write(result)
+            if result.status == "ok":
+                levels.append(result.level)
+            else:
+                errors += 1
+    except KeyboardInterrupt:
+        writer.close(complete=False)
+        click.echo("interrupted; rerun with --resume to continue", err=True)
+        sys.exit(130)
+    writer.close()
+    if not quiet:
+        click.echo(_summary_line(levels, errors) + (f" ({len(writer.done)} resumed)" if writer.done else ""), err=True)
+    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error))
+
+
+# --- audit -----------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for report.html, report.json and report.csv.")
+@click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
+@_scan_options
+def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, **opts):
+    """Scan PATHS and write a self-contained audit report (HTML, JSON, CSV) into --out."""
+    from forensics.audit import audit as run_audit
+
+    options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
+    results, written = run_audit(paths, out_dir, options, workers=workers, progress=not quiet)
+    levels = [r.level for r in results if r.status == "ok"]
+    errors = sum(r.status == "error" for r in results)
+    click.echo(_summary_line(levels, errors), err=True)
+    for kind, path in written.items():
+        click.echo(f"{kind}\t{path}")
+    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error))
+
+
+# --- list ------------------------------------------------------------------------------------------------------
+
+
+@main.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_cmd(fmt):
+    """Show the analyzers (and bundled generators) and whether each can run here, and why not."""
+    from forensics.analyzers import create_analyzer, list_analyzers
+
+    rows = []
+    for name in list_analyzers():
+        analyzer = create_analyzer(name)
+        ok, why = analyzer.availability()
+        rows.append({"type": "analyzer", "name": name, "version": analyzer.version, "kind": analyzer.kind,
+                     "available": ok, "reason": why})
+    rows += _bundled_generator_rows()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "available" if r["available"] else f"unavailable: {r['reason']}"
+        click.echo(f"{r['type']:<10} {r['name']:<14} {r['version']:<8} {r.get('kind', ''):<8} {state}")
+
+
+def _bundled_generator_rows() -> list[dict]:
+    try:
+        from generators import list_bundled
+    except ImportError as exc:
+        return [{"type": "generator", "name": "*", "version": "", "kind": "", "available": False, "reason": str(exc)}]
+    return [{"type": "generator", "name": g["name"], "version": g.get("version", ""), "kind": g["family"],
+             "available": True, "reason": ""} for g in list_bundled()]
+
+
+# --- demo ------------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-report"),
+              show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def demo(out_dir, quiet):
+    """Audit a demo folder: real scanner DICOMs shipped with pydicom and nibabel, plus synthetic images."""
+    from benchmarks.demo_set import build_demo_set
+
+    from forensics.audit import audit as run_audit
+
+    inputs = out_dir / "inputs"
+    build_demo_set(inputs)
+    results, written = run_audit([inputs], out_dir, progress=not quiet)
+    for r in results:
+        verdict = f"{r.level:<6} {r.risk:.2f}" if r.status == "ok" else f"error  {r.error.code}"
+        click.echo(f"{verdict:<28} {Path(r.path).relative_to(inputs)}", err=True)
+    levels = [r.level for r in results if r.status == "ok"]
+    click.echo(_summary_line(levels, sum(r.status == "error" for r in results)), err=True)
+    click.echo(f"report\t{written['html']}")

@@ -1,0 +1,65 @@
+"""Walking the inputs of a scan: files and folders (recursive), safely.
+
+Every path the user named, and every file inside a named folder, comes out exactly once, in a stable order.
+Directory loops through symbolic links and unreadable folders become error records instead of hangs or crashes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+from forensics.errors import InputError
+
+# Files that are never images and clutter real folders; skipped silently inside folders (not when named).
+_IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+# A folder inside a walk whose name says it is an image is reported, not entered: someone expected a file there.
+_IMAGE_LIKE = (".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".nii", ".nii.gz")
+
+
+def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, InputError | None]]:
+    """Yield ``(path, None)`` for each file to scan and ``(path, InputError)`` for each that cannot be."""
+    for given in paths:
+        path = os.fsdecode(given)
+        if os.path.isdir(path):
+            yield from _walk(path, seen=set())
+        elif os.path.lexists(path) and not os.path.exists(path):
+            yield path, InputError("not_found", "broken symbolic link")
+        elif not os.path.exists(path):
+            yield path, InputError("not_found", "no such file or directory")
+        else:
+            yield path, None
+
+
+def _walk(folder: str, seen: set[tuple[int, int]]) -> Iterator[tuple[str, InputError | None]]:
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        yield folder, InputError("unreadable", f"cannot open folder: {exc.strerror or exc}")
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        yield folder, InputError("symlink_loop", "folder already visited through a symbolic link; not entered again")
+        return
+    seen = seen | {key}
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        yield folder, InputError("unreadable", f"cannot list folder: {exc.strerror or exc}")
+        return
+    for entry in entries:
+        if entry.name in _IGNORED_NAMES:
+            continue
+        try:
+            is_dir = entry.is_dir()  # follows symlinks; loops are caught by the (dev, inode) set
+        except OSError:
+            is_dir = False
+        if is_dir and entry.name.lower().endswith(_IMAGE_LIKE):
+            yield entry.path, InputError("not_a_file", "a folder named like an image file; not entered")
+        elif is_dir:
+            yield from _walk(entry.path, seen)
+        elif entry.is_symlink() and not os.path.exists(entry.path):
+            yield entry.path, InputError("not_found", "broken symbolic link")
+        else:
+            yield entry.path, None

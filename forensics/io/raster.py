@@ -1,0 +1,290 @@
+"""PNG, JPEG, TIFF, BMP and WebP: check the container, read the declared size, then decode with OpenCV.
+
+OpenCV decodes damaged files without complaint (half a JPEG comes back as an image with a grey bottom), so each
+container is walked first: PNG chunk CRCs and IEND, JPEG markers up to EOI, TIFF strip/tile extents, BMP and
+WebP declared sizes. The walk also yields the declared width and height, which are checked against
+``max_pixels`` before a single pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from typing import Any
+
+import numpy as np
+
+from forensics.errors import InputError
+from forensics.io._common import DEFAULT_MAX_PIXELS, check_pixels, robust_unit
+
+# OpenCV reads this once, when cv2 is first imported: its own decompression-bomb guard behind ours.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
+import cv2  # noqa: E402
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+# ---------------------------------------------------------------------------------------------- containers
+def _png_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
+    """Walk the PNG chunks: CRCs valid, IHDR first, IDAT present, IEND reached. Returns (width, height, facts)."""
+    view = memoryview(data)
+    n = len(data)
+    pos = len(_PNG_SIG)
+    width = height = None
+    has_idat = False
+    while True:
+        if pos + 12 > n:
+            raise InputError("truncated", f"PNG ends at byte {n} without an IEND chunk")
+        length, ctype = struct.unpack(">I4s", view[pos : pos + 8])
+        if length > 0x7FFFFFFF:
+            raise InputError("corrupt_image", f"PNG chunk at byte {pos} declares an impossible length {length}")
+        end = pos + 12 + length
+        if end > n:
+            raise InputError("truncated", f"PNG chunk {ctype.decode('latin-1')!r} at byte {pos} runs past the end")
+        (crc,) = struct.unpack(">I", view[end - 4 : end])
+        if zlib.crc32(view[pos + 4 : end - 4]) != crc:
+            raise InputError("corrupt_image", f"PNG chunk {ctype.decode('latin-1')!r} at byte {pos} fails its CRC")
+        if width is None:
+            if ctype != b"IHDR" or length < 13:
+                raise InputError("corrupt_image", "PNG does not start with an IHDR chunk")
+            width, height = struct.unpack(">II", view[pos + 8 : pos + 16])
+        elif ctype == b"IDAT":
+            has_idat = True
+        elif ctype == b"IEND":
+            break
+        pos = end
+    if not has_idat:
+        raise InputError("corrupt_image", "PNG has no IDAT (image data) chunk")
+    facts: dict[str, Any] = {}
+    if n > end:
+        facts["trailing_bytes"] = n - end
+    return width, height, facts
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
+    """Walk the JPEG markers from SOI to EOI (through every scan). Returns (width, height, facts)."""
+    n = len(data)
+    pos = 2
+    width = height = None
+    facts: dict[str, Any] = {}
+    while True:
+        # markers may be preceded by fill bytes; anything else between segments is tolerated like libjpeg does
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= n:
+            raise InputError("truncated", "JPEG ends without an EOI marker")
+        marker = data[pos + 1]
+        if marker == 0xFF or marker == 0x00:
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI
+            end = pos + 2
+            break
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # standalone markers
+            pos += 2
+            continue
+        if pos + 4 > n:
+            raise InputError("truncated", "JPEG ends inside a marker segment")
+        (seglen,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if seglen < 2:
+            raise InputError("corrupt_image", f"JPEG marker 0xFF{marker:02X} at byte {pos} has length {seglen}")
+        segend = pos + 2 + seglen
+        if segend > n:
+            raise InputError("truncated", f"JPEG segment 0xFF{marker:02X} at byte {pos} runs past the end")
+        if marker in _JPEG_SOF:
+            if seglen < 8:
+                raise InputError("corrupt_image", "JPEG frame header too short")
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            facts["jpeg_process"] = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}.get(marker, "other")
+        if marker == 0xDA:  # SOS: entropy-coded data follows, up to the next real marker
+            if width is None:
+                raise InputError("corrupt_image", "JPEG scan before any frame header")
+            i = segend
+            while True:
+                i = data.find(b"\xff", i)
+                if i < 0 or i + 1 >= n:
+                    raise InputError("truncated", "JPEG ends inside the image data (no EOI marker)")
+                nxt = data[i + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+                    i += 1
+                    continue
+                break
+            pos = i
+        else:
+            pos = segend
+    if width is None:
+        raise InputError("corrupt_image", "JPEG has no frame header (SOF)")
+    if n > end:
+        facts["trailing_bytes"] = n - end
+    return width, height, facts
+
+
+def _tiff_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
+    """Read the first IFD: size, and that every strip or tile lies inside the file."""
+    n = len(data)
+    bo = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(bo + "H", data[2:4])[0] == 43
+    try:
+        if big:
+            (ifd,) = struct.unpack(bo + "Q", data[8:16])
+            count_fmt, count_size, entry_size, value_size = "Q", 8, 20, 8
+        else:
+            (ifd,) = struct.unpack(bo + "I", data[4:8])
+            count_fmt, count_size, entry_size, value_size = "H", 2, 12, 4
+        if ifd + count_size > n:
+            raise InputError("truncated", "TIFF ends before its first image directory")
+        (count,) = struct.unpack(bo + count_fmt, data[ifd : ifd + count_size])
+        if ifd + count_size + count * entry_size > n:
+            raise InputError("truncated", "TIFF image directory runs past the end")
+        tags: dict[int, tuple[int, ...]] = {}
+        type_fmt = {1: "B", 3: "H", 4: "I", 16: "Q"}
+        for k in range(count):
+            e = ifd + count_size + k * entry_size
+            tag, typ = struct.unpack(bo + "HH", data[e : e + 4])
+            if tag not in (256, 257, 273, 279, 324, 325) or typ not in type_fmt:
+                continue
+            (cnt,) = struct.unpack(bo + count_fmt, data[e + 4 : e + 4 + count_size])
+            fmt = type_fmt[typ]
+            size = struct.calcsize(fmt) * cnt
+            field = e + 4 + count_size
+            if size <= value_size:
+                start = field
+            else:
+                (start,) = struct.unpack(bo + ("Q" if big else "I"), data[field : field + value_size])
+            if start + size > n:
+                raise InputError("truncated", f"TIFF tag {tag} points past the end of the file")
+            tags[tag] = struct.unpack(f"{bo}{cnt}{fmt}", data[start : start + size])
+    except struct.error as exc:
+        raise InputError("truncated", f"TIFF header cut short: {exc}") from None
+    if 256 not in tags or 257 not in tags:
+        raise InputError("corrupt_image", "TIFF has no ImageWidth/ImageLength")
+    width, height = tags[256][0], tags[257][0]
+    for off_tag, cnt_tag in ((273, 279), (324, 325)):
+        if off_tag in tags and cnt_tag in tags:
+            extent = max((o + c for o, c in zip(tags[off_tag], tags[cnt_tag])), default=0)
+            if extent > n:
+                raise InputError("truncated", f"TIFF image data ends at byte {extent} but the file has {n} bytes")
+    return width, height, {}
+
+
+def _bmp_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
+    n = len(data)
+    (offset,) = struct.unpack("<I", data[10:14])
+    (dib,) = struct.unpack("<I", data[14:18])
+    if dib == 12:
+        width, height, _, bpp = struct.unpack("<HhHH", data[18:26])
+        compression = 0
+    else:
+        if n < 34:
+            raise InputError("truncated", "BMP ends inside its header")
+        width, height, _, bpp, compression = struct.unpack("<iiHHI", data[18:34])
+    width, height = abs(width), abs(height)
+    if compression in (0, 3):  # uncompressed rows, each padded to 4 bytes
+        needed = offset + ((bpp * width + 31) // 32) * 4 * height
+        if needed > n:
+            raise InputError("truncated", f"BMP pixel data needs {needed} bytes but the file has {n}")
+    elif offset >= n:
+        raise InputError("truncated", "BMP ends before its pixel data")
+    return width, height, {}
+
+
+def _webp_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
+    n = len(data)
+    (riff_size,) = struct.unpack("<I", data[4:8])
+    if 8 + riff_size > n:
+        raise InputError("truncated", f"WebP declares {8 + riff_size} bytes but the file has {n}")
+    if n < 30:
+        raise InputError("truncated", "WebP ends inside its header")
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = 1 + int.from_bytes(data[24:27], "little")
+        height = 1 + int.from_bytes(data[27:30], "little")
+    elif chunk == b"VP8 ":
+        if data[23:26] != b"\x9d\x01\x2a":
+            raise InputError("corrupt_image", "WebP VP8 frame has no start code")
+        width, height = (v & 0x3FFF for v in struct.unpack("<HH", data[26:30]))
+    elif chunk == b"VP8L":
+        if data[20] != 0x2F:
+            raise InputError("corrupt_image", "WebP VP8L stream has no signature")
+        (bits,) = struct.unpack("<I", data[21:25])
+        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    else:
+        raise InputError("corrupt_image", f"WebP starts with an unknown chunk {chunk!r}")
+    facts: dict[str, Any] = {}
+    if n > 8 + riff_size:
+        facts["trailing_bytes"] = n - 8 - riff_size - (riff_size & 1)
+    return width, height, facts
+
+
+_HEADERS = {"png": _png_header, "jpeg": _jpeg_header, "tiff": _tiff_header, "bmp": _bmp_header, "webp": _webp_header}
+
+
+# ---------------------------------------------------------------------------------------------- decode
+def decode_raster(data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
+    """Check and decode a raster file.
+
+    Args:
+        data: the file bytes.
+        fmt: ``png|jpeg|tiff|bmp|webp`` (from :func:`sniff_format`).
+        max_pixels: limit on the declared width x height.
+
+    Returns:
+        Keyword arguments for :class:`MedicalImage`: ``pixels`` float32 (H, W) or (H, W, 3) RGB in [0, 1],
+        ``stored`` (the integer samples for 16-bit and other non-8-bit images, else None), ``bit_depth``,
+        ``metadata``.
+
+    Raises:
+        InputError: ``truncated``, ``corrupt_image`` or ``too_many_pixels``.
+    """
+    try:
+        width, height, facts = _HEADERS[fmt](data)
+    except (struct.error, IndexError) as exc:
+        raise InputError("truncated", f"{fmt.upper()} header cut short: {exc}") from None
+    if width <= 0 or height <= 0:
+        raise InputError("corrupt_image", f"{fmt.upper()} declares an empty image ({width}x{height})")
+    check_pixels(width * height, max_pixels, f"{width}x{height}")
+
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        if "too big" in text.lower() or "exceed" in text.lower():
+            raise InputError(
+                "too_many_pixels",
+                f"OpenCV refused {width}x{height}: {text} (raise OPENCV_IO_MAX_IMAGE_PIXELS before import)",
+            ) from None
+        raise InputError("corrupt_image", f"OpenCV could not decode the {fmt.upper()}: {text}") from None
+    if arr is None or arr.size == 0:
+        raise InputError("corrupt_image", f"OpenCV could not decode the {fmt.upper()} image data")
+
+    if arr.ndim == 3:
+        channels = arr.shape[2]
+        if channels == 1:
+            arr = arr[:, :, 0]
+        elif channels == 2:  # grey + alpha
+            arr = arr[:, :, 0]
+        else:
+            arr = arr[:, :, 2::-1]  # BGR(A) -> RGB, alpha dropped
+            if np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(arr[:, :, 1], arr[:, :, 2]):
+                arr = arr[:, :, 0]
+        facts["channels"] = int(channels)
+    else:
+        facts["channels"] = 1
+    arr = np.ascontiguousarray(arr)
+    facts.update(width=int(arr.shape[1]), height=int(arr.shape[0]), dtype=str(arr.dtype))
+
+    stored = None
+    if arr.dtype == np.uint8:
+        pixels = arr.astype(np.float32)
+        pixels *= np.float32(1 / 255)
+        bit_depth = 8
+    elif arr.dtype == np.uint16:
+        pixels = arr.astype(np.float32)
+        pixels *= np.float32(1 / 65535)
+        stored, bit_depth = arr, 16
+    else:  # signed or float samples (TIFF): no fixed full scale, so a robust min-max
+        pixels, lo, hi = robust_unit(arr)
+        stored, bit_depth = arr, arr.dtype.itemsize * 8
+        facts.update(window_source="robust", window_low=lo, window_high=hi)
+    return {"pixels": pixels, "stored": stored, "bit_depth": bit_depth, "metadata": facts}

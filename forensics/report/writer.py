@@ -1,0 +1,339 @@
+"""Write the three audit-report files: ``report.html``, ``report.json`` and ``report.csv``."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from forensics.phi import PHI_KEYWORDS, redact
+from forensics.records import Evidence, Finding, ScanResult
+from forensics.report.images import overlay_uri, thumbnail_uri
+
+REPORT_SCHEMA_VERSION = "1.0"
+
+CSV_COLUMNS = (
+    "path", "sha256", "status", "risk", "level", "format", "modality",
+    "error_code", "error_message", "evidence_codes", "top_evidence",
+)  # fmt: skip
+
+SUMMARY_KEYS = ("total", "low", "medium", "high", "error", "unscored")
+
+RISK_NOTE = (
+    "Risk is the calibrated probability that the image is synthetic or manipulated. "
+    "Metadata absence is not evidence of authenticity: a clean or stripped header says nothing about the pixels."
+)
+
+_HERE = Path(__file__).resolve().parent
+_LEVEL_RANK = {"high": 3, "medium": 2, "low": 1}
+_CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+# ----------------------------------------------------------------------------------------------- public API
+
+
+def write_report(results: list[ScanResult], out_dir: str | Path, context: Mapping[str, Any] | None) -> dict[str, Path]:
+    """Write the audit report for ``results`` into ``out_dir`` (created when missing).
+
+    Args:
+        results: one record per input, ok or error, in any order.
+        out_dir: folder for ``report.html``, ``report.json`` and ``report.csv``; nothing else is written.
+        context: run facts for the provenance block: ``tool_version``, ``command``, ``started``, ``finished``
+            (ISO 8601 UTC), ``thresholds`` ({"medium": 0.5, "high": 0.9}), ``analyzers`` (list of {name, version,
+            available, reason, model_hashes}), ``include_phi`` and ``machine``. Any may be missing.
+
+    Returns:
+        ``{"html": path, "json": path, "csv": path}``. Each file is replaced atomically.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    context = dict(context or {})
+    results = list(results)
+    include_phi = bool(context.get("include_phi", False))
+    summary = summarize(results)
+
+    paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}
+    _atomic_write(paths["json"], render_json(results, context, summary, include_phi))
+    _atomic_write(paths["csv"], render_csv(results))
+    _atomic_write(paths["html"], render_html(results, context, summary, include_phi))
+    return paths
+
+
+def summarize(results: Iterable[ScanResult]) -> dict[str, int]:
+    """Counts by level; ``error`` counts failed inputs, ``unscored`` ok inputs without a level."""
+    counts = dict.fromkeys(SUMMARY_KEYS, 0)
+    for r in results:
+        counts["total"] += 1
+        if r.status != "ok":
+            counts["error"] += 1
+        elif r.level in ("low", "medium", "high"):
+            counts[r.level] += 1
+        else:
+            counts["unscored"] += 1
+    return counts
+
+
+# ----------------------------------------------------------------------------------------------- JSON
+
+
+def render_json(
+    results: list[ScanResult], context: Mapping[str, Any], summary: Mapping[str, int], include_phi: bool
+) -> str:
+    doc = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "context": dict(context),
+        "summary": dict(summary),
+        "results": [dict(r.to_dict(), details=_scrub_phi(r.details, include_phi)) for r in results],
+    }
+    return json.dumps(_json_safe(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types only: numpy values unwrapped, NaN/inf as null, bytes as hex, anything else as str."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _scrub_phi(details: Mapping[str, Any] | None, include_phi: bool) -> dict[str, Any]:
+    """``details`` with patient identifiers redacted, unless the user opted in.
+
+    Producers redact already; this is a second line of defence so that a report never leaks PHI because one
+    producer forgot. Values already in ``redacted:`` form are left alone, so equal values stay equal.
+    """
+    if not isinstance(details, Mapping):
+        return {}
+    if include_phi:
+        return dict(details)
+
+    def scrub(key: Any, value: Any) -> Any:
+        if isinstance(key, str) and key in PHI_KEYWORDS:
+            if value is None or value == "" or (isinstance(value, str) and value.startswith("redacted:")):
+                return value
+            return redact(value)
+        if isinstance(value, Mapping):
+            return {k: scrub(k, v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [scrub(None, v) for v in value]
+        return value
+
+    return {k: scrub(k, v) for k, v in details.items()}
+
+
+# ----------------------------------------------------------------------------------------------- CSV
+
+
+def csv_safe(cell: Any) -> str:
+    """``cell`` as text that spreadsheets will not run as a formula (OWASP CSV injection)."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_CSV_TRIGGERS) else text
+
+
+def render_csv(results: list[ScanResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        top = top_evidence(r)
+        row = {
+            "path": r.path,
+            "sha256": r.sha256,
+            "status": r.status,
+            "risk": _fmt_risk(r.risk),
+            "level": r.level,
+            "format": r.format,
+            "modality": r.modality,
+            "error_code": r.error.code if r.error else None,
+            "error_message": r.error.message if r.error else None,
+            "evidence_codes": ";".join(dict.fromkeys(e.code for f in r.findings for e in f.evidence)),
+            "top_evidence": top[1].message if top else None,
+        }
+        writer.writerow([csv_safe(row[c]) for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------- HTML
+
+
+def top_evidence(result: ScanResult) -> tuple[Finding, Evidence] | None:
+    """The observation that weighs most: decisive findings first, then by weight, then by the finding's score."""
+    best, best_key = None, None
+    for f in result.findings:
+        for e in f.evidence:
+            key = (bool(f.decisive), _num(e.weight), _num(f.score))
+            if best_key is None or key > best_key:
+                best, best_key = (f, e), key
+    return best
+
+
+def render_html(
+    results: list[ScanResult], context: Mapping[str, Any], summary: Mapping[str, int], include_phi: bool
+) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_HERE)),
+        autoescape=True,  # every value from a file is hostile until escaped
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    template = env.get_template("report.html")
+    script = "\n" + (_HERE / "report.js").read_text(encoding="utf-8") + "\n"
+    ordered = sorted(results, key=lambda r: (r.status != "ok", -_num(r.risk, -1.0)))
+    return template.render(
+        title="medaudit audit report",
+        summary=summary,
+        provenance=_provenance(context, include_phi),
+        risk_note=RISK_NOTE,
+        thresholds=_thresholds(context.get("thresholds")),
+        rows=[_row(i, r, include_phi) for i, r in enumerate(ordered)],
+        errors=[r for r in ordered if r.status != "ok"],
+        css=(_HERE / "report.css").read_text(encoding="utf-8"),
+        script=script,
+        # The CSP allows only this exact script: should escaping ever fail, injected markup still cannot run code.
+        script_hash="sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
+    )
+
+
+def _row(index: int, r: ScanResult, include_phi: bool) -> dict[str, Any]:
+    top = top_evidence(r)
+    level = r.level if r.status == "ok" else "error"
+    findings = []
+    for f in r.findings:
+        findings.append(
+            {
+                "analyzer": f.analyzer,
+                "score": "n/a" if f.score is None else f"{_num(f.score):.3f}",
+                "decisive": bool(f.decisive),
+                "evidence": [{"code": e.code, "message": e.message, "weight": f"{_num(e.weight):.2f}"} for e in f.evidence],
+                "overlay": overlay_uri(f.heatmap, r.thumbnail),
+            }
+        )
+    facts = [(str(k), _fact_text(v)) for k, v in _scrub_phi(r.details, include_phi).items()]
+    kind = " · ".join(str(x).upper() if x == r.format else str(x) for x in (r.format, r.modality) if x)
+    return {
+        "id": f"r{index}",
+        "path": r.path,
+        "sha256": r.sha256 or "",
+        "sha_short": (r.sha256 or "")[:12],
+        "status": r.status,
+        "kind": kind,
+        "format": r.format or "",
+        "risk": r.risk,
+        "risk_text": _fmt_risk(r.risk) or "—",
+        "risk_pct": round(min(max(_num(r.risk), 0.0), 1.0) * 100, 1),
+        "risk_sort": _num(r.risk, -1.0),
+        "level": level or "unscored",
+        "level_rank": _LEVEL_RANK.get(level or "", 0),
+        "top": top[1].message if top else None,
+        "top_code": top[1].code if top else None,
+        "top_analyzer": top[0].analyzer if top else None,
+        "error": r.error,
+        "thumb": thumbnail_uri(r.thumbnail),
+        "size": f"{r.width} × {r.height} px" if r.width and r.height else None,
+        "elapsed": f"{_num(r.elapsed_ms):.1f} ms",
+        "findings": findings,
+        "facts": facts,
+    }
+
+
+def _provenance(context: Mapping[str, Any], include_phi: bool) -> dict[str, Any]:
+    analyzers = []
+    for a in context.get("analyzers") or []:
+        if not isinstance(a, Mapping):
+            analyzers.append({"name": str(a), "version": "", "available": None, "reason": "", "hashes": []})
+            continue
+        hashes = a.get("model_hashes") or {}
+        analyzers.append(
+            {
+                "name": a.get("name", "?"),
+                "version": a.get("version", ""),
+                "available": a.get("available"),
+                "reason": a.get("reason") or "",
+                "hashes": sorted((str(k), str(v)) for k, v in hashes.items()) if isinstance(hashes, Mapping) else [],
+            }
+        )
+    known = {"tool_version", "command", "started", "finished", "thresholds", "analyzers", "include_phi", "machine"}
+    extra = [(str(k), _fact_text(v)) for k, v in context.items() if k not in known]
+    return {
+        "tool_version": context.get("tool_version"),
+        "command": context.get("command"),
+        "started": context.get("started"),
+        "finished": context.get("finished"),
+        "machine": context.get("machine"),
+        "include_phi": include_phi,
+        "analyzers": analyzers,
+        "extra": extra,
+    }
+
+
+def _thresholds(value: Any) -> list[tuple[str, str]]:
+    if not isinstance(value, Mapping):
+        return []
+    order = sorted(value.items(), key=lambda kv: _num(kv[1]))
+    return [(str(k), f"{_num(v):g}") for k, v in order]
+
+
+def _fact_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(_json_safe(value), ensure_ascii=False)
+
+
+def _fmt_risk(risk: float | None) -> str | None:
+    if risk is None or not math.isfinite(float(risk)):
+        return None
+    return f"{float(risk):.4f}"
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return default
+    return x if math.isfinite(x) else default
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``.
+
+    The temp file is created with mode 0o666 so the umask decides the final permissions, as for a plain open().
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

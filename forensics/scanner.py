@@ -1,0 +1,202 @@
+"""The scan pipeline: path -> load -> analyzers -> fusion -> ScanResult, one file or many in parallel.
+
+A file that cannot be read, decoded or analysed becomes an error record; the batch always goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forensics.analyzers import Analyzer, create_analyzer, list_analyzers
+from forensics.errors import InputError
+from forensics.fusion import FusionConfig, fuse, level_of
+from forensics.inputs import iter_inputs
+from forensics.io import DEFAULT_MAX_PIXELS, load
+from forensics.phi import is_phi, redact
+from forensics.records import MedicalImage, ScanError, ScanResult
+
+THUMBNAIL_PX = 160
+# Header facts shown in reports; identifying ones are redacted unless include_phi.
+_DETAIL_KEYWORDS = (
+    "Modality", "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "ImageType", "ConversionType",
+    "SeriesDescription", "StudyDate", "PatientName", "PatientID", "PatientBirthDate", "InstitutionName",
+)
+
+
+@dataclass
+class ScanOptions:
+    """What a scan runs and how. Plain data, so it can be sent to worker processes."""
+
+    analyzers: list[str] | None = None  # None: every available analyzer
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    timeout_s: float = 60.0
+    thumbnails: bool = False
+    include_phi: bool = False
+
+
+class Scanner:
+    """Runs the analyzers on one file at a time. Build once per process: analyzers may load weights."""
+
+    def __init__(self, options: ScanOptions | None = None):
+        self.options = options or ScanOptions()
+        names = self.options.analyzers if self.options.analyzers is not None else list_analyzers()
+        self.analyzers: list[Analyzer] = []
+        self.skipped: dict[str, str] = {}
+        for name in names:
+            analyzer = create_analyzer(name)
+            ok, why = analyzer.availability()
+            if ok:
+                self.analyzers.append(analyzer)
+            else:
+                self.skipped[name] = why
+        self._kinds = {a.name: a.kind for a in self.analyzers}
+
+    def scan_file(self, path: str) -> ScanResult:
+        start = time.perf_counter()
+        result = ScanResult(path=path, status="error")
+        try:
+            with _time_limit(self.options.timeout_s):
+                image = load(path, max_pixels=self.options.max_pixels)
+                result.sha256 = image.sha256
+                self._analyze(image, result)
+        except InputError as exc:
+            result.error = ScanError(exc.code, exc.message)
+        except MemoryError:
+            result.error = ScanError("too_many_pixels", "ran out of memory decoding this file")
+        except Exception as exc:  # a bug or an unforeseen decoder failure must not end the batch
+            result.error = ScanError("internal_error", f"{type(exc).__name__}: {exc}")
+        result.elapsed_ms = (time.perf_counter() - start) * 1000
+        return result
+
+    def _analyze(self, image: MedicalImage, result: ScanResult) -> None:
+        findings = [analyzer.analyze(image) for analyzer in self.analyzers]
+        risk = fuse(findings, self._kinds, self.options.fusion)
+        h, w = image.pixels.shape[:2]
+        result.status, result.error = "ok", None
+        result.risk, result.level = risk, level_of(risk, self.options.fusion)
+        result.format, result.modality, result.width, result.height = image.format, image.modality, w, h
+        result.findings = findings
+        if self.options.thumbnails:
+            result.thumbnail = thumbnail(image.pixels)
+            result.details = self._details(image)
+
+    def _details(self, image: MedicalImage) -> dict[str, str]:
+        details = {"size": f"{image.pixels.shape[1]}×{image.pixels.shape[0]}", "bit depth": str(image.bit_depth)}
+        if image.frames > 1:
+            details["frames"] = str(image.frames)
+        if image.dicom is not None:
+            for keyword in _DETAIL_KEYWORDS:
+                value = image.dicom.get(keyword)
+                if value is None or value == "":
+                    continue
+                text = str(value)
+                details[keyword] = redact(text) if is_phi(keyword) and not self.options.include_phi else text
+        return details
+
+
+def thumbnail(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:
+    """uint8 preview whose longer side is at most ``size`` (nearest-neighbour-free area resampling)."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    small = cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+class _time_limit:
+    """Raise InputError('timeout') when a file takes longer than ``seconds`` (main thread of a process only)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.active = seconds > 0 and threading.current_thread() is threading.main_thread()
+
+    def _expire(self, signum, frame):
+        raise InputError("timeout", f"gave up after {self.seconds:g} s (per-file time limit)")
+
+    def __enter__(self):
+        if self.active:
+            self.previous = signal.signal(signal.SIGALRM, self._expire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+# --- many files -------------------------------------------------------------------------------------------------
+
+_worker_scanner: Scanner | None = None
+
+
+def _init_worker(options: ScanOptions) -> None:
+    global _worker_scanner
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # one process per core; torch's own threads would fight over them
+    except ImportError:
+        pass
+    _worker_scanner = Scanner(options)
+
+
+def _scan_in_worker(path: str) -> ScanResult:
+    assert _worker_scanner is not None
+    return _worker_scanner.scan_file(path)
+
+
+def scan_paths(
+    paths: Iterable[str | os.PathLike],
+    options: ScanOptions | None = None,
+    *,
+    workers: int = 1,
+    skip: set[str] | frozenset[str] = frozenset(),
+    progress: bool = False,
+) -> Iterator[ScanResult]:
+    """Scan files and folders; yield one ScanResult per input in a stable order.
+
+    Args:
+        paths: files and folders (walked recursively).
+        options: analyzers, thresholds, limits.
+        workers: processes; 1 scans in this process.
+        skip: paths already done (``--resume``); they are not yielded again.
+        progress: show a progress bar on stderr.
+    """
+    from tqdm import tqdm
+
+    with tqdm(desc="scan", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
+        for result in _scan_paths(paths, options or ScanOptions(), workers, skip, bar):
+            bar.update()
+            yield result
+
+
+def _scan_paths(paths, options: ScanOptions, workers: int, skip, bar) -> Iterator[ScanResult]:
+    todo: list[str] = []
+    for path, error in iter_inputs(paths):
+        if path in skip:
+            continue
+        if error is not None:
+            yield ScanResult(path=path, status="error", error=ScanError(error.code, error.message))
+        else:
+            todo.append(path)
+    bar.total = bar.n + len(todo)
+    if workers <= 1 or len(todo) < 2:
+        scanner = Scanner(options)
+        yield from (scanner.scan_file(p) for p in todo)
+        return
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(options,)) as pool:
+        yield from pool.imap(_scan_in_worker, todo, chunksize=max(1, min(16, len(todo) // (workers * 8))))

@@ -1,0 +1,132 @@
+"""Writing scan results as they arrive: JSON Lines, CSV or a human table; resumable and atomic.
+
+A run writing to ``-o FILE`` streams into ``FILE.partial`` (one whole line per result, flushed) and renames it to
+``FILE`` when the run completes, so ``FILE`` is never half-written. ``--resume`` continues a ``FILE.partial`` (or a
+finished ``FILE``): it drops a line cut by the interruption and skips the inputs already recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from forensics.records import ScanResult
+
+FORMATS = ("jsonl", "csv", "table")
+CSV_COLUMNS = ("path", "sha256", "status", "risk", "level", "format", "modality", "error_code", "error_message",
+               "evidence_codes")
+
+
+def csv_safe(value: object) -> str:
+    """A cell spreadsheet programs will not run as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_row(result: ScanResult) -> list[str]:
+    risk = None if result.risk is None else f"{result.risk:.4f}"
+    codes = ";".join(e.code for f in result.findings for e in f.evidence if e.weight > 0)
+    err = result.error
+    values = (result.path, result.sha256, result.status, risk, result.level, result.format, result.modality,
+              err.code if err else None, err.message if err else None, codes)
+    return [csv_safe(v) for v in values]
+
+
+def _jsonl_line(result: ScanResult) -> str:
+    return json.dumps(result.to_dict(), allow_nan=False) + "\n"
+
+
+def _csv_line(result: ScanResult) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(csv_row(result))
+    return buf.getvalue()
+
+
+def _table_line(result: ScanResult) -> str:
+    if result.status == "error":
+        what = f"error  {result.error.code if result.error else ''}"
+    else:
+        top = max((e for f in result.findings for e in f.evidence), key=lambda e: e.weight, default=None)
+        what = f"{result.level:<6} {result.risk:5.2f}  {top.code if top and top.weight > 0 else ''}"
+    return f"{what:<48} {result.path}\n"
+
+
+class ResultWriter:
+    """Streams results to a file (atomically, resumably) or to stdout."""
+
+    def __init__(self, fmt: str = "jsonl", output: str | os.PathLike | None = None, *, resume: bool = False):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        if resume and (output is None or fmt == "table"):
+            raise ValueError("--resume needs -o FILE in jsonl or csv format")
+        self.fmt = fmt
+        self.output = Path(output) if output is not None else None
+        self.done: set[str] = set()
+        self._line = {"jsonl": _jsonl_line, "csv": _csv_line, "table": _table_line}[fmt]
+        self._stream: TextIO
+        if self.output is None:
+            self._stream = sys.stdout
+            if fmt == "csv":
+                self._write(_header())
+            return
+        self.partial = self.output.with_name(self.output.name + ".partial")
+        if resume:
+            if not self.partial.exists() and self.output.exists():
+                os.replace(self.output, self.partial)
+            if self.partial.exists():
+                self.done = _recorded_paths(self.partial, fmt)
+        fresh = not (resume and self.partial.exists())
+        self._stream = open(self.partial, "w" if fresh else "a", encoding="utf-8", newline="")
+        if fresh and fmt == "csv":
+            self._write(_header())
+
+    def write(self, result: ScanResult) -> None:
+        self._write(self._line(result))
+
+    def _write(self, text: str) -> None:
+        # One write and a flush per record: a kill leaves at most one cut line, which resume drops.
+        self._stream.write(text)
+        self._stream.flush()
+
+    def close(self, complete: bool = True) -> None:
+        """Finish; a complete run renames FILE.partial to FILE, an interrupted one leaves .partial to resume."""
+        if self.output is None:
+            return
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
+        self._stream.close()
+        if complete:
+            os.replace(self.partial, self.output)
+
+
+def _header() -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(CSV_COLUMNS)
+    return buf.getvalue()
+
+
+def _recorded_paths(path: Path, fmt: str) -> set[str]:
+    """Paths with a whole record in ``path``; a trailing cut line is truncated away."""
+    data = path.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]
+    if len(whole) != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(len(whole))
+    text = whole.decode("utf-8", errors="replace")
+    if fmt == "jsonl":
+        done = set()
+        for line in text.splitlines():
+            try:
+                done.add(json.loads(line)["path"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return done
+    rows = csv.reader(io.StringIO(text))
+    next(rows, None)
+    # csv_safe may have prefixed a quote to the path; undo it so the comparison is with the real path.
+    return {r[0][1:] if r and r[0][:2] in ("'=", "'+", "'-", "'@") else r[0] for r in rows if r}

@@ -1,0 +1,132 @@
+"""The command line, end to end through click's CliRunner on real files."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+
+def _jsonl(text: str) -> dict[str, dict]:
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return {os.path.basename(r["path"]): r for r in records}
+
+
+def _scan(*args: str):
+    return CliRunner().invoke(main, ["scan", "--quiet", *args])
+
+
+def test_scan_mixed_folder_one_record_per_file_with_levels_and_codes(mixed_folder):
+    result = _scan(str(mixed_folder))
+    assert result.exit_code == 0, result.output
+    records = _jsonl(result.stdout)
+    assert set(records) == {"ct.dcm", "mr.dcm", "a1111.png", "plain.png", "empty.dcm", "notes.txt", "cut.dcm"}
+    assert records["a1111.png"]["level"] == "high"
+    assert "png.a1111_parameters" in {e["code"] for f in records["a1111.png"]["findings"] for e in f["evidence"]}
+    assert records["ct.dcm"]["level"] == "low" and records["mr.dcm"]["level"] == "low"
+    assert records["ct.dcm"]["format"] == "dicom" and records["ct.dcm"]["modality"] == "CT"
+    assert records["empty.dcm"]["error"]["code"] == "empty_file"
+    assert records["notes.txt"]["error"]["code"] == "unsupported_format"
+    assert records["cut.dcm"]["error"]["code"] in {"truncated", "corrupt_image"}
+    for r in records.values():
+        assert {"path", "sha256", "status", "risk", "level", "elapsed_ms", "findings"} <= set(r)
+
+
+def test_fail_on_high_exits_1_and_errors_do_not_change_status(mixed_folder):
+    assert _scan(str(mixed_folder), "--fail-on", "high").exit_code == 1
+    assert _scan(str(mixed_folder / "real"), "--fail-on", "high").exit_code == 0
+    assert _scan(str(mixed_folder / "broken")).exit_code == 0
+    assert _scan(str(mixed_folder / "broken"), "--fail-on-error").exit_code == 1
+
+
+def test_usage_errors_exit_2(mixed_folder):
+    assert _scan(str(mixed_folder), "--format", "xml").exit_code == 2
+    assert _scan(str(mixed_folder), "--resume").exit_code == 2
+    assert _scan(str(mixed_folder), "--analyzers", "nope").exit_code == 2
+    assert _scan(str(mixed_folder), "--threshold-medium", "0.95").exit_code == 2
+
+
+def test_workers_give_the_same_records_in_the_same_order(mixed_folder):
+    one = [json.loads(x) for x in _scan(str(mixed_folder)).stdout.splitlines()]
+    two = [json.loads(x) for x in _scan(str(mixed_folder), "--workers", "2").stdout.splitlines()]
+    strip = lambda rs: [(r["path"], r["status"], r["risk"], r.get("error")) for r in rs]  # noqa: E731
+    assert strip(one) == strip(two)
+
+
+def test_csv_and_table_formats(mixed_folder, tmp_path):
+    out = tmp_path / "r.csv"
+    assert _scan(str(mixed_folder), "--format", "csv", "-o", str(out)).exit_code == 0
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 7 and {r["status"] for r in rows} == {"ok", "error"}
+    table = _scan(str(mixed_folder), "--format", "table").stdout
+    assert "high" in table and "empty_file" in table
+
+
+def test_resume_skips_what_was_written(mixed_folder, tmp_path):
+    out = tmp_path / "r.jsonl"
+    assert _scan(str(mixed_folder / "real"), "-o", str(out)).exit_code == 0
+    result = _scan(str(mixed_folder), "-o", str(out), "--resume")
+    assert result.exit_code == 0
+    paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert len(paths) == len(set(paths)) == 7
+
+
+def test_inputs_are_never_modified(mixed_folder):
+    def state():
+        return {p: (hashlib.sha256(open(p, "rb").read()).hexdigest(), os.stat(p).st_mtime_ns)
+                for p in (os.path.join(d, f) for d, _, fs in os.walk(mixed_folder) for f in fs)}
+
+    before = state()
+    assert _scan(str(mixed_folder), "--workers", "2").exit_code == 0
+    assert state() == before
+
+
+def test_progress_goes_to_stderr_and_stdout_stays_json(mixed_folder):
+    result = CliRunner().invoke(main, ["scan", str(mixed_folder / "real")])
+    assert result.exit_code == 0
+    assert all(json.loads(line) for line in result.stdout.splitlines())
+    assert "scanned 2" in result.stderr
+
+
+def test_list_shows_availability():
+    result = CliRunner().invoke(main, ["list", "--format", "json"])
+    assert result.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(result.stdout) if r["type"] == "analyzer"}
+    assert rows["metadata"]["available"] is True
+    assert {"watermark", "metadata"} <= set(rows)
+
+
+def test_audit_writes_report_without_patient_names(mixed_folder, tmp_path):
+    import pydicom
+
+    name = str(pydicom.dcmread(mixed_folder / "real" / "ct.dcm").PatientName)
+    assert name
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["audit", "--quiet", str(mixed_folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for kind in ("html", "json", "csv"):
+        text = (out / f"report.{kind}").read_text()
+        assert name not in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema_version"]
+    assert len(report["results"]) == 7
+    shown = CliRunner().invoke(main, ["audit", "--quiet", str(mixed_folder / "real"), "--out", str(out),
+                                      "--include-phi"])
+    assert shown.exit_code == 0 and name in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_demo_runs_and_writes_a_report(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--quiet", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    by_name = {os.path.basename(r["path"]): r for r in report["results"]}
+    assert all(r["level"] == "low" for n, r in by_name.items() if n.startswith(("pydicom_", "nibabel_")))
+    assert by_name["a1111_parameters.png"]["level"] == "high"
+    assert by_name["claim_notes.txt"]["status"] == "error"
