@@ -160,9 +160,11 @@ class Generator:
         modality: str | None = None,
         batch_size: int | None = None,
         lr: float = 2e-4,
+        output_resolution: int | None = None,
         **_ignored: Any,
     ):
         self.resolution = resolution
+        self.output_resolution = output_resolution
         self.channels = channels
         self.modality = modality
         self.batch_size = batch_size
@@ -338,7 +340,12 @@ class Generator:
         for m in self._modules().values():
             m.eval()
         g = torch.Generator().manual_seed(int(seed))
-        x = self._sample_tensor(g, int(n)).float().clamp(0, 1).cpu().numpy()
+        x = self._sample_tensor(g, int(n)).float().clamp(0, 1)
+        if self.output_resolution and self.output_resolution != self.resolution:
+            # bicubic: a 32 px model still gives images big enough for the watermark and for viewers
+            x = torch.nn.functional.interpolate(x, size=(self.output_resolution,) * 2, mode="bicubic",
+                                                align_corners=False).clamp(0, 1)
+        x = x.cpu().numpy()
         x = np.transpose(x, (0, 2, 3, 1))
         return np.ascontiguousarray(x[..., 0] if self.channels == 1 else x, dtype=np.float32)
 
@@ -352,6 +359,7 @@ class Generator:
             "family": self.family,
             "params": self.get_params(),
             "resolution": self.resolution,
+            "output_resolution": self.output_resolution or self.resolution,
             "channels": self.channels,
             "modality": self.modality,
             "steps": getattr(self, "steps_", 0),
@@ -409,7 +417,7 @@ class Generator:
         directory = Path(directory)
         cfg = read_config(directory)
         if cls is Generator or cls.family != cfg["family"]:
-            from . import _REGISTRY
+            from .registry import _REGISTRY
 
             gen = _REGISTRY.create(cfg["family"], **cfg["params"])
         else:

@@ -63,10 +63,15 @@ def write_report(results: list[ScanResult], out_dir: str | Path, context: Mappin
     include_phi = bool(context.get("include_phi", False))
     summary = summarize(results)
 
-    paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}
-    _atomic_write(paths["json"], render_json(results, context, summary, include_phi))
-    _atomic_write(paths["csv"], render_csv(results))
-    _atomic_write(paths["html"], render_html(results, context, summary, include_phi))
+    # Render everything before writing anything: a failure leaves the previous report whole.
+    texts = {
+        "json": render_json(results, context, summary, include_phi),
+        "csv": render_csv(results),
+        "html": render_html(results, context, summary, include_phi),
+    }
+    paths = {kind: out / f"report.{kind}" for kind in ("html", "json", "csv")}
+    for kind, text in texts.items():
+        _atomic_write(paths[kind], text)
     return paths
 
 
@@ -229,7 +234,9 @@ def _row(index: int, r: ScanResult, include_phi: bool) -> dict[str, Any]:
                 "analyzer": f.analyzer,
                 "score": "n/a" if f.score is None else f"{_num(f.score):.3f}",
                 "decisive": bool(f.decisive),
-                "evidence": [{"code": e.code, "message": e.message, "weight": f"{_num(e.weight):.2f}"} for e in f.evidence],
+                "evidence": [
+                    {"code": e.code, "message": e.message, "weight": f"{_num(e.weight):.2f}"} for e in f.evidence
+                ],
                 "overlay": overlay_uri(f.heatmap, r.thumbnail),
             }
         )

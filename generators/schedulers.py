@@ -1,0 +1,90 @@
+"""Noise schedules and samplers (diffusers-style method names so a later swap is mechanical).
+
+``DDPMScheduler`` owns β/ᾱ and ``add_noise`` for training; ``DDIMScheduler`` shares the schedule and does
+deterministic (η = 0) or stochastic sampling with ``set_timesteps(n)`` + ``step(eps, t, x_t)``.
+Images live in [-1, 1] inside the diffusion process.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def betas_for(schedule: str, num_train_timesteps: int) -> torch.Tensor:
+    """β_t for ``"linear"`` (1e-4 .. 0.02) or ``"cosine"`` (Nichol & Dhariwal 2021, clipped at 0.999)."""
+    if schedule == "linear":
+        return torch.linspace(1e-4, 0.02, num_train_timesteps, dtype=torch.float64)
+    if schedule == "cosine":
+        s = 0.008
+        steps = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
+        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+        return (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    raise ValueError(f"unknown beta schedule {schedule!r}; use 'linear' or 'cosine'")
+
+
+class DDPMScheduler:
+    """The forward (noising) process q(x_t | x_0)."""
+
+    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "cosine"):
+        self.num_train_timesteps = num_train_timesteps
+        self.beta_schedule = beta_schedule
+        self.betas = betas_for(beta_schedule, num_train_timesteps)
+        self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε, for integer t (B,)."""
+        a = self.alphas_cumprod.to(x0.device)[t].float().view(-1, *([1] * (x0.dim() - 1)))
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+class DDIMScheduler(DDPMScheduler):
+    """DDIM sampler (Song et al. 2021) over the DDPM schedule."""
+
+    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "cosine", eta: float = 0.0,
+                 clip_sample: bool = True):
+        super().__init__(num_train_timesteps, beta_schedule)
+        self.eta = eta
+        self.clip_sample = clip_sample
+        self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
+
+    def set_timesteps(self, num_inference_steps: int) -> None:
+        """Evenly spaced (``leading``-style) timesteps, descending."""
+        step = self.num_train_timesteps // num_inference_steps
+        self.step_ratio = step
+        self.timesteps = (torch.arange(num_inference_steps) * step).flip(0) + (self.num_train_timesteps - 1 -
+                                                                                (num_inference_steps - 1) * step)
+
+    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None
+             ) -> torch.Tensor:
+        """One reverse step from timestep ``t`` to the previous one in ``self.timesteps``."""
+        ac = self.alphas_cumprod
+        prev = int(t) - self.step_ratio
+        a_t = float(ac[int(t)])
+        a_prev = float(ac[prev]) if prev >= 0 else 1.0
+        x0 = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+        if self.clip_sample:
+            x0 = x0.clamp(-1, 1)
+            eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+        sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
+        x_prev = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+        if sigma > 0:
+            noise = torch.randn(x_t.shape, generator=generator).to(x_t.device)
+            x_prev = x_prev + sigma * noise
+        return x_prev
+
+
+@torch.no_grad()
+def ddim_sample(model: torch.nn.Module, scheduler: DDIMScheduler, shape: tuple[int, ...], *,
+                num_inference_steps: int = 50, generator: torch.Generator | None = None,
+                device: torch.device | str = "cpu", progress: bool = False) -> torch.Tensor:
+    """The sampling loop: x_T ~ N(0, I) on CPU (reproducible across devices) -> x_0 in [-1, 1]."""
+    from tqdm.auto import tqdm
+
+    scheduler.set_timesteps(num_inference_steps)
+    x = torch.randn(shape, generator=generator).to(device)
+    for t in tqdm(scheduler.timesteps.tolist(), disable=not progress, desc="ddim", leave=False):
+        tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
+        x = scheduler.step(model(x, tt), t, x, generator=generator)
+    return x
