@@ -19,12 +19,26 @@ _BUILTIN = ("metadata", "watermark")
 _loaded = False
 
 
+class _Unavailable(Analyzer):
+    """Stands in for an analyzer whose module failed to import, so `medaudit list` can say why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.reason = name, reason
+
+    def availability(self) -> tuple[bool, str]:
+        return False, self.reason
+
+
 def _load_builtin() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
         for module in _BUILTIN:
-            importlib.import_module(f"forensics.analyzers.{module}")
+            try:
+                importlib.import_module(f"forensics.analyzers.{module}")
+            except ImportError as exc:
+                reason = f"cannot import: {exc}"
+                ANALYZERS.register(module)(lambda name=module, reason=reason: _Unavailable(name, reason))
 
 
 def create_analyzer(name: str, **kwargs: Any) -> Analyzer:

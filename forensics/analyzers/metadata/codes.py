@@ -44,8 +44,10 @@ CODES: dict[str, Code] = {
     # JPEG structure.
     "jpeg.quality": Code(0.0, False, "estimated IJG quality of the last save (informational)"),
     "jpeg.nonstandard_tables": Code(0.0, False, "quantization tables are not IJG-scaled: camera, Adobe, other"),
-    "jpeg.resaved": Code(0.2, False, "camera EXIF (Make/Model) but standard IJG tables: re-saved by software"),
-    "jpeg.thumbnail_mismatch": Code(0.1, False, "EXIF thumbnail tables come from another encoder than the image"),
+    "jpeg.resaved": Code(
+        0.2, False, "standard IJG tables under camera EXIF (Make/Model) or beside a camera-made (non-IJG) EXIF "
+        "thumbnail: the image was re-encoded by software after capture",
+    ),
     "file.trailing_data": Code(0.2, False, "bytes after the PNG IEND / JPEG EOI (appended payload)"),
     "file.malformed": Code(0.0, False, "container structure broken; metadata read up to the break (informational)"),
     # DICOM.

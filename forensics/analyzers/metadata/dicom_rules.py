@@ -194,9 +194,6 @@ def _stored_values(ctx: DicomContext) -> np.ndarray | None:
     buf = bytes(data) if not isinstance(data, bytes) else data
     usable = len(buf) // (bits // 8) * (bits // 8)
     values = np.frombuffer(buf[:usable], dtype=dtype)
-    bs = int(ds.get("BitsStored", bits))
-    if bs < bits:  # bits above BitsStored are not part of the value for native data, but keep them: they are what
-        pass  # "exceeded" means; the loader would mask them
     return values
 
 
