@@ -73,7 +73,9 @@ class Scanner:
             result.error = ScanError(exc.code, exc.message)
         except MemoryError:
             result.error = ScanError("too_many_pixels", "ran out of memory decoding this file")
-        except Exception as exc:  # a bug or an unforeseen decoder failure must not end the batch
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a bug or a decoder failure (Rust panics are BaseException) must not end the batch
             result.error = ScanError("internal_error", f"{type(exc).__name__}: {exc}")
         result.elapsed_ms = (time.perf_counter() - start) * 1000
         return result

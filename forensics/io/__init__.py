@@ -17,17 +17,41 @@ from forensics.io._common import DEFAULT_MAX_PIXELS, ROBUST_PERCENTILES
 from forensics.io.sniff import DICOM_SUFFIXES, describe, sniff_format
 from forensics.records import MedicalImage
 
+# OpenCV reads its own decompression-bomb guard once, when cv2 is first imported, which may happen anywhere in
+# the process: set it as soon as the loader is imported (a value the user exported wins).
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
+
 # Suffixes a folder walk treats as images (lower-case, with the dot). DICOM files often have no suffix at all;
 # match with :func:`has_image_suffix`, which also understands the two-part ".nii.gz".
 IMAGE_SUFFIXES = frozenset(
-    {".dcm", ".dicom", ".dic", ".ima", ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".bmp", ".webp",
-     ".nii", ".nii.gz"}
+    {
+        ".dcm",
+        ".dicom",
+        ".dic",
+        ".ima",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".webp",
+        ".nii",
+        ".nii.gz",
+    }
 )
 
 FORMATS = ("dicom", "png", "jpeg", "tiff", "bmp", "webp", "nifti")
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS", "FORMATS", "IMAGE_SUFFIXES", "ROBUST_PERCENTILES", "has_image_suffix", "load",
+    "DEFAULT_MAX_PIXELS",
+    "FORMATS",
+    "IMAGE_SUFFIXES",
+    "ROBUST_PERCENTILES",
+    "has_image_suffix",
+    "load",
     "sniff_format",
 ]
 
@@ -128,9 +152,12 @@ def load(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, data:
         raise
     except MemoryError:
         raise InputError("too_many_pixels", "out of memory while decoding") from None
-    except Exception as exc:  # noqa: BLE001 - a decoder bug or a file it chokes on must not crash a batch
-        raise InputError("corrupt_image", f"{fmt or 'image'} decoder failed: {type(exc).__name__}: {exc}"[:500]) from None
+    except BaseException as exc:  # noqa: BLE001 - a decoder bug or a file it chokes on must not crash a batch
+        # BaseException: decoders written in Rust raise pyo3's PanicException, which is not an Exception
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        raise InputError(
+            "corrupt_image", f"{fmt or 'image'} decoder failed: {type(exc).__name__}: {exc}"[:500]
+        ) from None
 
     return MedicalImage(path=path_str, sha256=sha256, format=fmt, raw=data, **fields)
-
-

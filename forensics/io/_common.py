@@ -13,7 +13,7 @@ DEFAULT_MAX_PIXELS = 1 << 27
 # Percentiles of the robust min-max used when a file carries no window of its own.
 ROBUST_PERCENTILES = (0.5, 99.5)
 # The percentiles are taken on a strided sample of at most about this many values (fast, same answer in practice).
-_SAMPLE = 1 << 18
+_SAMPLE = 1 << 16
 
 
 def check_pixels(count: int, max_pixels: int, what: str) -> None:
@@ -47,6 +47,5 @@ def robust_unit(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
     out -= np.float32(lo)
     out *= np.float32(1.0 / (hi - lo))
     np.clip(out, 0.0, 1.0, out=out)
-    if out.dtype.kind == "f":
-        np.nan_to_num(out, copy=False, nan=0.0)
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     return out, lo, hi

@@ -27,12 +27,37 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 # Header facts copied into MedicalImage.metadata (plain types only; never a PHI keyword, see the assertion below).
 METADATA_KEYWORDS = (
-    "Modality", "SOPClassUID", "PhotometricInterpretation", "Rows", "Columns", "NumberOfFrames",
-    "SamplesPerPixel", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration",
-    "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "ImageType", "ConversionType",
-    "BodyPartExamined", "RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth",
-    "VOILUTFunction", "PixelSpacing", "ImagerPixelSpacing", "LossyImageCompression",
-    "LossyImageCompressionRatio", "LossyImageCompressionMethod", "BurnedInAnnotation", "SpecificCharacterSet",
+    "Modality",
+    "SOPClassUID",
+    "PhotometricInterpretation",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PlanarConfiguration",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "SoftwareVersions",
+    "ImageType",
+    "ConversionType",
+    "BodyPartExamined",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "LossyImageCompression",
+    "LossyImageCompressionRatio",
+    "LossyImageCompressionMethod",
+    "BurnedInAnnotation",
+    "SpecificCharacterSet",
 )
 assert not PHI_KEYWORDS.intersection(METADATA_KEYWORDS)
 
@@ -261,7 +286,10 @@ def decode_dicom(ds: Dataset, max_pixels: int) -> dict[str, Any]:
         raise
     except MemoryError:
         raise InputError("too_many_pixels", "out of memory decoding the DICOM pixel data") from None
-    except Exception as exc:  # noqa: BLE001 - a decoder failure is a property of the file
+    except BaseException as exc:  # noqa: BLE001 - a decoder failure is a property of the file
+        # BaseException: Rust plugins (pylibjpeg-rle) panic with pyo3's PanicException, which is not an Exception
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
         text = f"{type(exc).__name__}: {exc}"
         low = text.lower()
         truncated = any(s in low for s in ("end of", "truncat", "less than", "insufficient", "not enough", "short"))
@@ -344,11 +372,37 @@ def _grey(ds: Dataset, arr: np.ndarray, index: int, facts: dict[str, Any]) -> tu
     return stored, pixels
 
 
+def _check_complete(ds: Dataset, data: bytes, caught: list) -> None:
+    """Raise ``truncated`` when pydicom stopped at the end of the bytes before the data set did.
+
+    pydicom reads a cut file without complaint: the element it was reading keeps the bytes that were there, and
+    fewer than 8 bytes left over (a cut element header) are ignored. So look at the last top-level element.
+    """
+    if any("end of file" in str(w.message).lower() for w in caught):
+        raise InputError("truncated", "DICOM ends before a sequence or encapsulated pixel data is closed")
+    if not len(ds):
+        return
+    last = ds.get_item(max(ds.keys()))
+    value = getattr(last, "value", None)
+    length = getattr(last, "length", None)
+    tell = getattr(last, "value_tell", None)
+    if not isinstance(value, (bytes, bytearray)) or length is None or tell is None or length == 0xFFFFFFFF:
+        return
+    if len(value) < length:
+        raise InputError(
+            "truncated", f"DICOM element {last.tag} declares {length} bytes but the file ends after {len(value)}"
+        )
+    if 0 < len(data) - (tell + length) < 8:
+        raise InputError("truncated", "DICOM ends inside an element header")
+
+
 def load_dicom(data: bytes, max_pixels: int, *, bare: bool, confident: bool) -> dict[str, Any]:
     """Parse and decode; pydicom's warnings about the file are counted in ``metadata["dicom_warnings"]``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = parse_dicom(data, bare=bare, confident=confident)
+        if confident or any(k in ds for k in _PIXEL_KEYWORDS):
+            _check_complete(ds, data, caught)
         out = decode_dicom(ds, max_pixels)
     if caught:
         # counted, not quoted: pydicom's messages can repeat element values, which may identify a patient

@@ -128,10 +128,10 @@ def _tiff_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
     try:
         if big:
             (ifd,) = struct.unpack(bo + "Q", data[8:16])
-            count_fmt, count_size, entry_size, value_size = "Q", 8, 20, 8
+            count_fmt, count_size, entry_size, value_size, n_fmt = "Q", 8, 20, 8, "Q"
         else:
             (ifd,) = struct.unpack(bo + "I", data[4:8])
-            count_fmt, count_size, entry_size, value_size = "H", 2, 12, 4
+            count_fmt, count_size, entry_size, value_size, n_fmt = "H", 2, 12, 4, "I"
         if ifd + count_size > n:
             raise InputError("truncated", "TIFF ends before its first image directory")
         (count,) = struct.unpack(bo + count_fmt, data[ifd : ifd + count_size])
@@ -144,10 +144,10 @@ def _tiff_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
             tag, typ = struct.unpack(bo + "HH", data[e : e + 4])
             if tag not in (256, 257, 273, 279, 324, 325) or typ not in type_fmt:
                 continue
-            (cnt,) = struct.unpack(bo + count_fmt, data[e + 4 : e + 4 + count_size])
+            (cnt,) = struct.unpack(bo + n_fmt, data[e + 4 : e + 4 + value_size])
             fmt = type_fmt[typ]
             size = struct.calcsize(fmt) * cnt
-            field = e + 4 + count_size
+            field = e + 4 + value_size
             if size <= value_size:
                 start = field
             else:
@@ -162,7 +162,7 @@ def _tiff_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
     width, height = tags[256][0], tags[257][0]
     for off_tag, cnt_tag in ((273, 279), (324, 325)):
         if off_tag in tags and cnt_tag in tags:
-            extent = max((o + c for o, c in zip(tags[off_tag], tags[cnt_tag])), default=0)
+            extent = max((o + c for o, c in zip(tags[off_tag], tags[cnt_tag], strict=False)), default=0)
             if extent > n:
                 raise InputError("truncated", f"TIFF image data ends at byte {extent} but the file has {n} bytes")
     return width, height, {}
@@ -241,9 +241,10 @@ def decode_raster(data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
         width, height, facts = _HEADERS[fmt](data)
     except (struct.error, IndexError) as exc:
         raise InputError("truncated", f"{fmt.upper()} header cut short: {exc}") from None
-    if width <= 0 or height <= 0:
+    if width <= 0 or (height <= 0 and fmt != "jpeg"):
         raise InputError("corrupt_image", f"{fmt.upper()} declares an empty image ({width}x{height})")
-    check_pixels(width * height, max_pixels, f"{width}x{height}")
+    # a JPEG may give its height 0 and declare it later (DNL marker): then OpenCV's own guard is the limit
+    check_pixels(width * max(height, 1), max_pixels, f"{width}x{height}")
 
     try:
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -111,11 +111,12 @@ def test_no_detections_on_unmarked_textures() -> None:
         else:
             img = _jpeg(_natural(size, seed=2000 + i), 70)
         res = detect(img)
-        zs.append(res.z)
+        zs.extend(res.per_scale.values())
         assert not res.present, f"false positive on texture {i}: z={res.z:.2f}"
-    # The null statistic is ~N(0, 1): nothing extreme, mean near 0.
+    # Each per-scale statistic is ~N(0, 1) on unmarked images (detect reports the max of a few of them).
     assert max(zs) < 4.5
-    assert abs(float(np.mean(zs))) < 0.5
+    assert abs(float(np.mean(zs))) < 0.3
+    assert 0.6 < float(np.std(zs)) < 1.4
 
 
 def test_default_strength_is_a_few_grey_levels() -> None:

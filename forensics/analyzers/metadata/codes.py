@@ -37,7 +37,9 @@ CODES: dict[str, Code] = {
     "xmp.algorithmic_media": Code(0.6, False, "XMP DigitalSourceType algorithmicMedia or compositeSynthetic"),
     "xmp.creatortool_generator": Code(1.0, True, "XMP xmp:CreatorTool names a generator"),
     "c2pa.manifest": Code(
-        1.0, True, "C2PA manifest; decisive when its actions say (composite)trainedAlgorithmicMedia or its "
+        1.0,
+        True,
+        "C2PA manifest; decisive when its actions say (composite)trainedAlgorithmicMedia or its "
         "claim generator is a known image generator, else 0.15 with edit actions and 0 otherwise",
     ),
     "medaudit.provenance": Code(1.0, True, "medaudit's own provenance label (PNG iTXt, XMP, DICOM private block)"),
@@ -45,7 +47,9 @@ CODES: dict[str, Code] = {
     "jpeg.quality": Code(0.0, False, "estimated IJG quality of the last save (informational)"),
     "jpeg.nonstandard_tables": Code(0.0, False, "quantization tables are not IJG-scaled: camera, Adobe, other"),
     "jpeg.resaved": Code(
-        0.2, False, "standard IJG tables under camera EXIF (Make/Model) or beside a camera-made (non-IJG) EXIF "
+        0.2,
+        False,
+        "standard IJG tables under camera EXIF (Make/Model) or beside a camera-made (non-IJG) EXIF "
         "thumbnail: the image was re-encoded by software after capture",
     ),
     "file.trailing_data": Code(0.2, False, "bytes after the PNG IEND / JPEG EOI (appended payload)"),

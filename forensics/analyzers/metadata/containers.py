@@ -21,8 +21,16 @@ from forensics.analyzers.metadata.xmp import XmpInfo, read_xmp
 from forensics.records import Evidence
 
 _AI_SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia")
-_NEUTRAL_ACTIONS = ("c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.converted",
-                    "c2pa.transcoded", "c2pa.repackaged", "c2pa.watermarked")
+_NEUTRAL_ACTIONS = (
+    "c2pa.created",
+    "c2pa.opened",
+    "c2pa.placed",
+    "c2pa.published",
+    "c2pa.converted",
+    "c2pa.transcoded",
+    "c2pa.repackaged",
+    "c2pa.watermarked",
+)
 
 
 def _looks_like_padding(head: bytes, length: int) -> bool:
@@ -35,14 +43,28 @@ def xmp_evidence(info: XmpInfo, where: str) -> list[Evidence]:
         found.append(evidence("medaudit.provenance", f"medaudit provenance namespace in {where} XMP"))
     terms = set(info.source_types)
     if "trainedAlgorithmicMedia" in terms:
-        found.append(evidence("xmp.trained_algorithmic_media", f"{where} XMP DigitalSourceType is "
-                              "trainedAlgorithmicMedia (created by a generative model)"))
+        found.append(
+            evidence(
+                "xmp.trained_algorithmic_media",
+                f"{where} XMP DigitalSourceType is trainedAlgorithmicMedia (created by a generative model)",
+            )
+        )
     if "compositeWithTrainedAlgorithmicMedia" in terms:
-        found.append(evidence("xmp.composite_trained_algorithmic_media", f"{where} XMP DigitalSourceType is "
-                              "compositeWithTrainedAlgorithmicMedia (generated elements composited in)"))
+        found.append(
+            evidence(
+                "xmp.composite_trained_algorithmic_media",
+                f"{where} XMP DigitalSourceType is "
+                "compositeWithTrainedAlgorithmicMedia (generated elements composited in)",
+            )
+        )
     if terms & {"algorithmicMedia", "compositeSynthetic"}:
-        found.append(evidence("xmp.algorithmic_media", f"{where} XMP DigitalSourceType is "
-                              f"{', '.join(sorted(terms & {'algorithmicMedia', 'compositeSynthetic'}))}"))
+        found.append(
+            evidence(
+                "xmp.algorithmic_media",
+                f"{where} XMP DigitalSourceType is "
+                f"{', '.join(sorted(terms & {'algorithmicMedia', 'compositeSynthetic'}))}",
+            )
+        )
     found += creator_tool_rules(info.creator_tools)
     return found
 
@@ -60,8 +82,9 @@ def c2pa_evidence(info: C2paInfo, where: str) -> list[Evidence]:
         return [evidence("c2pa.manifest", f"{base}; the claim generator is an image generator", 1.0)]
     edits = [a for a in info.actions if a not in _NEUTRAL_ACTIONS]
     if edits:
-        return [evidence("c2pa.manifest", f"{base}; edit actions {', '.join(edits[:4])} (signatures not "
-                         "verified)", 0.15)]
+        return [
+            evidence("c2pa.manifest", f"{base}; edit actions {', '.join(edits[:4])} (signatures not verified)", 0.15)
+        ]
     return [evidence("c2pa.manifest", f"{base}; no generative or edit action (signatures not verified)", 0.0)]
 
 
@@ -88,8 +111,12 @@ def png_evidence(data: bytes) -> list[Evidence]:
                 label = {}
             label = label if isinstance(label, dict) else {}
             facts = ", ".join(f"{k} {snippet(str(label[k]), 40)}" for k in ("generator", "version") if k in label)
-            found.append(evidence("medaudit.provenance", f"medaudit provenance label in PNG {ctype}"
-                                  f"{' (' + facts + ')' if facts else ''}"))
+            found.append(
+                evidence(
+                    "medaudit.provenance",
+                    f"medaudit provenance label in PNG {ctype}{' (' + facts + ')' if facts else ''}",
+                )
+            )
             break
     found += png_text_rules(info.text)
     xmp_packets = [v for k, v, _ in info.text if k == provenance.XMP_KEYWORD]
@@ -125,17 +152,31 @@ def jpeg_evidence(data: bytes) -> list[Evidence]:
         kind = "standard IJG tables" if quality.standard else "non-IJG tables, nearest IJG quality"
         found.append(evidence("jpeg.quality", f"estimated JPEG quality {quality.quality} ({kind})"))
         if not quality.standard:
-            found.append(evidence("jpeg.nonstandard_tables", "quantization tables are not IJG-scaled (camera, "
-                                  "Adobe or another encoder)"))
+            found.append(
+                evidence(
+                    "jpeg.nonstandard_tables",
+                    "quantization tables are not IJG-scaled (camera, Adobe or another encoder)",
+                )
+            )
         else:
             camera = " ".join(tags.get(k, "") for k in ("Make", "Model")).strip()
             thumb_q = estimate_quality(read_jpeg(thumbnail).dqt) if thumbnail else None
             if camera and not generator_name(camera):
-                found.append(evidence("jpeg.resaved", f"EXIF names a camera ({snippet(camera, 40)}) but the image "
-                                      f"uses IJG tables at quality {quality.quality}: re-encoded by software"))
+                found.append(
+                    evidence(
+                        "jpeg.resaved",
+                        f"EXIF names a camera ({snippet(camera, 40)}) but the image "
+                        f"uses IJG tables at quality {quality.quality}: re-encoded by software",
+                    )
+                )
             elif thumb_q is not None and not thumb_q.standard:
-                found.append(evidence("jpeg.resaved", "the EXIF thumbnail has non-IJG (camera) tables but the image "
-                                      f"uses IJG tables at quality {quality.quality}: re-encoded by software"))
+                found.append(
+                    evidence(
+                        "jpeg.resaved",
+                        "the EXIF thumbnail has non-IJG (camera) tables but the image "
+                        f"uses IJG tables at quality {quality.quality}: re-encoded by software",
+                    )
+                )
     if info.trailing and not _looks_like_padding(info.trailing_head, info.trailing):
         mpf = "MPF" in info.app_tags and info.trailing_head.startswith(b"\xff\xd8")
         if not mpf:

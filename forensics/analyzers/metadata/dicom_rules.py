@@ -8,9 +8,10 @@ UIDs: they name the attribute and what is wrong with it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ _XRAY = (("KVP",), _EXPOSURE)
 ACQUISITION_ATTRIBUTES: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
     "1.2.840.10008.5.1.4.1.1.2": ("CT", (("KVP",), _EXPOSURE, ("SliceThickness",), ("ConvolutionKernel",))),
     "1.2.840.10008.5.1.4.1.1.4": (
-        "MR", (("RepetitionTime",), ("EchoTime",), ("MagneticFieldStrength",), ("ScanningSequence",))
+        "MR",
+        (("RepetitionTime",), ("EchoTime",), ("MagneticFieldStrength",), ("ScanningSequence",)),
     ),
     "1.2.840.10008.5.1.4.1.1.1": ("CR", _XRAY),
     "1.2.840.10008.5.1.4.1.1.1.1": ("DX", _XRAY),
@@ -37,8 +39,12 @@ ACQUISITION_ATTRIBUTES: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
 }
 _UID = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*$")
 _UID_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
-_META_UID_KEYWORDS = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID",
-                      "ImplementationClassUID")
+_META_UID_KEYWORDS = (
+    "MediaStorageSOPClassUID",
+    "MediaStorageSOPInstanceUID",
+    "TransferSyntaxUID",
+    "ImplementationClassUID",
+)
 _EXECUTABLE = {
     b"MZ": "a Windows PE (MZ) header",
     b"\x7fELF": "an ELF header",
@@ -87,8 +93,12 @@ def rule_preamble(ctx: DicomContext) -> list[Evidence]:
         return []
     for magic, what in _EXECUTABLE.items():
         if preamble.startswith(magic):
-            return [evidence("dicom.preamble_executable", f"the DICOM preamble starts with {what}: a possible "
-                             "executable polyglot (CVE-2019-11687)")]
+            return [
+                evidence(
+                    "dicom.preamble_executable",
+                    f"the DICOM preamble starts with {what}: a possible executable polyglot (CVE-2019-11687)",
+                )
+            ]
     if preamble[:4] in (b"II*\x00", b"MM\x00*"):
         return []  # a dual-personality DICOM/TIFF file, allowed by PS3.10
     return [evidence("dicom.preamble_nonzero", "the DICOM preamble is not zeros and not a TIFF header")]
@@ -121,9 +131,15 @@ def rule_conversion_type(ctx: DicomContext) -> list[Evidence]:
 
 def rule_software_generator(ctx: DicomContext) -> list[Evidence]:
     ds = ctx.ds
-    keywords = ("Manufacturer", "ManufacturerModelName", "SoftwareVersions", "SecondaryCaptureDeviceManufacturer",
-                "SecondaryCaptureDeviceManufacturerModelName", "SecondaryCaptureDeviceSoftwareVersions",
-                "DerivationDescription")
+    keywords = (
+        "Manufacturer",
+        "ManufacturerModelName",
+        "SoftwareVersions",
+        "SecondaryCaptureDeviceManufacturer",
+        "SecondaryCaptureDeviceManufacturerModelName",
+        "SecondaryCaptureDeviceSoftwareVersions",
+        "DerivationDescription",
+    )
     sources = [(k, ds) for k in keywords]
     for item in list(ds.get("ContributingEquipmentSequence") or [])[:16]:
         sources += [(k, item) for k in ("Manufacturer", "ManufacturerModelName", "SoftwareVersions")]
@@ -141,8 +157,11 @@ def _image_type(ds: Any) -> list[str]:
 def rule_derived_secondary(ctx: DicomContext) -> list[Evidence]:
     it = _image_type(ctx.ds)
     if len(it) >= 2 and it[0] == "DERIVED" and it[1] == "SECONDARY":
-        return [evidence("dicom.derived_secondary", "ImageType is DERIVED\\SECONDARY: pixels computed after "
-                         "the examination")]
+        return [
+            evidence(
+                "dicom.derived_secondary", "ImageType is DERIVED\\SECONDARY: pixels computed after the examination"
+            )
+        ]
     return []
 
 
@@ -151,11 +170,19 @@ def rule_sc_as_acquisition(ctx: DicomContext) -> list[Evidence]:
     sop = _text(ds, "SOPClassUID")
     it = _image_type(ds)
     if sop in SC_CLASSES and it[:2] == ["ORIGINAL", "PRIMARY"]:
-        return [evidence("dicom.secondary_capture_as_acquisition", "a Secondary Capture object whose ImageType "
-                         "claims ORIGINAL\\PRIMARY (an original acquisition)")]
+        return [
+            evidence(
+                "dicom.secondary_capture_as_acquisition",
+                "a Secondary Capture object whose ImageType claims ORIGINAL\\PRIMARY (an original acquisition)",
+            )
+        ]
     if sop in ACQUISITION_ATTRIBUTES and _present(ds, "ConversionType"):
-        return [evidence("dicom.secondary_capture_as_acquisition", f"a {ACQUISITION_ATTRIBUTES[sop][0]} "
-                         "acquisition object carrying a Secondary Capture ConversionType")]
+        return [
+            evidence(
+                "dicom.secondary_capture_as_acquisition",
+                f"a {ACQUISITION_ATTRIBUTES[sop][0]} acquisition object carrying a Secondary Capture ConversionType",
+            )
+        ]
     return []
 
 
@@ -165,61 +192,92 @@ def rule_missing_acquisition(ctx: DicomContext) -> list[Evidence]:
     if spec is None:
         return []
     modality, groups = spec
-    missing = [group[0] if len(group) == 1 else "/".join(group[:3]) + "…" for group in groups
-               if not any(_present(ds, k) for k in group)]
+    missing = [
+        group[0] if len(group) == 1 else "/".join(group[:3]) + "…"
+        for group in groups
+        if not any(_present(ds, k) for k in group)
+    ]
     if not missing:
         return []
     weight = 0.2 if len(missing) == len(groups) else 0.1
-    return [evidence("dicom.missing_acquisition_attributes", f"{modality} object without {', '.join(missing)}",
-                     weight)]
+    return [evidence("dicom.missing_acquisition_attributes", f"{modality} object without {', '.join(missing)}", weight)]
 
 
-def _stored_values(ctx: DicomContext) -> np.ndarray | None:
-    """Raw stored values (before the modality LUT) of monochrome images; None when not at hand cheaply."""
+def _rescale(ds: Any) -> tuple[float, float]:
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    return slope, intercept
+
+
+def _modality_values(ctx: DicomContext, prefer_native: bool = False) -> tuple[np.ndarray, bool] | None:
+    """(values, rescaled) of a monochrome image without decoding: the record's ``stored`` array (already through
+    the modality LUT), or a view of native little-endian PixelData (raw stored values); None otherwise.
+
+    ``prefer_native`` looks at the PixelData bytes first: decoders mask bits above BitsStored, so only the bytes
+    show values that exceed it.
+    """
     ds = ctx.ds
     if not _text(ds, "PhotometricInterpretation").startswith("MONOCHROME"):
         return None
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    if prefer_native:
+        native = _native_view(ds)
+        if native is not None:
+            return native, False
     if ctx.stored is not None:
-        return (np.asarray(ctx.stored, dtype=np.float64) - intercept) / slope
-    # Native little-endian pixel data is a view, not a decode.
-    ts = _text(getattr(ds, "file_meta", {}) or {}, "TransferSyntaxUID") if hasattr(ds, "file_meta") else ""
+        values = np.asarray(ctx.stored)
+        return (values, True) if values.size else None
+    native = _native_view(ds)
+    return None if native is None else (native, False)
+
+
+def _native_view(ds: Any) -> np.ndarray | None:
+    meta = getattr(ds, "file_meta", None)
+    ts = _text(meta, "TransferSyntaxUID") if meta is not None else ""
     data = ds.get("PixelData")
     bits = ds.get("BitsAllocated")
-    if ts not in _NATIVE_LE or data is None or bits not in (8, 16) or int(ds.get("SamplesPerPixel", 1)) != 1:
+    if ts not in _NATIVE_LE or not isinstance(data, bytes) or bits not in (8, 16):
         return None
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        return None
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     dtype = {8: "i1" if signed else "u1", 16: "<i2" if signed else "<u2"}[bits]
-    buf = bytes(data) if not isinstance(data, bytes) else data
-    usable = len(buf) // (bits // 8) * (bits // 8)
-    values = np.frombuffer(buf[:usable], dtype=dtype)
-    return values
+    usable = len(data) // (bits // 8) * (bits // 8)
+    values = np.frombuffer(data[:usable], dtype=dtype)
+    return values if values.size else None
 
 
-def _range(values: np.ndarray) -> tuple[float, float]:
-    return float(np.min(values)), float(np.max(values))
+def _stored_range(ctx: DicomContext) -> tuple[float, float] | None:
+    """Min and max of the raw stored values (before the modality LUT): min/max first, then one linear map."""
+    got = _modality_values(ctx, prefer_native=True)
+    if got is None:
+        return None
+    values, rescaled = got
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if rescaled:
+        slope, intercept = _rescale(ctx.ds)
+        lo, hi = sorted(((lo - intercept) / slope, (hi - intercept) / slope))
+    return lo, hi
 
 
 def rule_bits_stored(ctx: DicomContext) -> list[Evidence]:
     ds = ctx.ds
     bs = ds.get("BitsStored")
-    if bs is None:
+    if not isinstance(bs, int) or not 1 <= bs <= 32:
         return []
-    values = _stored_values(ctx)
-    if values is None or values.size == 0:
+    rng = _stored_range(ctx)
+    if rng is None:
         return []
-    lo, hi = _range(values)
-    bs = int(bs)
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    lo, hi = rng
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     allowed = (-(2 ** (bs - 1)), 2 ** (bs - 1) - 1) if signed else (0, 2**bs - 1)
     if lo < allowed[0] - 0.5 or hi > allowed[1] + 0.5:
-        return [evidence("dicom.bits_stored_exceeded", f"stored values {lo:.0f}..{hi:.0f} exceed BitsStored {bs} "
-                         f"({'signed' if signed else 'unsigned'} {allowed[0]}..{allowed[1]})")]
-    largest = ds.get("LargestImagePixelValue")
-    if isinstance(largest, int) and hi > largest + 0.5:
-        return [evidence("dicom.bits_stored_exceeded", f"stored maximum {hi:.0f} exceeds LargestImagePixelValue "
-                         f"{largest}")]
+        return [
+            evidence(
+                "dicom.bits_stored_exceeded",
+                f"stored values {lo:.0f}..{hi:.0f} exceed BitsStored {bs} "
+                f"({'signed' if signed else 'unsigned'} {allowed[0]}..{allowed[1]})",
+            )
+        ]
     return []
 
 
@@ -227,28 +285,37 @@ def rule_hu(ctx: DicomContext) -> list[Evidence]:
     ds = ctx.ds
     if _text(ds, "Modality").upper() != "CT":
         return []
-    raw = _stored_values(ctx)
-    if raw is None or raw.size == 0:
+    got = _modality_values(ctx)
+    if got is None:
         return []
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    values, rescaled = got
+    slope, intercept = _rescale(ds)
     padding = ds.get("PixelPaddingValue")
     if isinstance(padding, int):
-        raw = raw[raw != padding]
-        if raw.size == 0:
+        values = values[values != (padding * slope + intercept if rescaled else padding)]
+        if values.size == 0:
             return []
-    lo, hi = _range(raw)
+    lo, hi = float(np.min(values)), float(np.max(values))
     if lo == hi:
         return [evidence("dicom.hu_implausible", "CT image of a single constant value")]
-    lo_hu, hi_hu = sorted((lo * slope + intercept, hi * slope + intercept))
-    if lo_hu < HU_LOW:
-        return [evidence("dicom.hu_implausible", f"CT minimum {lo_hu:.0f} HU is far below air (-1024)")]
-    if hi_hu > HU_HIGH:
-        threshold = (HU_HIGH - intercept) / slope
-        share = float(np.count_nonzero(raw > threshold if slope > 0 else raw < threshold)) / raw.size
+    if not rescaled:
+        lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+    if lo < HU_LOW:
+        return [evidence("dicom.hu_implausible", f"CT minimum {lo:.0f} HU is far below air (-1024)")]
+    if hi > HU_HIGH:
+        if rescaled:
+            above = np.count_nonzero(values > HU_HIGH)
+        else:
+            threshold = (HU_HIGH - intercept) / slope
+            above = np.count_nonzero(values > threshold if slope > 0 else values < threshold)
+        share = float(above) / values.size
         if share > HU_HIGH_FRACTION:
-            return [evidence("dicom.hu_implausible", f"{share:.0%} of CT pixels are above {HU_HIGH:.0f} HU "
-                             "(metal is never that much of a slice)")]
+            return [
+                evidence(
+                    "dicom.hu_implausible",
+                    f"{share:.0%} of CT pixels are above {HU_HIGH:.0f} HU (metal is never that much of a slice)",
+                )
+            ]
     return []
 
 
@@ -264,8 +331,11 @@ def rule_uids(ctx: DicomContext) -> list[Evidence]:
         if len(value) > 64:
             problems.append(f"{keyword} longer than 64 characters")
         elif not _UID.match(value):
-            why = "a component with a leading zero" if re.fullmatch(r"[0-9.]+", value) else "characters other " \
-                "than digits and dots"
+            why = (
+                "a component with a leading zero"
+                if re.fullmatch(r"[0-9.]+", value)
+                else "characters other than digits and dots"
+            )
             problems.append(f"{keyword} has {why}")
     if problems:
         return [evidence("dicom.uid_malformed", "; ".join(problems[:4]))]
@@ -300,8 +370,12 @@ def _date(value: str) -> date | None:
 def rule_date_order(ctx: DicomContext) -> list[Evidence]:
     ds = ctx.ds
     acq = _text(ds, "AcquisitionDate") or _text(ds, "AcquisitionDateTime")[:8]
-    stages = [("Study", _date(_text(ds, "StudyDate"))), ("Series", _date(_text(ds, "SeriesDate"))),
-              ("Acquisition", _date(acq)), ("Content", _date(_text(ds, "ContentDate")))]
+    stages = [
+        ("Study", _date(_text(ds, "StudyDate"))),
+        ("Series", _date(_text(ds, "SeriesDate"))),
+        ("Acquisition", _date(acq)),
+        ("Content", _date(_text(ds, "ContentDate"))),
+    ]
     stages = [(name, d) for name, d in stages if d is not None]
     worst = None
     for i, (early_name, early) in enumerate(stages):
@@ -323,9 +397,19 @@ def rule_content_qualification(ctx: DicomContext) -> list[Evidence]:
 
 
 RULES: tuple[Callable[[DicomContext], list[Evidence]], ...] = (
-    rule_provenance, rule_conversion_type, rule_software_generator, rule_preamble, rule_derived_secondary,
-    rule_sc_as_acquisition, rule_missing_acquisition, rule_bits_stored, rule_hu, rule_uids, rule_uid_meta,
-    rule_date_order, rule_content_qualification,
+    rule_provenance,
+    rule_conversion_type,
+    rule_software_generator,
+    rule_preamble,
+    rule_derived_secondary,
+    rule_sc_as_acquisition,
+    rule_missing_acquisition,
+    rule_bits_stored,
+    rule_hu,
+    rule_uids,
+    rule_uid_meta,
+    rule_date_order,
+    rule_content_qualification,
 )
 
 

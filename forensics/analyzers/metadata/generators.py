@@ -72,10 +72,16 @@ def png_text_rules(text: list[tuple[str, str, str]]) -> list[Evidence]:
     params = values.get("parameters")
     if params is not None:
         if is_infotext(params):
-            found.append(evidence("png.a1111_parameters", "PNG text 'parameters' holds an A1111-style generation "
-                                  f"infotext{_infotext_summary(params)}"))
+            found.append(
+                evidence(
+                    "png.a1111_parameters",
+                    f"PNG text 'parameters' holds an A1111-style generation infotext{_infotext_summary(params)}",
+                )
+            )
         elif isinstance(_json(params), dict):
-            found.append(evidence("png.a1111_parameters", "PNG text 'parameters' holds generation JSON (Fooocus-style)"))
+            found.append(
+                evidence("png.a1111_parameters", "PNG text 'parameters' holds generation JSON (Fooocus-style)")
+            )
         elif params.strip():
             found.append(evidence("png.parameters_text", "PNG text 'parameters' present (not a recognised infotext)"))
     prompt = values.get("prompt")
@@ -84,8 +90,13 @@ def png_text_rules(text: list[tuple[str, str, str]]) -> list[Evidence]:
         nodes = [v for v in graph.values() if isinstance(v, dict)] if isinstance(graph, dict) else []
         classes = sorted({str(v.get("class_type")) for v in nodes if "class_type" in v})
         if classes or '"class_type"' in prompt:
-            found.append(evidence("png.comfyui_prompt", f"PNG text 'prompt' holds a ComfyUI graph ({len(nodes)} "
-                                  f"nodes, e.g. {snippet(', '.join(classes[:3]), 60) or 'class_type'})"))
+            found.append(
+                evidence(
+                    "png.comfyui_prompt",
+                    f"PNG text 'prompt' holds a ComfyUI graph ({len(nodes)} "
+                    f"nodes, e.g. {snippet(', '.join(classes[:3]), 60) or 'class_type'})",
+                )
+            )
     workflow = values.get("workflow")
     if workflow is not None:
         graph = _json(workflow)
@@ -99,8 +110,13 @@ def png_text_rules(text: list[tuple[str, str, str]]) -> list[Evidence]:
     comment = _json(values.get("Comment", "")) if "Comment" in values else None
     nai_comment = isinstance(comment, dict) and "uc" in comment and ("steps" in comment or "sampler" in comment)
     if software.strip().lower().startswith("novelai") or "novelai" in source.lower() or nai_comment:
-        found.append(evidence("png.novelai", f"PNG text Software/Source/Comment written by NovelAI"
-                              f"{' (' + snippet(source, 50) + ')' if source else ''}"))
+        found.append(
+            evidence(
+                "png.novelai",
+                f"PNG text Software/Source/Comment written by NovelAI"
+                f"{' (' + snippet(source, 50) + ')' if source else ''}",
+            )
+        )
     other = [name for key, name in OTHER_GENERATOR_KEYS.items() if key in values]
     if other:
         found.append(evidence("png.generator_keys", f"PNG text keys written by {', '.join(other)}"))
@@ -128,13 +144,18 @@ def exif_rules(tags: dict[str, str], where: str = "EXIF") -> list[Evidence]:
     comment = tags.get("UserComment", "")
     if comment:
         if is_infotext(comment):
-            found.append(evidence("exif.usercomment_generator", f"{where} UserComment holds an A1111-style "
-                                  f"generation infotext{_infotext_summary(comment)}"))
+            found.append(
+                evidence(
+                    "exif.usercomment_generator",
+                    f"{where} UserComment holds an A1111-style generation infotext{_infotext_summary(comment)}",
+                )
+            )
         else:
             name = generator_name(comment)
             if name:
-                found.append(evidence("exif.usercomment_generator", f"{where} UserComment names a generator: "
-                                      f"{snippet(name)}"))
+                found.append(
+                    evidence("exif.usercomment_generator", f"{where} UserComment names a generator: {snippet(name)}")
+                )
     return found
 
 

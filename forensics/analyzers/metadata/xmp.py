@@ -20,9 +20,7 @@ _DST = re.compile(
     re.IGNORECASE,
 )
 _DST_URI = re.compile(r"cv\.iptc\.org/newscodes/digitalsourcetype/([A-Za-z]{1,64})")
-_CREATOR_TOOL = re.compile(
-    r"CreatorTool\s*(?:=\s*[\"']([^\"'<>]{0,512})[\"']|>\s*([^<>]{0,512}?)\s*<)", re.IGNORECASE
-)
+_CREATOR_TOOL = re.compile(r"CreatorTool\s*(?:=\s*[\"']([^\"'<>]{0,512})[\"']|>\s*([^<>]{0,512}?)\s*<)", re.IGNORECASE)
 _MEDAUDIT = re.compile(r"xmlns:medaudit\s*=|<medaudit:|\smedaudit:[A-Za-z]+\s*=")
 
 

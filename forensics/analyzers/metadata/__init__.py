@@ -1,0 +1,114 @@
+"""The metadata analyzer: deterministic rules over what the file says about itself.
+
+Generator signatures (PNG text, EXIF, XMP, C2PA), JPEG quantization and re-save traces, trailing data, DICOM
+consistency and medaudit's own provenance labels. See README.md in this folder for every evidence code.
+
+Metadata is an assertion by whoever wrote the file last: a signature is strong but can be planted, and the
+absence of metadata is never evidence of authenticity, so a file with no findings scores None, not 0.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from forensics.analyzers import register_analyzer
+from forensics.analyzers.base import Analyzer
+from forensics.analyzers.metadata.codes import CODES, is_decisive
+from forensics.analyzers.metadata.containers import jpeg_evidence, png_evidence, tiff_evidence, webp_evidence
+from forensics.analyzers.metadata.dicom_rules import DicomContext, dicom_rules
+from forensics.records import Evidence, Finding, MedicalImage
+
+DECISIVE_SCORE = 0.99
+
+
+def sniff(raw: bytes, declared: str | None) -> str | None:
+    """The container from the bytes themselves (a wrong extension must not hide a signature)."""
+    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if raw.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(raw) >= 132 and raw[128:132] == b"DICM":
+        return "dicom"
+    if raw[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        return "webp"
+    return declared
+
+
+def combine(evidence: list[Evidence]) -> tuple[float | None, bool]:
+    """(score, decisive): noisy-OR over weighted evidence; None when nothing with weight fired."""
+    weights = [min(max(e.weight, 0.0), 1.0) for e in evidence if e.weight > 0]
+    if not weights:
+        return None, False
+    keep = 1.0
+    for w in weights:
+        keep *= 1.0 - w
+    score = 1.0 - keep
+    decisive = any(is_decisive(e) for e in evidence)
+    if decisive:
+        score = max(score, DECISIVE_SCORE)
+    return score, decisive
+
+
+@register_analyzer("metadata")
+class MetadataAnalyzer(Analyzer):
+    """Rules over file metadata and DICOM headers; ``analyze(image) -> Finding``.
+
+    Args:
+        parse_dicom: parse DICOM bytes with pydicom when the record carries no dataset.
+    """
+
+    name = "metadata"
+    version = "1.0.0"
+    kind = "rules"
+    codes = CODES
+
+    def __init__(self, parse_dicom: bool = True):
+        self.parse_dicom = parse_dicom
+
+    def analyze(self, image: MedicalImage) -> Finding:
+        raw = image.raw or b""
+        container = sniff(raw, image.format)
+        evidence: list[Evidence] = []
+        try:
+            if container == "png":
+                evidence = png_evidence(raw)
+            elif container == "jpeg":
+                evidence = jpeg_evidence(raw)
+            elif container == "tiff":
+                evidence = tiff_evidence(raw)
+            elif container == "webp":
+                evidence = webp_evidence(raw)
+            elif container == "dicom" or image.dicom is not None:
+                ds = image.dicom if image.dicom is not None else self._read_dicom(raw)
+                if ds is not None:
+                    evidence = dicom_rules(DicomContext(ds=ds, raw=raw, stored=image.stored))
+        except Exception as exc:  # noqa: BLE001 - last line of defence: hostile bytes never fail a scan
+            evidence.append(Evidence("file.malformed", f"metadata parser stopped: {type(exc).__name__}", 0.0))
+        evidence = _dedupe(evidence)
+        score, decisive = combine(evidence)
+        return Finding(analyzer=self.name, score=score, evidence=evidence, decisive=decisive)
+
+    def _read_dicom(self, raw: bytes) -> Any:
+        if not self.parse_dicom or not raw:
+            return None
+        import pydicom
+
+        try:
+            return pydicom.dcmread(io.BytesIO(raw), force=True)
+        except Exception:  # noqa: BLE001 - not readable as DICOM: no header evidence
+            return None
+
+
+def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
+    """One entry per code (the heaviest), so the same label found twice does not count twice."""
+    best: dict[str, Evidence] = {}
+    for e in evidence:
+        if e.code not in best or e.weight > best[e.code].weight:
+            best[e.code] = e
+    return list(best.values())
+
+
+__all__ = ["MetadataAnalyzer", "CODES", "combine", "sniff"]

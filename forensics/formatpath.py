@@ -1,0 +1,155 @@
+"""The shared random format path and the deterministic ``standardize`` step of the pixel detectors.
+
+Detectors learn whatever separates the classes. When real images arrive as large JPEGs and fakes as 64 px PNGs,
+that is the file format and the resolution, not synthesis (research/generalization_probe.md). So both classes go
+through the *same* random chain here before a detector sees them:
+
+    [down to the generator's native size and back]   (reals only, as negatives: resolution is never the cue)
+    -> resize 0.5-1.5x (area / linear / cubic) -> blur -> noise -> window/level jitter
+    -> 16 -> 8 bit quantization -> JPEG (quality 50-100) or PNG round trip
+
+Metadata is stripped by construction: only pixels go in and out.
+
+``standardize`` is the one deterministic step shared by training and inference (grayscale, square center crop,
+resize to a fixed side); keep the two identical or the detectors see a different world at scan time.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: The side of the standardized square every pixel detector works on.
+STANDARD_SIZE = 256
+_INTERPOLATIONS = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+
+
+def to_gray(pixels: np.ndarray) -> np.ndarray:
+    """float32 (H, W) luma (ITU-R BT.601 weights) from (H, W) or (H, W, 3) pixels in [0, 1]."""
+    x = np.asarray(pixels, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114 if x.shape[2] >= 3 else x[..., 0]
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def _resize(x: np.ndarray, h: int, w: int, interp: int | None = None) -> np.ndarray:
+    if interp is None:
+        interp = cv2.INTER_AREA if h * w < x.shape[0] * x.shape[1] else cv2.INTER_CUBIC
+    return cv2.resize(x, (max(1, w), max(1, h)), interpolation=interp)
+
+
+def standardize(pixels: np.ndarray, size: int = STANDARD_SIZE) -> np.ndarray:
+    """The deterministic input policy of the pixel detectors, identical at training and at inference.
+
+    Grayscale (BT.601 luma), center crop to a square on the short side, resize to ``size`` x ``size``
+    (area when shrinking, cubic when enlarging), clip to [0, 1].
+
+    Args:
+        pixels: float (H, W) or (H, W, 3) in [0, 1].
+        size: output side in pixels.
+
+    Returns:
+        float32 (size, size) in [0, 1].
+    """
+    x = to_gray(pixels)
+    h, w = x.shape
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    x = x[y0 : y0 + s, x0 : x0 + s]
+    if s != size:
+        x = _resize(x, size, size)
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def native_roundtrip(pixels: np.ndarray, native_size: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Down to ``native_size`` on the short side (area) and back to the original size (random interpolation).
+
+    What a real image looks like after it took the same resolution path as a generator's output.
+    """
+    x = np.asarray(pixels, dtype=np.float32)
+    h, w = x.shape[:2]
+    s = native_size / min(h, w)
+    if s >= 1:
+        return x
+    small = _resize(x, max(1, round(h * s)), max(1, round(w * s)), cv2.INTER_AREA)
+    interp = cv2.INTER_CUBIC if rng is None else _INTERPOLATIONS[1 + int(rng.integers(2))]
+    return np.clip(_resize(small, h, w, interp), 0, 1).astype(np.float32)
+
+
+def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """Encode as 8-bit JPEG at ``quality`` and decode again (cv2); shape and [0, 1] range kept."""
+    x = np.asarray(pixels, dtype=np.float32)
+    u8 = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    if u8.ndim == 3:
+        u8 = u8[..., ::-1]  # cv2 is BGR
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(u8), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if dec.ndim == 3:
+        dec = dec[..., ::-1]
+    return (dec.astype(np.float32) / 255.0).reshape(x.shape)
+
+
+def png_roundtrip(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Lossless PNG round trip at 8 or 16 bits per sample (the quantization is the only change)."""
+    x = np.asarray(pixels, dtype=np.float32)
+    top = 255 if bits == 8 else 65535
+    q = np.round(np.clip(x, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
+    if q.ndim == 3:
+        q = q[..., ::-1]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(q))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if dec.ndim == 3:
+        dec = dec[..., ::-1]
+    return (dec.astype(np.float32) / top).reshape(x.shape)
+
+
+def format_path(
+    pixels: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    native_size: int | None = None,
+    p_native: float = 0.5,
+    p_resize: float = 0.7,
+    p_blur: float = 0.25,
+    p_noise: float = 0.25,
+    p_window: float = 0.4,
+    p_jpeg: float = 0.6,
+) -> np.ndarray:
+    """One random draw of the shared format path; apply it to real and synthetic images alike.
+
+    Args:
+        pixels: float (H, W) or (H, W, 3) in [0, 1].
+        rng: the random source; the same seed gives the same output.
+        native_size: a generator's native side in pixels. When given, with probability ``p_native`` the image is
+            taken down to it and back first (use for real images, which then become resolution-matched negatives).
+        p_*: probabilities of each step (resize 0.5-1.5x, Gaussian blur sigma 0.3-1.2 px, Gaussian noise
+            sigma 0.003-0.02, window/level jitter, JPEG quality 50-100 vs PNG).
+
+    Returns:
+        float32 with the input's channel layout, values in [0, 1]; the size changes when the resize step runs.
+    """
+    x = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
+    if native_size is not None and rng.random() < p_native:
+        x = native_roundtrip(x, int(native_size), rng)
+    if rng.random() < p_resize:
+        f = float(rng.uniform(0.5, 1.5))
+        h, w = x.shape[:2]
+        x = _resize(x, max(8, round(h * f)), max(8, round(w * f)), _INTERPOLATIONS[int(rng.integers(3))])
+    if rng.random() < p_blur:
+        x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.3, 1.2)))
+    if rng.random() < p_noise:
+        x = x + rng.normal(0.0, float(rng.uniform(0.003, 0.02)), x.shape).astype(np.float32)
+    if rng.random() < p_window:
+        lo, hi = float(rng.uniform(0.0, 0.08)), float(rng.uniform(0.92, 1.0))
+        x = (x - lo) / (hi - lo)
+        x = np.clip(x, 0, 1) ** float(rng.uniform(0.85, 1.15))
+    x = np.clip(x, 0, 1).astype(np.float32)
+    if rng.random() < p_jpeg:
+        x = jpeg_roundtrip(x, int(rng.integers(50, 101)))
+    else:
+        x = png_roundtrip(x, 8 if rng.random() < 0.8 else 16)
+    return np.clip(x, 0, 1).astype(np.float32)
