@@ -32,7 +32,7 @@ def _scan_options(func):
         click.option("--analyzers", default=None, metavar="NAMES",
                      help="Comma-separated analyzers to run (default: every available one; see `medaudit list`)."),
         click.option("--max-pixels", type=click.IntRange(1), default=None,
-                     help="Refuse images whose header declares more pixels than this (default 2**27, about 134 million)."),
+                     help="Refuse images declaring more pixels than this (default 2**27, about 134 million)."),
         click.option("--timeout", "timeout_s", type=click.FloatRange(0), default=60.0, show_default=True,
                      help="Per-file time limit in seconds (0: none)."),
         click.option("--threshold-medium", type=click.FloatRange(0, 1), default=None,

@@ -75,7 +75,7 @@ class Scanner:
             result.error = ScanError("too_many_pixels", "ran out of memory decoding this file")
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as exc:  # a bug or a decoder failure (Rust panics are BaseException) must not end the batch
+        except BaseException as exc:  # bugs and decoder failures (Rust panics too) must not end a batch
             result.error = ScanError("internal_error", f"{type(exc).__name__}: {exc}")
         result.elapsed_ms = (time.perf_counter() - start) * 1000
         return result
