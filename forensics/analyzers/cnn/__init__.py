@@ -1,0 +1,96 @@
+"""The ``cnn`` analyzer: a tiny timm ResNet, trained from scratch on 64 px patches; image score + patch heatmap.
+
+See README.md in this folder for what it detects, its training data and its limits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.analyzers import register_analyzer
+from forensics.analyzers.base import Analyzer
+from forensics.formatpath import standardize
+from forensics.records import Evidence, Finding, MedicalImage
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+__all__ = ["CNNAnalyzer", "DEFAULT_WEIGHTS_DIR"]
+
+
+@register_analyzer("cnn")
+class CNNAnalyzer(Analyzer):
+    """P(synthetic) from a patch CNN, with a (grid, grid) heatmap of calibrated patch scores.
+
+    Args:
+        weights_dir: a folder holding ``cnn/weights.safetensors``, ``cnn/config.json``, ``cnn/calibration.json``;
+            default: the bundled ``forensics/weights``.
+        threads: when given, ``torch.set_num_threads(threads)`` at load (1 per worker process scales best).
+    """
+
+    name = "cnn"
+    version = "1.0"
+    kind = "pixel"
+
+    def __init__(self, weights_dir: str | Path | None = None, threads: int | None = None):
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
+        self.threads = threads
+        self._model: Any = None
+        self._config: dict[str, Any] = {}
+        self._calibration: Any = None
+
+    @property
+    def _files(self) -> list[Path]:
+        d = self.weights_dir / "cnn"
+        return [d / "weights.safetensors", d / "config.json", d / "calibration.json"]
+
+    def model_files(self) -> list[Path]:
+        return [p for p in self._files if p.is_file()]
+
+    def availability(self) -> tuple[bool, str]:
+        missing = [str(p) for p in self._files if not p.is_file()]
+        if missing:
+            return False, f"cnn weights not found: {', '.join(missing)} (train them: medaudit train detector)"
+        for module in ("torch", "timm", "safetensors"):
+            try:
+                __import__(module)
+            except ImportError:
+                return False, f"cnn needs the {module!r} package, which is not installed"
+        return True, ""
+
+    def _load(self) -> None:
+        if self._model is None:
+            from forensics.analyzers.cnn.model import load_checkpoint
+            from forensics.training import Calibrator
+
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(int(self.threads))
+            self._model, self._config = load_checkpoint(self.weights_dir / "cnn")
+            self._calibration = Calibrator.load(self.weights_dir / "cnn" / "calibration.json")
+
+    def score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray]:
+        """(calibrated P(synthetic), heatmap float32 (grid, grid) in [0, 1]) for float pixels in [0, 1]."""
+        from forensics.analyzers.cnn.model import aggregate, patch_logits
+
+        self._load()
+        std = standardize(pixels, self._config["size"])
+        logits = patch_logits(self._model, self._config, std[None])
+        p = float(self._calibration(aggregate(logits, self._config["aggregate"])[0]))
+        heat = self._calibration(logits[0]).astype(np.float32)
+        return p, heat
+
+    def analyze(self, image: MedicalImage) -> Finding:
+        p, heat = self.score_pixels(image.pixels)
+        n = heat.size
+        k = int((heat >= 0.5).sum())
+        r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        evidence = [
+            Evidence("cnn.score", f"patch CNN: P(synthetic) = {p:.2f}", p),
+            Evidence("cnn.patches", f"{k} of {n} patches score as synthetic; strongest at row {r + 1}, column "
+                                    f"{c + 1} of a {heat.shape[0]}x{heat.shape[1]} grid ({heat.max():.2f})", 0.0),
+        ]
+        return Finding(analyzer=self.name, score=p, evidence=evidence, heatmap=heat)

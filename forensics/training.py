@@ -1,0 +1,528 @@
+"""Fit the pixel detectors (frequency, cnn) from real and synthetic images, calibrate them, write a model card.
+
+Used by ``medaudit train detector`` (through ``benchmarks.train_detector``) and by the benchmarks. Works on arrays
+or :class:`MedicalImage` records handed down by the caller; it never imports ``generators`` (DESIGN.md: forensics
+depends on third-party libraries only).
+
+What makes the training format-fair (research/generalization_probe.md):
+- both classes pass through the same random :func:`forensics.formatpath.format_path`;
+- real images are also taken down to each generator's native size and back, as *negatives*, so "upsampled" or
+  "low resolution" never means "synthetic";
+- train and validation are split by source image (all variants of one file land on the same side);
+- calibration (Platt scaling of the raw logit) is fitted on validation only and stored as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.formatpath import STANDARD_SIZE, format_path, standardize, to_gray
+from forensics.records import MedicalImage
+
+#: Training works on images whose short side is capped here (area resize) - it bounds memory and time; the
+#: format path then resizes 0.5-1.5x and ``standardize`` brings everything to 256 px.
+PRESHRINK_SIDE = 512
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+@dataclass
+class Calibrator:
+    """Platt scaling of a raw logit: ``p = sigmoid(a * z + b)``. JSON-serializable, no pickle."""
+
+    a: float = 1.0
+    b: float = 0.0
+    method: str = "platt"
+
+    def __call__(self, z: np.ndarray | float) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-np.clip(self.a * z + self.b, -50, 50)))
+
+    @classmethod
+    def fit(cls, z: np.ndarray, y: np.ndarray) -> Calibrator:
+        """Fit on validation logits ``z`` (n,) and labels ``y`` (n,) in {0, 1}."""
+        from sklearn.linear_model import LogisticRegression
+
+        z = np.asarray(z, dtype=np.float64).reshape(-1, 1)
+        y = np.asarray(y).astype(int)
+        lr = LogisticRegression(C=100.0, max_iter=1000).fit(z, y)
+        return cls(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "a": self.a, "b": self.b}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibrator:
+        if d.get("method", "platt") != "platt":
+            raise ValueError(f"unknown calibration method {d.get('method')!r}")
+        return cls(a=float(d["a"]), b=float(d["b"]))
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        return atomic_write_text(Path(path), json.dumps({**self.to_dict(), **(extra or {})}, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibrator:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    return float(roc_auc_score(y, s)) if len(set(y.tolist())) == 2 else float("nan")
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    """ECE with equal-width bins over [0, 1]."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(y[m].mean() - p[m].mean())
+    return float(ece)
+
+
+# ---------------------------------------------------------------------------------------------- data
+def source_split(group: str, *, val_fraction: float = 0.2, test_fraction: float = 0.0, salt: str = "medaudit") -> str:
+    """``train``, ``val`` or ``test`` for a source id (file name, generator+seed), by hash: stable across runs and
+    machines, and every variant of one source lands on the same side."""
+    h = int.from_bytes(hashlib.sha256(f"{salt}:{group}".encode()).digest()[:8], "big") / 2**64
+    if h < test_fraction:
+        return "test"
+    if h < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+def _pixels(item: np.ndarray | MedicalImage) -> np.ndarray:
+    x = item.pixels if isinstance(item, MedicalImage) else item
+    return np.asarray(x, dtype=np.float32)
+
+
+def preshrink(pixels: np.ndarray, side: int = PRESHRINK_SIDE) -> np.ndarray:
+    """Grayscale, then area-resize so the short side is at most ``side``."""
+    import cv2
+
+    x = to_gray(pixels)
+    h, w = x.shape
+    s = side / min(h, w)
+    if s < 1:
+        x = cv2.resize(x, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return x
+
+
+@dataclass
+class VariantSet:
+    """Standardized variants of source images. ``images`` float16 (n, S, S); ``features`` float64 (n, d)."""
+
+    images: np.ndarray
+    features: np.ndarray
+    label: np.ndarray
+    source: np.ndarray  # index into the caller's list of sources
+    native: np.ndarray  # True when the variant took a native-size round trip
+
+
+def make_variants(
+    items: Sequence[np.ndarray | MedicalImage],
+    label: int,
+    *,
+    n_variants: int,
+    rng: np.random.Generator,
+    native_sizes: Sequence[int] = (),
+    p_native: float = 0.5,
+    size: int = STANDARD_SIZE,
+    progress: bool = False,
+    desc: str = "",
+) -> VariantSet:
+    """Put every item ``n_variants`` times through the format path, standardize and extract frequency features.
+
+    For real images (``native_sizes`` given) each variant picks one native size at random and takes the round trip
+    with probability ``p_native``.
+    """
+    from forensics.analyzers.frequency.features import extract_features
+
+    images, feats, src, nat = [], [], [], []
+    it = range(len(items))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=desc or f"variants (label {label})", file=sys.stderr, leave=False)
+    for i in it:
+        base = preshrink(_pixels(items[i]))
+        for _ in range(n_variants):
+            ns = int(rng.choice(np.asarray(native_sizes))) if len(native_sizes) else None
+            took_native = ns is not None and rng.random() < p_native
+            x = format_path(base, rng, native_size=ns if took_native else None, p_native=1.0)
+            s = standardize(x, size)
+            images.append(s.astype(np.float16))
+            feats.append(extract_features(s))
+            src.append(i)
+            nat.append(took_native)
+    n = len(images)
+    return VariantSet(
+        images=np.stack(images) if n else np.zeros((0, size, size), np.float16),
+        features=np.stack(feats) if n else np.zeros((0, 0)),
+        label=np.full(n, label, dtype=int),
+        source=np.asarray(src, dtype=int),
+        native=np.asarray(nat, dtype=bool),
+    )
+
+
+def _concat(sets: Sequence[VariantSet]) -> VariantSet:
+    return VariantSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in
+                        ("images", "features", "label", "source", "native")))
+
+
+def _subset(v: VariantSet, m: np.ndarray) -> VariantSet:
+    return VariantSet(v.images[m], v.features[m], v.label[m], v.source[m], v.native[m])
+
+
+# ---------------------------------------------------------------------------------------------- frequency
+_REFERENCE_FEATURES = ("res_lap_kurtosis", "res_dog_kurtosis", "res_lap_kurtosis_local_med", "spec_tail_ratio",
+                       "per_4")
+
+
+def fit_frequency(train: VariantSet, *, classifier: str = "logistic", seed: int = 0):
+    """A fitted :class:`FrequencyDetector` plus reference quantiles of a few features (for evidence messages)."""
+    from forensics.analyzers.frequency.detector import FrequencyDetector
+    from forensics.analyzers.frequency.features import FEATURE_NAMES
+
+    det = FrequencyDetector(classifier=classifier, random_state=seed).fit(train.features, train.label)
+    reference = {}
+    for name in _REFERENCE_FEATURES:
+        j = FEATURE_NAMES.index(name)
+        r, f = train.features[train.label == 0, j], train.features[train.label == 1, j]
+        reference[name] = {"real_p10": float(np.quantile(r, 0.1)), "real_median": float(np.median(r)),
+                           "synthetic_median": float(np.median(f)), "synthetic_p90": float(np.quantile(f, 0.9))}
+    return det, reference
+
+
+# ---------------------------------------------------------------------------------------------- cnn
+def fit_cnn(
+    train: VariantSet,
+    val: VariantSet | None = None,
+    *,
+    config: dict[str, Any] | None = None,
+    time_budget_s: float | None = None,
+    max_steps: int = 3000,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    threads: int = 2,
+    progress: bool = False,
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Train the patch CNN on random crops of ``train`` (balanced classes, flips and 90-degree turns).
+
+    Returns:
+        (model in eval mode, config, log) with ``log`` = steps, wall seconds, final loss.
+    """
+    import torch
+
+    from forensics.analyzers.cnn.model import DEFAULT_CONFIG, build_model
+
+    cfg = json.loads(json.dumps(config or DEFAULT_CONFIG))
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
+    model = build_model(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    p, s = cfg["patch"], train.images.shape[1]
+    pos, neg = np.flatnonzero(train.label == 1), np.flatnonzero(train.label == 0)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("training needs both real and synthetic images")
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    t0 = time.perf_counter()
+    steps, ema_loss = 0, None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max_steps, desc="cnn", file=sys.stderr, leave=False)
+    model.train()
+    while steps < max_steps:
+        if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
+            break
+        # cosine decay over the step budget (or over the time budget, whichever ends first)
+        frac = steps / max_steps
+        if time_budget_s:
+            frac = max(frac, (time.perf_counter() - t0) / time_budget_s)
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        half = batch_size // 2
+        idx = np.concatenate([rng.choice(pos, half), rng.choice(neg, batch_size - half)])
+        ys, xs = rng.integers(0, s - p + 1, batch_size), rng.integers(0, s - p + 1, batch_size)
+        crops = np.stack([train.images[i, y : y + p, x : x + p] for i, y, x in zip(idx, ys, xs, strict=True)])
+        crops = crops.astype(np.float32)
+        k = int(rng.integers(4))
+        crops = np.rot90(crops, k, axes=(1, 2))
+        if rng.random() < 0.5:
+            crops = crops[:, :, ::-1]
+        xb = torch.from_numpy((np.ascontiguousarray(crops)[:, None] - cfg["norm_mean"]) / cfg["norm_std"])
+        yb = torch.from_numpy(train.label[idx].astype(np.float32))
+        loss = loss_fn(model(xb).squeeze(1), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+        ema_loss = float(loss) if ema_loss is None else 0.98 * ema_loss + 0.02 * float(loss)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{ema_loss:.3f}")
+    if bar is not None:
+        bar.close()
+    model.eval()
+    log = {"steps": steps, "wall_s": round(time.perf_counter() - t0, 1), "final_loss_ema": ema_loss,
+           "batch_size": batch_size, "lr": lr, "parameters": sum(q.numel() for q in model.parameters())}
+    return model, cfg, log
+
+
+def cnn_logits(model, config: dict[str, Any], images: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Image logits (n,) of standardized images (n, S, S), aggregated over the patch grid."""
+    from forensics.analyzers.cnn.model import aggregate, patch_logits
+
+    out = [aggregate(patch_logits(model, config, images[i : i + batch].astype(np.float32)), config["aggregate"])
+           for i in range(0, len(images), batch)]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+# ---------------------------------------------------------------------------------------------- fusion
+def fit_fusion(logits: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
+    """Weights and bias for :func:`forensics.fusion.fuse` (``bias + sum(w * logit) / sum(w)``) by grid search of
+    validation log-loss over calibrated logits of the pixel analyzers."""
+    names = sorted(logits)
+    y = np.asarray(y, dtype=float)
+    if len(names) == 1:
+        return {"pixel_weights": {names[0]: 1.0}, "pixel_bias": 0.0}
+    best = (math.inf, None)
+    grid = np.linspace(0.05, 0.95, 19)
+    for w in grid if len(names) == 2 else [None]:
+        ws = [w, 1 - w] if w is not None else [1.0] * len(names)
+        z = sum(wi * logits[n] for wi, n in zip(ws, names, strict=True)) / sum(ws)
+        for b in np.linspace(-2, 2, 41):
+            p = np.clip(1 / (1 + np.exp(-(z + b))), 1e-6, 1 - 1e-6)
+            ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+            if ll < best[0]:
+                best = (ll, (ws, b))
+    ws, b = best[1]
+    return {"pixel_weights": {n: round(float(w), 3) for n, w in zip(names, ws, strict=True)},
+            "pixel_bias": round(float(b), 3), "val_logloss": round(float(best[0]), 4)}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+def train_detectors(
+    real: Sequence[np.ndarray | MedicalImage],
+    fake: Sequence[np.ndarray | MedicalImage],
+    *,
+    out_dir: str | Path,
+    real_groups: Sequence[str] | None = None,
+    fake_groups: Sequence[str] | None = None,
+    fake_kinds: Sequence[str] | None = None,
+    native_sizes: Sequence[int] = (64,),
+    seed: int = 0,
+    time_budget_s: float | None = None,
+    analyzers: Sequence[str] = ("frequency", "cnn"),
+    real_variants: int = 4,
+    fake_variants: int = 2,
+    val_fraction: float = 0.2,
+    frequency_classifier: str = "logistic",
+    cnn_config: dict[str, Any] | None = None,
+    cnn_max_steps: int = 3000,
+    data_note: str = "",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train, calibrate and save the pixel detectors.
+
+    Args:
+        real: real images, float (H, W) or (H, W, 3) in [0, 1] or MedicalImages.
+        fake: synthetic images, same forms (a generator's native output, e.g. 64 x 64).
+        out_dir: where ``frequency/``, ``cnn/``, ``fusion.json``, ``MODEL_CARD.md`` and ``training_report.json`` go
+            (the layout of ``forensics/weights``; pass it to an analyzer as ``weights_dir``).
+        real_groups / fake_groups: source id per image (e.g. the file path; several crops of one patient share
+            one id); the train/validation split is by these ids. Default: one id per image.
+        fake_kinds: a label per fake (generator name) - only for the per-kind validation numbers.
+        native_sizes: generators' native sides in px; reals take these round trips as negatives.
+        seed: seeds the format path, the split salt and the networks.
+        time_budget_s: wall-clock budget of the whole call; the CNN gets what is left after the data preparation.
+        analyzers: which of ``frequency``, ``cnn`` to train.
+        real_variants / fake_variants: format-path draws per source image.
+        val_fraction: share of source ids held out for calibration and validation metrics.
+        data_note: free text for the model card (data sets, licences).
+        progress: tqdm bars on stderr.
+
+    Returns:
+        The training report (also written to ``out_dir/training_report.json``).
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    real_groups = list(real_groups) if real_groups is not None else [f"real:{i}" for i in range(len(real))]
+    fake_groups = list(fake_groups) if fake_groups is not None else [f"fake:{i}" for i in range(len(fake))]
+    if len(real_groups) != len(real) or len(fake_groups) != len(fake):
+        raise ValueError("groups must have one entry per image")
+    if not real or not fake:
+        raise ValueError("training needs real and synthetic images")
+    rng = np.random.default_rng(seed)
+    salt = f"medaudit-train-{seed}"
+
+    r = make_variants(real, 0, n_variants=real_variants, rng=rng, native_sizes=native_sizes, progress=progress,
+                      desc="real variants")
+    f = make_variants(fake, 1, n_variants=fake_variants, rng=rng, progress=progress, desc="synthetic variants")
+    r_val = np.array([source_split(g, val_fraction=val_fraction, salt=salt) == "val" for g in real_groups])
+    f_val = np.array([source_split(g, val_fraction=val_fraction, salt=salt) == "val" for g in fake_groups])
+    # tiny sets: make sure both sides have both classes
+    for mask in (r_val, f_val):
+        if mask.all():
+            mask[0] = False
+        if not mask.any() and len(mask) > 1:
+            mask[-1] = True
+    is_val = np.concatenate([r_val[r.source], f_val[f.source]])
+    allv = _concat([r, f])
+    train, val = _subset(allv, ~is_val), _subset(allv, is_val)
+    kinds = np.concatenate([np.array(["real"] * len(r.label), dtype=object),
+                            np.array(list(fake_kinds) if fake_kinds is not None else ["synthetic"] * len(fake),
+                                     dtype=object)[f.source]])[is_val]
+    prep_s = time.perf_counter() - t_start
+
+    report: dict[str, Any] = {
+        "seed": seed,
+        "data": {
+            "real_sources": len(real), "synthetic_sources": len(fake),
+            "real_variants": real_variants, "synthetic_variants": fake_variants,
+            "native_sizes": list(native_sizes),
+            "train_variants": int(len(train.label)), "val_variants": int(len(val.label)),
+            "train_real": int((train.label == 0).sum()), "train_synthetic": int((train.label == 1).sum()),
+            "val_real": int((val.label == 0).sum()), "val_synthetic": int((val.label == 1).sum()),
+            "note": data_note,
+        },
+        "prep_wall_s": round(prep_s, 1),
+        "analyzers": {},
+    }
+    val_logits: dict[str, np.ndarray] = {}
+
+    if "frequency" in analyzers:
+        t0 = time.perf_counter()
+        det, reference = fit_frequency(train, classifier=frequency_classifier, seed=seed)
+        z = det.decision_function(val.features)
+        cal = Calibrator.fit(z, val.label)
+        det.save_json(out / "frequency" / "model.json", extra={"reference": reference})
+        cal.save(out / "frequency" / "calibration.json", extra={"fitted_on": "validation split"})
+        val_logits["frequency"] = _logit(cal(z))
+        report["analyzers"]["frequency"] = {
+            "classifier": frequency_classifier, "wall_s": round(time.perf_counter() - t0, 1),
+            "features": int(train.features.shape[1]),
+            **_val_metrics(val.label, cal(z), val.native, kinds),
+        }
+
+    if "cnn" in analyzers:
+        from forensics.analyzers.cnn.model import save_checkpoint
+
+        left = None if time_budget_s is None else max(10.0, time_budget_s - (time.perf_counter() - t_start) - 15)
+        model, cfg, log = fit_cnn(train, val, config=cnn_config, time_budget_s=left, max_steps=cnn_max_steps,
+                                  seed=seed, progress=progress)
+        save_checkpoint(model, cfg, out / "cnn")
+        z = cnn_logits(model, cfg, val.images)
+        cal = Calibrator.fit(z, val.label)
+        cal.save(out / "cnn" / "calibration.json", extra={"fitted_on": "validation split"})
+        val_logits["cnn"] = _logit(cal(z))
+        report["analyzers"]["cnn"] = {"arch": cfg["arch"], **log, **_val_metrics(val.label, cal(z), val.native, kinds)}
+
+    if val_logits:
+        fusion = fit_fusion(val_logits, val.label)
+        names = sorted(val_logits)
+        ws = fusion["pixel_weights"]
+        zf = fusion["pixel_bias"] + sum(ws[n] * val_logits[n] for n in names) / sum(ws.values())
+        pf = 1 / (1 + np.exp(-zf))
+        fusion["val"] = _val_metrics(val.label, pf, val.native, kinds)
+        atomic_write_text(out / "fusion.json", json.dumps(fusion, indent=1))
+        report["fusion"] = fusion
+    report["wall_s"] = round(time.perf_counter() - t_start, 1)
+    report["files"] = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    write_model_card(out, report)
+    atomic_write_text(out / "training_report.json", json.dumps(report, indent=1, default=str))
+    return report
+
+
+def _val_metrics(y: np.ndarray, p: np.ndarray, native: np.ndarray, kinds: np.ndarray) -> dict[str, Any]:
+    y, p = np.asarray(y), np.asarray(p)
+    real = y == 0
+    out = {
+        "val_auc": round(roc_auc(y, p), 4),
+        "val_ece": round(expected_calibration_error(y, p), 4),
+        "val_fpr_at_0.9": round(float((p[real] >= 0.9).mean()), 4) if real.any() else None,
+        "val_tpr_at_0.9": round(float((p[~real] >= 0.9).mean()), 4) if (~real).any() else None,
+    }
+    if (real & native).any():
+        out["val_fpr_at_0.9_native_roundtrip_reals"] = round(float((p[real & native] >= 0.9).mean()), 4)
+    for k in sorted(set(kinds[~real].tolist())):
+        m = real | (kinds == k)
+        out[f"val_auc_{k}"] = round(roc_auc(y[m], p[m]), 4)
+    return out
+
+
+def write_model_card(out: Path, report: dict[str, Any]) -> Path:
+    """``MODEL_CARD.md`` next to the weights: data, licence, sizes, steps, wall time, validation metrics."""
+    d = report["data"]
+    lines = [
+        "# medaudit pixel detectors - model card",
+        "",
+        "Detectors of synthetic images trained by `forensics.training.train_detectors` "
+        f"(medaudit, Python {platform.python_version()}, {platform.machine()}).",
+        "",
+        "## Data",
+        "",
+        f"- real source images: {d['real_sources']}; synthetic: {d['synthetic_sources']}",
+        f"- format-path variants per image: real {d['real_variants']}, synthetic {d['synthetic_variants']}; "
+        f"native-size round trips of reals (as negatives): {d['native_sizes']}",
+        f"- train / validation variants: {d['train_variants']} / {d['val_variants']} (split by source image)",
+    ]
+    if d.get("note"):
+        lines += ["", d["note"]]
+    lines += ["", "## Models", ""]
+    for name, a in report["analyzers"].items():
+        desc = {k: v for k, v in a.items() if not k.startswith("val_")}
+        lines.append(f"- **{name}**: " + ", ".join(f"{k} {v}" for k, v in desc.items()))
+    lines += ["", "## Validation (held-out source images, calibrated scores)", "",
+              "| analyzer | metric | value |", "|---|---|---|"]
+    for name, a in [*report["analyzers"].items(), *([("fusion", report["fusion"]["val"])] if "fusion" in report
+                                                   else [])]:
+        for k, v in a.items():
+            if k.startswith("val_"):
+                lines.append(f"| {name} | {k[4:]} | {v} |")
+    if "fusion" in report:
+        lines += ["", f"Suggested fusion: `pixel_weights` {report['fusion']['pixel_weights']}, "
+                      f"`pixel_bias` {report['fusion']['pixel_bias']} (see fusion.json)."]
+    lines += ["", "## Files", "", "| file | bytes |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report.get("files", {}).items()]
+    lines += ["", f"Wall time: {report['wall_s']} s (data preparation {report['prep_wall_s']} s).", "",
+              "Limits: validation numbers come from the same generators as training; see docs/BENCHMARKS.md for "
+              "unseen-generator and perturbation results. Scores are calibrated probabilities on the validation "
+              "mix of classes (about half synthetic); base rates in real claims are far lower.", ""]
+    return atomic_write_text(out / "MODEL_CARD.md", "\n".join(lines))
