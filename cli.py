@@ -264,3 +264,34 @@ def train_generator_cmd(family, data, out, resolution, max_steps, time_budget, b
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(str(ckpt))
+
+
+# --- benchmarks ------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def bench():
+    """Measure speed and accuracy; --write-docs updates that section of docs/BENCHMARKS.md."""
+
+
+_write_docs = click.option("--write-docs", type=click.Path(dir_okay=False), default=None,
+                           help="Update this benchmark's section of a Markdown file (docs/BENCHMARKS.md).")
+
+
+@bench.command("scan-speed")
+@click.option("-n", "n", type=click.IntRange(1), default=400, show_default=True, help="Files per format.")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--size", type=click.IntRange(8), default=512, show_default=True)
+@click.option("--analyzers", default="metadata", show_default=True, help="Comma-separated; 'all' for every one.")
+@_write_docs
+def bench_scan_speed(n, workers, size, analyzers, write_docs):
+    """Images/s of `medaudit scan` on generated PNG and DICOM files."""
+    from benchmarks import scan_speed
+
+    names = None if analyzers == "all" else analyzers.split(",")
+    table = scan_speed.to_markdown(scan_speed.run(n, workers, names, size))
+    click.echo(table)
+    if write_docs:
+        from benchmarks.docs import update_section
+
+        update_section(write_docs, "scan-speed", "Scan throughput", table)

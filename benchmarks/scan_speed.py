@@ -9,8 +9,6 @@ the figure measures the pipeline, not the disk cache of someone's data set.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -79,9 +77,6 @@ def to_markdown(rows: list[dict]) -> str:
     lines = ["| format | size | images | workers | analyzers | images/s |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['format']} | {r['size']}² | {r['n']} | {r['workers']} | {r['analyzers']} | {r['images_per_s']} |"
               for r in rows]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?") \
-        if os.path.exists("/proc/cpuinfo") else platform.processor()
-    lines.append(f"\nMachine: {os.cpu_count()} cores, {cpu}, {platform.platform()}.")
     return "\n".join(lines)
 
 

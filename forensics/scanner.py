@@ -146,13 +146,9 @@ _worker_scanner: Scanner | None = None
 def _init_worker(options: ScanOptions) -> None:
     global _worker_scanner
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(1)  # one process per core; torch's own threads would fight over them
-    except ImportError:
-        pass
     _worker_scanner = Scanner(options)
+    if "torch" in sys.modules:  # only when an analyzer uses it: importing torch costs seconds
+        sys.modules["torch"].set_num_threads(1)  # one process per core; torch's own threads would fight
 
 
 def _scan_in_worker(path: str) -> ScanResult:

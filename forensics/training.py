@@ -288,7 +288,8 @@ def fit_cnn(
         loss.backward()
         opt.step()
         steps += 1
-        ema_loss = float(loss) if ema_loss is None else 0.98 * ema_loss + 0.02 * float(loss)
+        lv = loss.item()
+        ema_loss = lv if ema_loss is None else 0.98 * ema_loss + 0.02 * lv
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{ema_loss:.3f}")
@@ -356,6 +357,7 @@ def train_detectors(
     frequency_classifier: str = "logistic",
     cnn_config: dict[str, Any] | None = None,
     cnn_max_steps: int = 3000,
+    cnn_batch_size: int = 64,
     data_note: str = "",
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -446,7 +448,7 @@ def train_detectors(
 
         left = None if time_budget_s is None else max(10.0, time_budget_s - (time.perf_counter() - t_start) - 15)
         model, cfg, log = fit_cnn(train, val, config=cnn_config, time_budget_s=left, max_steps=cnn_max_steps,
-                                  seed=seed, progress=progress)
+                                  batch_size=cnn_batch_size, seed=seed, progress=progress)
         save_checkpoint(model, cfg, out / "cnn")
         z = cnn_logits(model, cfg, val.images)
         cal = Calibrator.fit(z, val.label)

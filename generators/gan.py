@@ -172,7 +172,7 @@ class GANGenerator(Generator):
         else:
             self.ema_.model.load_state_dict(g.state_dict())
         self._bn_fresh_ = False
-        return {"loss_d": float(loss_d), "loss_g": float(loss_g)}
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
     @torch.no_grad()
     def _before_sampling(self) -> None:

@@ -15,7 +15,7 @@ ANALYZERS = Registry("analyzer")
 register_analyzer = ANALYZERS.register
 
 # Module per built-in analyzer; each registers itself on import.
-_BUILTIN = ("metadata", "watermark")
+_BUILTIN = ("metadata", "watermark", "frequency", "cnn")
 _loaded = False
 
 

@@ -1,0 +1,112 @@
+"""Reproduce the bundled generator weights in ``generators/weights/``.
+
+    python -m generators.train_bundled --data ../shared/data [--only cxr_gan,ct_gan] [--scale 1.0]
+
+Each model trains for a wall-clock budget (capped by a step count) on 2 CPU threads into ``--work`` (full
+checkpoints: resumable), then its EMA/decoder weights are exported as float16 with ``config.json`` and a
+``samples.png`` grid to ``generators/weights/<name>/``. Budgets are those used for the shipped weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+LICENCES = {
+    "cxr_kermany": ("CC BY 4.0", "Kermany D., Zhang K., Goldbaum M. (2018), Labeled Optical Coherence Tomography (OCT) "
+                    "and Chest X-Ray Images for Classification, Mendeley Data v2"),
+    "ct_lung_tcia": ("CC BY 3.0", "Li P. et al. (2020), A Large-Scale CT and PET/CT Dataset for Lung Cancer Diagnosis "
+                     "(Lung-PET-CT-Dx), The Cancer Imaging Archive"),
+    "derm_isic": ("CC0", "ISIC Archive (UDA-1)"),
+}
+
+# name: (family, data folder, train resolution, generator kwargs, dataset kwargs, budget s, max steps, modality)
+PLAN = {
+    "cxr_gan": ("gan", "cxr_kermany", 64, {}, {}, 480, 4000, "DX"),
+    "cxr_vae": ("vae", "cxr_kermany", 64, {}, {}, 300, 3000, "DX"),
+    "cxr_ddpm": ("ddpm", "cxr_kermany", 32, {"output_resolution": 64}, {}, 720, 4000, "DX"),
+    "ct_gan": ("gan", "ct_lung_tcia", 64, {}, {}, 420, 4000, "CT"),
+    "derm_vae": ("vae", "derm_isic", 64, {}, {"hflip": True, "vflip": True}, 420, 4000, "XC"),
+}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: float, threads: int,
+              device: str) -> dict:
+    import torch
+
+    from generators.base import Generator, write_grid
+    from generators.data import ImageDataset
+    from generators.registry import create_generator
+
+    torch.set_num_threads(threads)
+    family, folder, res, gkw, dkw, budget, steps, modality = PLAN[name]
+    licence, attribution = LICENCES[folder]
+    ds = ImageDataset(data_root / folder, resolution=res, modality=modality, name=folder, licence=licence, **dkw)
+    ckpt = work / name
+    gen = create_generator(family, resolution=res, channels=ds.channels, modality=modality, **gkw)
+    t0 = time.monotonic()
+    gen.fit(ds, max_steps=steps, time_budget_s=budget * scale, device=device, seed=0, progress=True,
+            sample_every=500 if family == "ddpm" else 250, out_dir=ckpt)
+    wall = time.monotonic() - t0
+    gen = Generator.load(ckpt, device="cpu")  # the full checkpoint (resumed runs included)
+    dest = dest_root / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    extra = {
+        "name": name,
+        "licence": licence,
+        "attribution": attribution,
+        "hardware": f"{cpu_name()}, {threads} torch threads" if device == "cpu" else device,
+        "torch": torch.__version__,
+        "wall_time_s": round(wall, 1),
+        "budget_s": budget * scale,
+        "trained_with": "python -m generators.train_bundled",
+    }
+    gen.save(dest, inference_only=True, half=True, extra=extra)
+    # the grid from the exported (float16) weights, what users will get
+    shipped = Generator.load(dest, device="cpu")
+    write_grid(dest / "samples.png", shipped.sample(36, seed=0))
+    info = {"name": name, "family": family, "steps": gen.steps_, "wall_s": round(wall, 1),
+            "params": shipped.parameter_count(),
+            "size_bytes": sum(f.stat().st_size for f in dest.iterdir())}
+    print(json.dumps(info), flush=True)
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/")
+    ap.add_argument("--work", type=Path, default=Path("build/train_bundled"), help="full (resumable) checkpoints")
+    ap.add_argument("--dest", type=Path, default=Path(__file__).resolve().parent / "weights")
+    ap.add_argument("--only", default="", help="comma-separated names (default: all)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every time budget")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (as shipped), cuda, auto")
+    args = ap.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(PLAN)
+    unknown = set(names) - set(PLAN)
+    if unknown:
+        ap.error(f"unknown model(s) {sorted(unknown)}; known: {', '.join(PLAN)}")
+    for name in names:
+        train_one(name, args.data, args.work, args.dest, args.scale, args.threads, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

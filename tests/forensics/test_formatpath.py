@@ -1,0 +1,55 @@
+"""The shared format path keeps dtype and range, is seeded, and standardize is deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forensics.formatpath import format_path, jpeg_roundtrip, native_roundtrip, png_roundtrip, standardize
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).random((80, 96)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(80, 96), (80, 96, 3)])
+def test_format_path_keeps_dtype_and_range(shape):
+    x = np.random.default_rng(1).random(shape).astype(np.float32)
+    for seed in range(8):
+        y = format_path(x, np.random.default_rng(seed), native_size=32)
+        assert y.dtype == np.float32
+        assert y.ndim == x.ndim
+        assert 0.0 <= y.min() and y.max() <= 1.0
+
+
+def test_format_path_is_seeded(image):
+    a = format_path(image, np.random.default_rng(7), native_size=32)
+    b = format_path(image, np.random.default_rng(7), native_size=32)
+    c = format_path(image, np.random.default_rng(8), native_size=32)
+    assert np.array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_png_roundtrip_is_only_quantization(image):
+    assert np.abs(png_roundtrip(image) - image).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(png_roundtrip(image, 16) - image).max() <= 0.5 / 65535 + 1e-6
+
+
+def test_jpeg_roundtrip_changes_pixels_but_not_shape(image):
+    y = jpeg_roundtrip(image, 50)
+    assert y.shape == image.shape and not np.array_equal(y, image)
+
+
+def test_native_roundtrip_removes_fine_detail(image):
+    y = native_roundtrip(image, 16)
+    assert y.shape == image.shape
+    assert np.abs(np.diff(y, axis=1)).mean() < np.abs(np.diff(image, axis=1)).mean() / 2
+
+
+def test_standardize_is_square_gray_and_deterministic():
+    rgb = np.random.default_rng(2).random((300, 200, 3)).astype(np.float32)
+    a, b = standardize(rgb, 64), standardize(rgb, 64)
+    assert a.shape == (64, 64) and a.dtype == np.float32
+    assert np.array_equal(a, b)
+    assert 0.0 <= a.min() and a.max() <= 1.0
