@@ -43,6 +43,10 @@ def _scan_options(func):
                      help="Exit 1 when any image reaches this level."),
         click.option("--fail-on-error", is_flag=True, help="Exit 1 when any input could not be scanned."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr."),
+        click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                     help="Where to run: this machine's processes, or dask.distributed."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="Dask scheduler (tcp://host:8786); without it --engine dask starts a LocalCluster."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -96,7 +100,7 @@ def _summary_line(levels: list[str | None], errors: int) -> str:
               help="Write here (atomically, on completion) instead of stdout.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into the same -o FILE; skip what it wrote.")
 @_scan_options
-def scan(paths, fmt, output, resume, workers, fail_on, fail_on_error, quiet, **opts):
+def scan(paths, fmt, output, resume, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
     """Score each image in PATHS (files or folders, walked recursively) for deepfake risk.
 
     One JSON line per input on stdout (or -o FILE): risk, level, and the findings with their evidence.
@@ -112,7 +116,8 @@ def scan(paths, fmt, output, resume, workers, fail_on, fail_on_error, quiet, **o
         raise click.UsageError(str(exc)) from None
     levels, errors = [], 0
     try:
-        for result in scan_paths(paths, options, workers=workers, skip=writer.done, progress=not quiet):
+        for result in scan_paths(paths, options, workers=workers, skip=writer.done, progress=not quiet,
+                                 engine=engine, scheduler=scheduler):
             writer.write(result)
             if result.status == "ok":
                 levels.append(result.level)
@@ -137,12 +142,13 @@ def scan(paths, fmt, output, resume, workers, fail_on, fail_on_error, quiet, **o
               help="Folder for report.html, report.json and report.csv.")
 @click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
 @_scan_options
-def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, **opts):
+def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
     """Scan PATHS and write a self-contained audit report (HTML, JSON, CSV) into --out."""
     from forensics.audit import audit as run_audit
 
     options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
-    results, written = run_audit(paths, out_dir, options, workers=workers, progress=not quiet)
+    results, written = run_audit(paths, out_dir, options, workers=workers, progress=not quiet, engine=engine,
+                                 scheduler=scheduler)
     levels = [r.level for r in results if r.status == "ok"]
     errors = sum(r.status == "error" for r in results)
     click.echo(_summary_line(levels, errors), err=True)

@@ -35,6 +35,8 @@ def audit(
     workers: int = 1,
     progress: bool = False,
     command: str | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> tuple[list[ScanResult], dict[str, Path]]:
     """Scan ``paths`` and write report.html, report.json and report.csv into ``out_dir``.
 
@@ -45,7 +47,7 @@ def audit(
 
     options = options or ScanOptions(thumbnails=True)
     started = _now()
-    results = list(scan_paths(paths, options, workers=workers, progress=progress))
+    results = list(scan_paths(paths, options, workers=workers, progress=progress, engine=engine, scheduler=scheduler))
     scanner = Scanner(options)  # what ran, for the record (cheap: analyzers load lazily)
     analyzers = [
         {"name": a.name, "version": a.version, "available": True, "reason": "", "model_hashes": a.model_hashes()}

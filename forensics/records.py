@@ -111,12 +111,14 @@ class ScanResult:
     error: ScanError | None = None
     width: int | None = None
     height: int | None = None
+    claim_id: str | None = None  # set by claim screening
     # For reports only, not in the JSON line: a small uint8 preview and header facts (PHI already redacted).
     thumbnail: np.ndarray | None = field(default=None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        out: dict[str, Any] = {} if self.claim_id is None else {"claim_id": self.claim_id}
+        out |= {
             "path": self.path,
             "sha256": self.sha256,
             "status": self.status,

@@ -61,12 +61,15 @@ class Scanner:
                 self.skipped[name] = why
         self._kinds = {a.name: a.kind for a in self.analyzers}
 
-    def scan_file(self, path: str) -> ScanResult:
+    def scan_file(self, path: str, claim_id: str | None = None, data: bytes | None = None) -> ScanResult:
+        """Scan one file (or its ``data``, already read); ``claim_id`` tells the reuse analyzer whose it is."""
         start = time.perf_counter()
-        result = ScanResult(path=path, status="error")
+        result = ScanResult(path=path, status="error", claim_id=claim_id)
         try:
             with _time_limit(self.options.timeout_s):
-                image = load(path, max_pixels=self.options.max_pixels)
+                image = load(path, max_pixels=self.options.max_pixels, data=data)
+                if claim_id is not None:
+                    image.metadata["claim_id"] = claim_id
                 result.sha256 = image.sha256
                 self._analyze(image, result)
         except InputError as exc:
@@ -151,9 +154,12 @@ def _init_worker(options: ScanOptions) -> None:
         sys.modules["torch"].set_num_threads(1)  # one process per core; torch's own threads would fight
 
 
-def _scan_in_worker(path: str) -> ScanResult:
+def _scan_in_worker(item: tuple[str, str | None]) -> ScanResult:
     assert _worker_scanner is not None
-    return _worker_scanner.scan_file(path)
+    return _worker_scanner.scan_file(*item)
+
+
+Key = tuple["str | None", str]  # (claim_id, path): what --resume skips
 
 
 def scan_paths(
@@ -161,39 +167,68 @@ def scan_paths(
     options: ScanOptions | None = None,
     *,
     workers: int = 1,
-    skip: set[str] | frozenset[str] = frozenset(),
+    skip: set[Key] | frozenset[Key] = frozenset(),
     progress: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> Iterator[ScanResult]:
     """Scan files and folders; yield one ScanResult per input in a stable order.
 
     Args:
         paths: files and folders (walked recursively).
         options: analyzers, thresholds, limits.
-        workers: processes; 1 scans in this process.
-        skip: paths already done (``--resume``); they are not yielded again.
+        workers: processes (local engine) or workers of a new LocalCluster (dask engine without scheduler).
+        skip: ``(None, path)`` keys already done (``--resume``); they are not yielded again.
         progress: show a progress bar on stderr.
+        engine: ``local`` (this machine's processes) or ``dask`` (dask.distributed).
+        scheduler: address of a running dask scheduler; None starts a LocalCluster.
     """
+    items: list[tuple[str, str | None]] = []
+    errors: list[ScanResult] = []
+    for path, error in iter_inputs(paths):
+        if (None, path) in skip:
+            continue
+        if error is not None:
+            errors.append(ScanResult(path=path, status="error", error=ScanError(error.code, error.message)))
+        else:
+            items.append((path, None))
+    yield from errors
+    yield from scan_items(items, options, workers=workers, progress=progress, engine=engine, scheduler=scheduler)
+
+
+def scan_items(
+    items: list[tuple[str, str | None]],
+    options: ScanOptions | None = None,
+    *,
+    workers: int = 1,
+    skip: set[Key] | frozenset[Key] = frozenset(),
+    progress: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> Iterator[ScanResult]:
+    """Scan ``(path, claim_id)`` pairs (files, no walking) in order; the claim id goes into each result."""
     from tqdm import tqdm
 
-    with tqdm(desc="scan", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
-        for result in _scan_paths(paths, options or ScanOptions(), workers, skip, bar):
+    todo = [item for item in items if (item[1], item[0]) not in skip]
+    options = options or ScanOptions()
+    with tqdm(total=len(todo), desc="scan", unit="img", disable=not progress, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        for result in _execute(todo, options, workers, engine, scheduler):
             bar.update()
             yield result
 
 
-def _scan_paths(paths, options: ScanOptions, workers: int, skip, bar) -> Iterator[ScanResult]:
-    todo: list[str] = []
-    for path, error in iter_inputs(paths):
-        if path in skip:
-            continue
-        if error is not None:
-            yield ScanResult(path=path, status="error", error=ScanError(error.code, error.message))
-        else:
-            todo.append(path)
-    bar.total = bar.n + len(todo)
+def _execute(todo, options: ScanOptions, workers: int, engine: str, scheduler: str | None) -> Iterator[ScanResult]:
+    if engine == "dask":
+        from forensics.distributed import scan_on_dask
+
+        yield from scan_on_dask(todo, options, workers=workers, scheduler=scheduler)
+        return
+    if engine != "local":
+        raise ValueError(f"unknown engine {engine!r}; choose local or dask")
     if workers <= 1 or len(todo) < 2:
         scanner = Scanner(options)
-        yield from (scanner.scan_file(p) for p in todo)
+        yield from (scanner.scan_file(*item) for item in todo)
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(options,)) as pool:

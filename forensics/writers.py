@@ -66,7 +66,7 @@ class ResultWriter:
             raise ValueError("--resume needs -o FILE in jsonl or csv format")
         self.fmt = fmt
         self.output = Path(output) if output is not None else None
-        self.done: set[str] = set()
+        self.done: set[tuple[str | None, str]] = set()  # (claim_id, path) of recorded results
         self._line = {"jsonl": _jsonl_line, "csv": _csv_line, "table": _table_line}[fmt]
         self._stream: TextIO
         if self.output is None:
@@ -110,8 +110,8 @@ def _header() -> str:
     return buf.getvalue()
 
 
-def _recorded_paths(path: Path, fmt: str) -> set[str]:
-    """Paths with a whole record in ``path``; a trailing cut line is truncated away."""
+def _recorded_paths(path: Path, fmt: str) -> set[tuple[str | None, str]]:
+    """(claim_id, path) of each whole record in ``path``; a trailing cut line is truncated away."""
     data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
     if len(whole) != len(data):
@@ -122,11 +122,12 @@ def _recorded_paths(path: Path, fmt: str) -> set[str]:
         done = set()
         for line in text.splitlines():
             try:
-                done.add(json.loads(line)["path"])
+                record = json.loads(line)
+                done.add((record.get("claim_id"), record["path"]))
             except (ValueError, KeyError, TypeError):
                 continue
         return done
     rows = csv.reader(io.StringIO(text))
     next(rows, None)
     # csv_safe may have prefixed a quote to the path; undo it so the comparison is with the real path.
-    return {r[0][1:] if r and r[0][:2] in ("'=", "'+", "'-", "'@") else r[0] for r in rows if r}
+    return {(None, r[0][1:] if r[0][:2] in ("'=", "'+", "'-", "'@") else r[0]) for r in rows if r}

@@ -103,7 +103,7 @@ class DDPMGenerator(Generator):
             self.ema_.update(self.unet_, self.steps_)
         else:
             self.ema_.model.load_state_dict(self.unet_.state_dict())
-        return {"loss": float(loss)}
+        return {"loss": loss.item()}
 
     @torch.no_grad()
     def _sample_tensor(self, noise_gen: torch.Generator, n: int) -> torch.Tensor:

@@ -135,7 +135,7 @@ class VAEGenerator(Generator):
         self.opt_.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_.step()
-        return {"rec": float(rec), "kl": float(kl)}
+        return {"rec": rec.item(), "kl": kl.item()}
 
     @torch.no_grad()
     def _sample_tensor(self, noise_gen: torch.Generator, n: int) -> torch.Tensor:

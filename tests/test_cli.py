@@ -130,3 +130,13 @@ def test_demo_runs_and_writes_a_report(tmp_path):
     assert all(r["level"] == "low" for n, r in by_name.items() if n.startswith(("pydicom_", "nibabel_")))
     assert by_name["a1111_parameters.png"]["level"] == "high"
     assert by_name["claim_notes.txt"]["status"] == "error"
+
+
+@pytest.mark.slow
+def test_dask_engine_gives_the_same_records_as_local(mixed_folder):
+    pytest.importorskip("dask.distributed")
+    local = [json.loads(x) for x in _scan(str(mixed_folder)).stdout.splitlines()]
+    dask = _scan(str(mixed_folder), "--engine", "dask", "--workers", "2")
+    assert dask.exit_code == 0, dask.output
+    strip = lambda rs: [(r["path"], r["status"], r["risk"], r.get("error")) for r in rs]  # noqa: E731
+    assert strip([json.loads(x) for x in dask.stdout.splitlines()]) == strip(local)

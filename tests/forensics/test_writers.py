@@ -34,7 +34,7 @@ def test_resume_drops_a_cut_line_and_skips_recorded_paths(tmp_path, fmt):
     partial = tmp_path / f"r.{fmt}.partial"
     partial.write_bytes(partial.read_bytes() + b'{"path": "c.png", "sta')  # killed mid-line
     resumed = ResultWriter(fmt, out, resume=True)
-    assert resumed.done == {"a.png", "=b.png"}
+    assert resumed.done == {(None, "a.png"), (None, "=b.png")}
     resumed.write(_ok("c.png"))
     resumed.close()
     text = out.read_text()

@@ -1,0 +1,596 @@
+"""Hardening runs: mutation fuzzing of the loaders and the whole scan, and kill-and-resume of `medaudit scan`.
+
+    python -m benchmarks.fuzz --seconds 600               # fuzz load() and Scanner.scan_file() for 10 minutes
+    python -m benchmarks.fuzz --seconds 0 --kill-resume 50  # 50 kill -9 / --resume cycles of `medaudit scan`
+
+Seeds are real files (pydicom's example CT, MR, JPEG 2000 and RGB DICOMs) and files written here with OpenCV
+(PNG 8/16-bit/RGB, JPEG, TIFF, BMP, WebP, NIfTI), plus PNGs with text/zTXt/iTXt/eXIf/caBX chunks and JPEGs with
+EXIF, XMP, COM and APP11 (C2PA) segments, so the metadata parsers see well-formed input before it is broken.
+Mutations: bit flips, truncation, byte insertion/deletion, overwrites with boundary values, splices, and
+container-aware edits (PNG chunk bodies and lengths with the CRC fixed up, JPEG segment lengths, DICOM element
+length fields), so that damage reaches past the first checksum.
+
+The same seeds and mutators drive the CI tests (tests/hardening/test_fuzz.py, through hypothesis); this module is
+the long run. A "crash" is anything but a clean result: an exception out of ``load`` other than InputError, an
+exception out of ``scan_file``, an ``internal_error`` record, a record that is not valid JSON, or a metadata
+parser that stopped on an exception (``file.malformed`` "metadata parser stopped"). Crashing inputs are written
+to ``--crash-dir`` for replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------------- seeds
+
+_IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def with_png_chunks(png: bytes, *chunks: bytes) -> bytes:
+    """``png`` with ``chunks`` inserted before IEND."""
+    iend = png.rindex(b"IEND") - 4
+    return png[:iend] + b"".join(chunks) + png[iend:]
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def with_jpeg_segments(jpeg: bytes, *segments: bytes) -> bytes:
+    """``jpeg`` with ``segments`` inserted right after SOI."""
+    return jpeg[:2] + b"".join(segments) + jpeg[2:]
+
+
+def exif_tiff(tags: dict[int, str]) -> bytes:
+    """A little-endian TIFF/EXIF block with one IFD of ASCII tags (Make 0x010F, Model 0x0110, Software 0x0131)."""
+    entries, data = b"", b""
+    data_off = 8 + 2 + 12 * len(tags) + 4
+    for tag in sorted(tags):
+        value = tags[tag].encode("latin-1") + b"\x00"
+        if len(value) <= 4:
+            entries += struct.pack("<HHI", tag, 2, len(value)) + value.ljust(4, b"\x00")
+        else:
+            entries += struct.pack("<HHII", tag, 2, len(value), data_off + len(data))
+            data += value + (b"\x00" if len(value) % 2 else b"")
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + entries + b"\x00" * 4 + data
+
+
+def xmp_packet(source_type: str = "trainedAlgorithmicMedia", creator_tool: str = "Midjourney") -> str:
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
+        ' xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+        f' Iptc4xmpExt:DigitalSourceType="{_IPTC}{source_type}" xmp:CreatorTool="{creator_tool}"/>'
+        '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    )
+
+
+def _cbor(value) -> bytes:
+    def head(major: int, n: int) -> bytes:
+        if n < 24:
+            return bytes([major << 5 | n])
+        if n < 256:
+            return bytes([major << 5 | 24, n])
+        return bytes([major << 5 | 25]) + struct.pack(">H", n)
+
+    if isinstance(value, str):
+        raw = value.encode()
+        return head(3, len(raw)) + raw
+    if isinstance(value, int):
+        return head(0, value)
+    if isinstance(value, list):
+        return head(4, len(value)) + b"".join(_cbor(v) for v in value)
+    if isinstance(value, dict):
+        return head(5, len(value)) + b"".join(_cbor(k) + _cbor(v) for k, v in value.items())
+    raise TypeError(value)
+
+
+def _box(tbox: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), tbox) + payload
+
+
+def _superbox(label: str, *children: bytes) -> bytes:
+    return _box(b"jumb", _box(b"jumd", b"\x00" * 16 + b"\x03" + label.encode() + b"\x00") + b"".join(children))
+
+
+def c2pa_store(generator: str = "TestTool/1.0", source_type: str = "trainedAlgorithmicMedia") -> bytes:
+    """A minimal (unsigned) C2PA manifest store: actions with a digital source type and a claim generator."""
+    action = {"action": "c2pa.created", "digitalSourceType": _IPTC + source_type}
+    manifest = _superbox(
+        "urn:c2pa:00000000-0000-0000-0000-000000000001",
+        _superbox("c2pa.assertions", _superbox("c2pa.actions.v2", _box(b"cbor", _cbor({"actions": [action]})))),
+        _superbox("c2pa.claim.v2", _box(b"cbor", _cbor({"claim_generator": generator}))),
+        _superbox("c2pa.signature", _box(b"cbor", b"\xa0")),
+    )
+    return _superbox("c2pa", manifest)
+
+
+def app11_segments(store: bytes, split: int = 2) -> list[bytes]:
+    """JPEG XT APP11 segments carrying ``store``; continuations repeat its 8-byte box header."""
+    header, body = store[:8], store[8:]
+    step = -(-len(body) // split)
+    out = []
+    for seq, i in enumerate(range(0, len(body), step), start=1):
+        out.append(jpeg_segment(0xEB, b"JP" + struct.pack(">HI", 1, seq) + header + body[i : i + step]))
+    return out
+
+
+def _texture(h: int, w: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random((h, w, channels)).astype(np.float32), (0, 0), 3)
+    img = img.reshape(h, w, channels) if img.ndim == 2 else img
+    img = (img - img.min()) / max(float(np.ptp(img)), 1e-6)
+    return img[:, :, 0] if channels == 1 else img
+
+
+def _encode(ext: str, img: np.ndarray, params: Sequence[int] = ()) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(ext, img, list(params))
+    if not ok:
+        raise RuntimeError(f"cv2 could not encode {ext}")
+    return buf.tobytes()
+
+
+@functools.lru_cache(maxsize=1)
+def seed_files() -> dict[str, tuple[bytes, str]]:
+    """name -> (bytes, file suffix) of every seed. Small (tens of kB) so that a mutation is cheap to scan."""
+    import pydicom.examples
+
+    seeds: dict[str, tuple[bytes, str]] = {}
+    for name in ("ct", "mr", "jpeg2k", "rgb_color"):
+        seeds[f"dicom_{name}"] = (Path(pydicom.examples.get_path(name)).read_bytes(), ".dcm")
+    grey = (_texture(48, 64) * 255).astype(np.uint8)
+    rgb = (_texture(40, 56, 3, seed=1) * 255).astype(np.uint8)
+    grey16 = (_texture(32, 40, seed=2) * 65535).astype(np.uint16)
+    seeds["png_gray8"] = (_encode(".png", grey), ".png")
+    seeds["png_gray16"] = (_encode(".png", grey16), ".png")
+    seeds["png_rgb"] = (_encode(".png", rgb), ".png")
+    seeds["jpeg_gray"] = (_encode(".jpg", grey, [1, 90]), ".jpg")  # cv2.IMWRITE_JPEG_QUALITY == 1
+    seeds["jpeg_rgb_progressive"] = (_encode(".jpg", rgb, [1, 75, 2, 1]), ".jpg")  # IMWRITE_JPEG_PROGRESSIVE == 2
+    seeds["tiff_rgb"] = (_encode(".tif", rgb), ".tif")
+    seeds["tiff_gray16"] = (_encode(".tif", grey16), ".tif")
+    seeds["bmp_rgb"] = (_encode(".bmp", rgb), ".bmp")
+    seeds["webp_lossy"] = (_encode(".webp", rgb, [64, 80]), ".webp")  # IMWRITE_WEBP_QUALITY == 64
+    seeds["webp_lossless"] = (_encode(".webp", grey, [64, 101]), ".webp")
+    a1111 = "chest x-ray\nNegative prompt: text\nSteps: 30, Sampler: Euler a, CFG scale: 7, Seed: 1, Model: sd15"
+    provenance = json.dumps({"generator": "ddpm", "version": "1", "seed": 3})
+    seeds["png_text"] = (
+        with_png_chunks(
+            seeds["png_gray8"][0],
+            png_chunk(b"tEXt", b"parameters\x00" + a1111.encode("latin-1")),
+            png_chunk(b"zTXt", b"prompt\x00\x00" + zlib.compress(b'{"3": {"class_type": "KSampler"}}')),
+            png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + zlib.compress(xmp_packet().encode())),
+            png_chunk(b"iTXt", b"medaudit:provenance\x00\x00\x00\x00\x00" + provenance.encode()),
+            png_chunk(b"eXIf", exif_tiff({0x0131: "NovelAI", 0x010F: "Canon"})),
+            png_chunk(b"caBX", c2pa_store("OpenAI-API")),
+        ),
+        ".png",
+    )
+    seeds["jpeg_meta"] = (
+        with_jpeg_segments(
+            seeds["jpeg_gray"][0],
+            jpeg_segment(0xE1, b"Exif\x00\x00" + exif_tiff({0x010F: "Canon", 0x0110: "EOS 5D", 0x0131: "GIMP"})),
+            jpeg_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00" + xmp_packet().encode()),
+            jpeg_segment(0xFE, b"made with Stable Diffusion"),
+            *app11_segments(c2pa_store("Adobe Firefly")),
+        ),
+        ".jpg",
+    )
+    try:
+        import nibabel
+
+        vol = nibabel.Nifti1Image((_texture(16, 16) * 1000).astype(np.int16)[:, :, None].repeat(3, 2), np.eye(4))
+        seeds["nifti"] = (vol.to_bytes(), ".nii")
+    except ImportError:  # pragma: no cover - nibabel is a dependency
+        pass
+    return seeds
+
+
+# --------------------------------------------------------------------------------------------------- mutations
+
+# A mutation is (kind, a, b) with a, b in [0, 2**32): positions and values are taken modulo what fits, so the
+# same tuples replay on any seed and hypothesis can shrink them.
+MUTATIONS = (
+    "bitflip",
+    "truncate",
+    "insert",
+    "delete",
+    "overwrite",
+    "splice",
+    "png_chunk_body",
+    "png_chunk_length",
+    "jpeg_segment_length",
+    "dicom_length",
+    "repeat",
+)
+_BOUNDARY = (0, 1, 2, 7, 8, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
+             0xFFFFFFFE, 0xFFFFFFFF)
+
+
+def _png_chunks(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of each chunk of a PNG, as far as the lengths can be followed."""
+    out, pos = [], 8
+    while pos + 12 <= len(data) and len(out) < 256:
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        out.append((pos, length))
+        pos += 12 + length
+    return out
+
+
+def _jpeg_segments(data: bytes) -> list[int]:
+    """Offsets of JPEG marker segments that carry a length (up to the first scan)."""
+    out, pos = [], 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF and len(out) < 256:
+        marker = data[pos + 1]
+        if marker in (0xD8, 0xD9) or 0xD0 <= marker <= 0xD7:
+            break
+        out.append(pos)
+        if marker == 0xDA:
+            break
+        pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+    return out
+
+
+def mutate(data: bytes, ops: Sequence[tuple[int, int, int]], others: Sequence[bytes] = ()) -> bytes:
+    """Apply mutations ``ops`` (see :data:`MUTATIONS`) to ``data``; ``others`` feed splices."""
+    buf = bytearray(data)
+    for kind, a, b in ops:
+        name = MUTATIONS[kind % len(MUTATIONS)]
+        n = len(buf)
+        if name == "bitflip" and n:
+            buf[a % n] ^= 1 << (b % 8)
+        elif name == "truncate":
+            del buf[a % (n + 1) :]
+        elif name == "insert":
+            buf[a % (n + 1) : a % (n + 1)] = (b.to_bytes(4, "little") * (1 + b % 7))[: 1 + b % 24]
+        elif name == "delete" and n:
+            del buf[a % n : a % n + 1 + b % 64]
+        elif name == "overwrite" and n:
+            value = _BOUNDARY[b % len(_BOUNDARY)]
+            width = (1, 2, 4)[(b >> 8) % 3]
+            order = "little" if (b >> 12) & 1 else "big"
+            pos = a % n
+            buf[pos : pos + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, order)
+        elif name == "splice" and others:
+            src = others[b % len(others)]
+            if src:
+                start = (b >> 4) % len(src)
+                piece = src[start : start + 1 + (a >> 8) % 512]
+                buf[a % (n + 1) : a % (n + 1)] = piece
+        elif name == "png_chunk_body" and buf.startswith(b"\x89PNG"):
+            chunks = [(p, ln) for p, ln in _png_chunks(bytes(buf)) if p + 12 + ln <= n]
+            if chunks:
+                pos, length = chunks[a % len(chunks)]
+                if length:
+                    i = pos + 8 + b % length
+                    buf[i] ^= 1 << ((b >> 16) % 8)
+                    body = bytes(buf[pos + 4 : pos + 8 + length])
+                    buf[pos + 8 + length : pos + 12 + length] = struct.pack(">I", zlib.crc32(body))
+        elif name == "png_chunk_length" and buf.startswith(b"\x89PNG"):
+            chunks = _png_chunks(bytes(buf))
+            if chunks:
+                pos, _ = chunks[a % len(chunks)]
+                buf[pos : pos + 4] = struct.pack(">I", _BOUNDARY[b % len(_BOUNDARY)] if b & 1 else b % (n + 64))
+        elif name == "jpeg_segment_length" and buf.startswith(b"\xff\xd8"):
+            segments = _jpeg_segments(bytes(buf))
+            if segments:
+                pos = segments[a % len(segments)]
+                buf[pos + 2 : pos + 4] = struct.pack(">H", _BOUNDARY[b % len(_BOUNDARY)] & 0xFFFF)
+        elif name == "dicom_length" and n > 140:
+            # an explicit-VR element length (2 bytes after a 2-letter VR) or a 4-byte length near a tag
+            pos = 132 + a % (n - 140)
+            while pos + 8 < n and not (bytes(buf[pos + 4 : pos + 6]).isalpha() and buf[pos + 4 : pos + 6].isupper()):
+                pos += 2
+            if pos + 8 < n:
+                value = _BOUNDARY[b % len(_BOUNDARY)]
+                if bytes(buf[pos + 4 : pos + 6]) in (b"OB", b"OW", b"SQ", b"UN", b"UT", b"OF", b"UC", b"UR"):
+                    buf[pos + 8 : pos + 12] = struct.pack("<I", value & 0xFFFFFFFF)
+                else:
+                    buf[pos + 6 : pos + 8] = struct.pack("<H", value & 0xFFFF)
+        elif name == "repeat" and n:
+            start = a % n
+            piece = bytes(buf[start : start + 1 + b % 256])
+            buf[start:start] = piece * (1 + (b >> 8) % 16)
+    return bytes(buf)
+
+
+def random_ops(rng: random.Random, max_ops: int = 4) -> list[tuple[int, int, int]]:
+    return [
+        (rng.randrange(len(MUTATIONS)), rng.getrandbits(32), rng.getrandbits(32)) for _ in range(rng.randint(1, max_ops))
+    ]
+
+
+# --------------------------------------------------------------------------------------------------- checks
+
+
+def check_load(path: str) -> str | None:
+    """None when ``forensics.io.load`` behaves (returns, or raises InputError); else what went wrong."""
+    from forensics.errors import ERROR_CODES, InputError
+    from forensics.io import load
+
+    try:
+        image = load(path)
+    except InputError as exc:
+        return None if exc.code in ERROR_CODES and exc.code != "internal_error" else f"bad code {exc.code}"
+    except Exception as exc:  # noqa: BLE001 - this is what we are looking for
+        return f"load raised {type(exc).__name__}: {exc}"[:300]
+    px = image.pixels
+    if px.dtype != np.float32 or px.ndim not in (2, 3) or px.size == 0:
+        return f"load returned pixels {px.dtype} {px.shape}"
+    if not np.isfinite(px).all() or px.min() < 0 or px.max() > 1:
+        return "load returned pixels outside [0, 1] or not finite"
+    return None
+
+
+def check_scan(scanner, path: str, outcomes: dict[str, int] | None = None) -> str | None:
+    """None when ``Scanner.scan_file`` gives a clean record; else what went wrong. ``outcomes`` counts codes."""
+    from forensics.errors import ERROR_CODES
+
+    try:
+        result = scanner.scan_file(path)
+    except Exception as exc:  # noqa: BLE001
+        return f"scan_file raised {type(exc).__name__}: {exc}"[:300]
+    if outcomes is not None:
+        key = "ok" if result.status == "ok" else (result.error.code if result.error else "?")
+        outcomes[key] = outcomes.get(key, 0) + 1
+    if result.status not in ("ok", "error"):
+        return f"status {result.status!r}"
+    if result.status == "error":
+        code = result.error.code if result.error else None
+        if code not in ERROR_CODES:
+            return f"unknown error code {code!r}"
+        if code == "internal_error":
+            return f"internal_error: {result.error.message}"[:300]
+    else:
+        if result.risk is None or not 0 <= result.risk <= 1 or result.level not in ("low", "medium", "high"):
+            return f"ok record with risk {result.risk!r} level {result.level!r}"
+        for finding in result.findings:
+            for ev in finding.evidence:
+                if ev.code == "file.malformed" and "metadata parser stopped" in ev.message:
+                    return f"analyzer {finding.analyzer}: {ev.message}"
+    try:
+        json.dumps(result.to_dict(), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"record is not JSON: {exc}"
+    return None
+
+
+def check_parsers(data: bytes) -> str | None:
+    """The metadata container parsers on raw bytes (whatever the format): they must never raise."""
+    from forensics.analyzers.metadata.containers import jpeg_evidence, png_evidence, tiff_evidence, webp_evidence
+
+    for fn in (png_evidence, jpeg_evidence, tiff_evidence, webp_evidence):
+        if fn is tiff_evidence and data[:4] not in (b"II*\x00", b"MM\x00*"):
+            continue
+        try:
+            fn(data)
+        except Exception as exc:  # noqa: BLE001
+            return f"{fn.__name__} raised {type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+# --------------------------------------------------------------------------------------------------- fuzz loop
+
+
+class _quiet_stderr:
+    """Send file descriptor 2 to /dev/null: libjpeg and OpenCV print a line per damaged file."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        return False
+
+
+def fuzz(seconds: float, seed: int = 0, crash_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Mutate seeds for ``seconds``; check load, scan_file and the parsers on each. Returns the counts."""
+    from forensics.scanner import Scanner, ScanOptions
+
+    rng = random.Random(seed)
+    seeds = seed_files()
+    names = sorted(seeds)
+    others = [seeds[n][0] for n in names]
+    scanner = Scanner(ScanOptions(timeout_s=10.0))
+    stats = {"inputs": 0, "crashes": 0, "seconds": 0.0, "by_kind": {}, "unique": {}, "outcomes": {}}
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="medaudit-fuzz-") as tmp, _quiet_stderr():
+        while time.monotonic() - start < seconds:
+            name = names[rng.randrange(len(names))]
+            data, suffix = seeds[name]
+            ops = random_ops(rng)
+            mutated = mutate(data, ops, others)
+            path = os.path.join(tmp, "input" + suffix)
+            with open(path, "wb") as fh:
+                fh.write(mutated)
+            stats["inputs"] += 1
+            for what, problem in (
+                ("load", check_load(path)),
+                ("scan", check_scan(scanner, path, stats["outcomes"])),
+                ("parsers", check_parsers(mutated)),
+            ):
+                if problem is None:
+                    continue
+                stats["crashes"] += 1
+                stats["by_kind"][what] = stats["by_kind"].get(what, 0) + 1
+                key = f"{what}: {problem.split(':')[0]}"
+                first = key not in stats["unique"]
+                stats["unique"].setdefault(key, {"count": 0, "seed": name, "ops": ops, "problem": problem})
+                stats["unique"][key]["count"] += 1
+                if crash_dir is not None:
+                    crash_dir.mkdir(parents=True, exist_ok=True)
+                    digest = hashlib.sha256(mutated).hexdigest()[:12]
+                    (crash_dir / f"{what}-{name}-{digest}{suffix}").write_bytes(mutated)
+                if first:
+                    log(f"CRASH {key}  seed={name} ops={ops}\n    {problem}")
+    stats["seconds"] = round(time.monotonic() - start, 1)
+    return stats
+
+
+# --------------------------------------------------------------------------------------------------- kill and resume
+
+
+def medaudit_command() -> list[str]:
+    """How to run the CLI as a child process: the console script beside this interpreter, else ``cli.main``."""
+    script = Path(sys.executable).with_name("medaudit")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("medaudit")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys, cli; sys.argv[0] = 'medaudit'; cli.main()"]
+
+
+def build_real_folder(root: Path, n: int = 150, seed: int = 0) -> list[Path]:
+    """``n`` real-ish inputs in nested folders: copies of pydicom's examples and generated PNGs/JPEGs."""
+    import cv2
+    import pydicom.examples
+
+    rng = np.random.default_rng(seed)
+    dicoms = [Path(pydicom.examples.get_path(name)) for name in ("ct", "mr", "rgb_color")]
+    files = []
+    for i in range(n):
+        sub = root / f"claim_{i % 7:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        kind = i % 3
+        if kind == 0:
+            path = sub / f"img_{i:04d}.dcm"
+            shutil.copyfile(dicoms[i % len(dicoms)], path)
+        else:
+            img = (np.clip(rng.normal(0.5, 0.15, (48, 48)), 0, 1) * 255).astype(np.uint8)
+            path = sub / f"img_{i:04d}.{'png' if kind == 1 else 'jpg'}"
+            cv2.imwrite(str(path), img)
+        files.append(path)
+    return files
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """Every line must be whole JSON (raises otherwise)."""
+    text = path.read_text(encoding="utf-8")
+    assert text == "" or text.endswith("\n"), f"{path} does not end with a newline"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2, timeout: float = 120.0) -> dict:
+    """Start ``medaudit scan folder -o out``, SIGKILL it once ``out.partial`` holds ``kill_after`` lines, resume.
+
+    Returns a dict with ``inputs``, ``records``, ``lost`` (inputs with no record), ``duplicated`` (more than one),
+    ``cut_lines`` (lines that were not JSON; always raises before), ``killed_at`` (lines seen when killed, or None
+    when the run finished first), ``partial_left`` (a .partial still there at the end).
+    """
+    partial = out.with_name(out.name + ".partial")
+    for stale in (out, partial):
+        stale.unlink(missing_ok=True)
+    inputs = sorted(str(p) for p in folder.rglob("*") if p.is_file())
+    cmd = [*medaudit_command(), "scan", str(folder), "-o", str(out), "--workers", str(workers), "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    killed_at = None
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            lines = partial.read_bytes().count(b"\n")
+        except FileNotFoundError:
+            lines = 0
+        if lines >= kill_after:
+            os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool workers, as a crash or OOM kill would
+            killed_at = lines
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    if proc.poll() is None:  # pragma: no cover
+        os.killpg(proc.pid, signal.SIGKILL)
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, timeout=timeout, env=env)
+    if resumed.returncode != 0:
+        raise RuntimeError(f"resume exited {resumed.returncode}: {resumed.stderr.decode(errors='replace')[-2000:]}")
+    records = _read_jsonl(out)
+    seen: dict[str, int] = {}
+    for r in records:
+        seen[r["path"]] = seen.get(r["path"], 0) + 1
+    return {
+        "inputs": len(inputs),
+        "records": len(records),
+        "lost": sorted(set(inputs) - set(seen)),
+        "duplicated": sorted(p for p, c in seen.items() if c > 1),
+        "unexpected": sorted(set(seen) - set(inputs)),
+        "killed_at": killed_at,
+        "partial_left": partial.exists(),
+    }
+
+
+def kill_resume(runs: int, n_files: int = 150, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    rng = random.Random(seed)
+    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0}
+    with tempfile.TemporaryDirectory(prefix="medaudit-killresume-") as tmp:
+        folder = Path(tmp) / "inputs"
+        build_real_folder(folder, n_files, seed)
+        for i in range(runs):
+            stats = kill_resume_once(folder, Path(tmp) / "out.jsonl", kill_after=rng.randint(1, n_files - 1))
+            totals["runs"] += 1
+            totals["killed"] += stats["killed_at"] is not None
+            totals["inputs"] += stats["inputs"]
+            totals["lost"] += len(stats["lost"])
+            totals["duplicated"] += len(stats["duplicated"])
+            totals["partial_left"] += stats["partial_left"]
+            log(f"run {i + 1}/{runs}: killed at {stats['killed_at']} lines; {stats['records']}/{stats['inputs']} "
+                f"records, lost {len(stats['lost'])}, duplicated {len(stats['duplicated'])}")
+    return totals
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="fuzzing time (0: no fuzzing)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crash-dir", type=Path, default=Path("fuzz-crashes"), help="where crashing inputs go")
+    parser.add_argument("--kill-resume", type=int, default=0, metavar="N", help="also run N kill-and-resume cycles")
+    args = parser.parse_args(argv)
+    failed = False
+    if args.seconds > 0:
+        stats = fuzz(args.seconds, args.seed, args.crash_dir)
+        rate = stats["inputs"] / max(stats["seconds"], 1e-9)
+        print(f"fuzz: {stats['inputs']} inputs tried in {stats['seconds']} s ({rate:.0f}/s), "
+              f"{stats['crashes']} crashes ({len(stats['unique'])} distinct)")
+        print("  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["outcomes"].items(), key=lambda t: -t[1])))
+        for key, info in stats["unique"].items():
+            print(f"  {info['count']:>6}  {key}  (first: seed {info['seed']}, ops {info['ops']})")
+        failed |= stats["crashes"] > 0
+    if args.kill_resume:
+        totals = kill_resume(args.kill_resume, seed=args.seed)
+        print(f"kill-resume: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['inputs']} inputs, "
+              f"{totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial left")
+        failed |= bool(totals["lost"] or totals["duplicated"] or totals["partial_left"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

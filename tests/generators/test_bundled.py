@@ -1,0 +1,44 @@
+"""The shipped checkpoints in generators/weights/: names, size budget, and each loads and samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generators import list_bundled, load_generator
+
+BUNDLED = {b["name"]: b for b in list_bundled()}
+EXPECTED = {"cxr_gan", "cxr_vae", "cxr_ddpm", "ct_gan", "derm_vae"}
+
+
+def test_bundled_names():
+    assert EXPECTED <= set(BUNDLED), f"missing bundled weights: {sorted(EXPECTED - set(BUNDLED))}"
+    assert any(n.startswith("ct_") for n in BUNDLED) and any(n.startswith("derm_") for n in BUNDLED)
+
+
+def test_bundled_size_budget():
+    total = sum(b["size_bytes"] for b in BUNDLED.values())
+    assert total <= 25 * 1024 * 1024, f"bundled generator weights take {total / 2**20:.1f} MiB > 25 MiB"
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_bundled_config_is_complete(name):
+    cfg = json.loads((Path(BUNDLED[name]["path"]) / "config.json").read_text())
+    for key in ("family", "resolution", "channels", "modality", "steps", "version", "data", "licence"):
+        assert key in cfg, key
+    assert cfg["dtype"] == "float16" and cfg["inference_only"] is True
+    assert not any(str(v).startswith("/") for v in cfg["data"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_bundled_loads_and_samples(name):
+    rec = BUNDLED[name]
+    gen = load_generator(name, device="cpu")
+    x = gen.sample(2, seed=0)
+    shape = (2, rec["resolution"], rec["resolution"]) + ((3,) if rec["channels"] == 3 else ())
+    assert x.shape == shape and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 1 and x.std() > 0.01
