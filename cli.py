@@ -157,6 +157,49 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, e
     sys.exit(_exit_status(levels, errors, fail_on, fail_on_error))
 
 
+# --- screen ----------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("claims_csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for images.jsonl, claims.jsonl and report.html/json/csv.")
+@click.option("--index", "index_path", type=click.Path(dir_okay=False), default=None,
+              help="Reuse index (SQLite) of earlier claims; this batch is filed into it. Default: OUT/reuse.sqlite.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted screening in the same --out.")
+@click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
+@_scan_options
+def screen(claims_csv, out_dir, index_path, resume, include_phi, workers, fail_on, fail_on_error, quiet, engine,
+           scheduler, **opts):
+    """Screen the claims in CLAIMS_CSV (columns claim_id, path): per-image records, per-claim summary, report.
+
+    Every image is filed in the reuse index under its claim first, so the same scan attached to two claims is
+    caught within the batch and against earlier ones. --fail-on applies to claims: exit 1 when any claim's highest
+    risk reaches the level.
+    """
+    from forensics.screening import read_claims, screen_claims
+
+    try:
+        items = read_claims(claims_csv)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
+    try:
+        summaries, written = screen_claims(items, out_dir, options, index_path=index_path, resume=resume,
+                                           workers=workers, progress=not quiet, engine=engine, scheduler=scheduler)
+    except KeyboardInterrupt:
+        click.echo("interrupted; rerun with --resume to continue", err=True)
+        sys.exit(130)
+    for c in summaries:
+        risk = "—" if c["max_risk"] is None else f"{c['max_risk']:.2f}"
+        click.echo(f"{c['level'] or 'error':<6} {risk:>5}  claim {c['claim_id']}: {'; '.join(c['reasons'][:2])}",
+                   err=True)
+    for kind, path in written.items():
+        click.echo(f"{kind}\t{path}")
+    levels = [c["level"] for c in summaries]
+    sys.exit(_exit_status(levels, sum(c["errors"] for c in summaries), fail_on, fail_on_error))
+
+
 # --- list ------------------------------------------------------------------------------------------------------
 
 

@@ -135,6 +135,7 @@ def train_detector_cli(
     fakes_per_generator: int | None = None,
     exclude_heldout: bool = False,
     data_note: str = "",
+    **train_kw: Any,
 ) -> dict[str, Any]:
     """Train frequency + cnn detectors into ``out_dir`` (usable as ``weights_dir=`` of the analyzers).
 
@@ -148,6 +149,7 @@ def train_detector_cli(
         time_budget_s: wall-clock budget of the training step.
         fakes_per_generator: samples per generator (default: as many fakes in total as real images).
         exclude_heldout: leave out the held-out evaluation split of real files (for the bundled weights).
+        train_kw: passed on to :func:`forensics.training.train_detectors` (e.g. ``cnn_max_steps``).
     """
     from forensics.training import train_detectors
 
@@ -184,7 +186,8 @@ def train_detector_cli(
     )
     report = train_detectors(real, fake, out_dir=out_dir, real_groups=real_groups, fake_groups=fake_groups,
                              fake_kinds=fake_kinds, native_sizes=sorted(natives) or (64,), seed=seed,
-                             time_budget_s=time_budget_s, data_note=note, progress=progress)
+                             time_budget_s=time_budget_s, data_note=note, progress=progress,
+                             **train_kw)
     report["total_wall_s"] = round(time.perf_counter() - t0, 1)
     return report
 

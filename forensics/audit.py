@@ -14,7 +14,7 @@ from forensics.records import ScanResult
 from forensics.scanner import Scanner, ScanOptions, scan_paths
 
 
-def _now() -> str:
+def now_utc() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -46,22 +46,27 @@ def audit(
     from forensics.report import write_report
 
     options = options or ScanOptions(thumbnails=True)
-    started = _now()
+    started = now_utc()
     results = list(scan_paths(paths, options, workers=workers, progress=progress, engine=engine, scheduler=scheduler))
-    scanner = Scanner(options)  # what ran, for the record (cheap: analyzers load lazily)
+    context = dict(run_context(options, command), started=started)
+    return results, write_report(results, out_dir, context)
+
+
+def run_context(options: ScanOptions, command: str | None = None) -> dict:
+    """What an examiner needs to rely on a report: versions, model hashes, thresholds, command, time, machine."""
+    scanner = Scanner(options)
     analyzers = [
         {"name": a.name, "version": a.version, "available": True, "reason": "", "model_hashes": a.model_hashes()}
         for a in scanner.analyzers
     ] + [{"name": n, "version": "", "available": False, "reason": why, "model_hashes": {}}
          for n, why in scanner.skipped.items()]
-    context = {
+    return {
         "tool_version": tool_version(),
         "command": command if command is not None else shlex.join(sys.argv),
-        "started": started,
-        "finished": _now(),
+        "started": now_utc(),
+        "finished": now_utc(),
         "thresholds": options.fusion.thresholds(),
         "analyzers": analyzers,
         "include_phi": options.include_phi,
         "machine": f"{platform.node()} ({platform.platform()}, Python {platform.python_version()})",
     }
-    return results, write_report(results, out_dir, context)

@@ -6,6 +6,7 @@ Directory loops through symbolic links and unreadable folders become error recor
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Iterator
 
@@ -24,7 +25,7 @@ def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, Input
         if os.path.isdir(path):
             yield from _walk(path, seen=set())
         elif os.path.lexists(path) and not os.path.exists(path):
-            yield path, InputError("not_found", "broken symbolic link")
+            yield path, _broken_link(path)
         elif not os.path.exists(path):
             yield path, InputError("not_found", "no such file or directory")
         else:
@@ -60,6 +61,16 @@ def _walk(folder: str, seen: set[tuple[int, int]]) -> Iterator[tuple[str, InputE
         elif is_dir:
             yield from _walk(entry.path, seen)
         elif entry.is_symlink() and not os.path.exists(entry.path):
-            yield entry.path, InputError("not_found", "broken symbolic link")
+            yield entry.path, _broken_link(entry.path)
         else:
             yield entry.path, None
+
+
+def _broken_link(path: str) -> InputError:
+    """The error for a symbolic link that does not resolve: a loop (a -> b -> a) or a link into nowhere."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return InputError("symlink_loop", "symbolic link loop: the link never resolves to a file")
+    return InputError("not_found", "broken symbolic link")

@@ -65,6 +65,7 @@ class Finding:
         evidence: the observations behind the score.
         heatmap: optional float32 (h, w) in [0, 1]; where in the image the evidence is.
         decisive: True when the evidence alone settles the question (our watermark, a generator signature).
+        data: structured, plain-typed facts behind the evidence (e.g. the matches of the reuse analyzer).
     """
 
     analyzer: str
@@ -72,6 +73,7 @@ class Finding:
     evidence: list[Evidence] = field(default_factory=list)
     heatmap: np.ndarray | None = field(default=None, repr=False)
     decisive: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -79,9 +81,25 @@ class Finding:
             "score": None if self.score is None else round(float(self.score), 4),
             "evidence": [e.to_dict() for e in self.evidence],
         }
+        if self.decisive:
+            out["decisive"] = True
+        if self.data:
+            out["data"] = self.data
         if self.heatmap is not None:
             out["heatmap"] = np.round(self.heatmap.astype(float), 3).tolist()
         return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        heatmap = d.get("heatmap")
+        return cls(
+            analyzer=d["analyzer"],
+            score=d.get("score"),
+            evidence=[Evidence(e["code"], e["message"], e["weight"]) for e in d.get("evidence", [])],
+            heatmap=None if heatmap is None else np.asarray(heatmap, dtype=np.float32),
+            decisive=bool(d.get("decisive", False)),
+            data=dict(d.get("data") or {}),
+        )
 
 
 @dataclass
@@ -132,3 +150,15 @@ class ScanResult:
         if self.error is not None:
             out["error"] = self.error.to_dict()
         return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScanResult:
+        """The record back from its JSON line (what ``--resume`` reads); thumbnails and details are not kept."""
+        error = d.get("error")
+        return cls(
+            path=d["path"], status=d["status"], sha256=d.get("sha256"), risk=d.get("risk"), level=d.get("level"),
+            format=d.get("format"), modality=d.get("modality"), elapsed_ms=d.get("elapsed_ms", 0.0),
+            findings=[Finding.from_dict(f) for f in d.get("findings", [])],
+            error=None if error is None else ScanError(error["code"], error["message"]),
+            width=d.get("width"), height=d.get("height"), claim_id=d.get("claim_id"),
+        )

@@ -42,6 +42,7 @@ class ScanOptions:
     timeout_s: float = 60.0
     thumbnails: bool = False
     include_phi: bool = False
+    index_path: str | None = None  # reuse index (SQLite) for the reuse analyzer; without it, reuse is skipped
 
 
 class Scanner:
@@ -53,7 +54,7 @@ class Scanner:
         self.analyzers: list[Analyzer] = []
         self.skipped: dict[str, str] = {}
         for name in names:
-            analyzer = create_analyzer(name)
+            analyzer = create_analyzer(name, **({"index_path": self.options.index_path} if name == "reuse" else {}))
             ok, why = analyzer.availability()
             if ok:
                 self.analyzers.append(analyzer)

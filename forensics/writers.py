@@ -81,7 +81,9 @@ class ResultWriter:
             if self.partial.exists():
                 self.done = _recorded_paths(self.partial, fmt)
         fresh = not (resume and self.partial.exists())
-        self._stream = open(self.partial, "w" if fresh else "a", encoding="utf-8", newline="")
+        # surrogateescape: a file name that is not UTF-8 (bytes such as b"\xff" decoded by os.fsdecode) is written
+        # back as its original bytes instead of ending the run with UnicodeEncodeError; resume reads it the same way
+        self._stream = open(self.partial, "w" if fresh else "a", encoding="utf-8", errors="surrogateescape", newline="")
         if fresh and fmt == "csv":
             self._write(_header())
 
@@ -117,7 +119,7 @@ def _recorded_paths(path: Path, fmt: str) -> set[tuple[str | None, str]]:
     if len(whole) != len(data):
         with open(path, "r+b") as f:
             f.truncate(len(whole))
-    text = whole.decode("utf-8", errors="replace")
+    text = whole.decode("utf-8", errors="surrogateescape")
     if fmt == "jsonl":
         done = set()
         for line in text.splitlines():

@@ -381,6 +381,8 @@ def _check_complete(ds: Dataset, data: bytes, caught: list) -> None:
     if any("end of file" in str(w.message).lower() for w in caught):
         raise InputError("truncated", "DICOM ends before a sequence or encapsulated pixel data is closed")
     if not len(ds):
+        if data[128:132] == b"DICM":  # "DICM" then nothing (or a cut file meta): no data set at all
+            raise InputError("truncated", "DICOM ends before its data set begins (preamble and file meta only)")
         return
     last = ds.get_item(max(ds.keys()))
     value = getattr(last, "value", None)

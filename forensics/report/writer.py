@@ -43,7 +43,12 @@ _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # ----------------------------------------------------------------------------------------------- public API
 
 
-def write_report(results: list[ScanResult], out_dir: str | Path, context: Mapping[str, Any] | None) -> dict[str, Path]:
+def write_report(
+    results: list[ScanResult],
+    out_dir: str | Path,
+    context: Mapping[str, Any] | None,
+    claims: list[Mapping[str, Any]] | None = None,
+) -> dict[str, Path]:
     """Write the audit report for ``results`` into ``out_dir`` (created when missing).
 
     Args:
@@ -52,6 +57,7 @@ def write_report(results: list[ScanResult], out_dir: str | Path, context: Mappin
         context: run facts for the provenance block: ``tool_version``, ``command``, ``started``, ``finished``
             (ISO 8601 UTC), ``thresholds`` ({"medium": 0.5, "high": 0.9}), ``analyzers`` (list of {name, version,
             available, reason, model_hashes}), ``include_phi`` and ``machine``. Any may be missing.
+        claims: per-claim summaries from claim screening (``forensics.screening``), shown above the images.
 
     Returns:
         ``{"html": path, "json": path, "csv": path}``. Each file is replaced atomically.
@@ -65,9 +71,9 @@ def write_report(results: list[ScanResult], out_dir: str | Path, context: Mappin
 
     # Render everything before writing anything: a failure leaves the previous report whole.
     texts = {
-        "json": render_json(results, context, summary, include_phi),
+        "json": render_json(results, context, summary, include_phi, claims),
         "csv": render_csv(results),
-        "html": render_html(results, context, summary, include_phi),
+        "html": render_html(results, context, summary, include_phi, claims),
     }
     paths = {kind: out / f"report.{kind}" for kind in ("html", "json", "csv")}
     for kind, text in texts.items():
@@ -93,13 +99,18 @@ def summarize(results: Iterable[ScanResult]) -> dict[str, int]:
 
 
 def render_json(
-    results: list[ScanResult], context: Mapping[str, Any], summary: Mapping[str, int], include_phi: bool
+    results: list[ScanResult],
+    context: Mapping[str, Any],
+    summary: Mapping[str, int],
+    include_phi: bool,
+    claims: list[Mapping[str, Any]] | None = None,
 ) -> str:
     doc = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "context": dict(context),
         "summary": dict(summary),
         "results": [dict(r.to_dict(), details=_scrub_phi(r.details, include_phi)) for r in results],
+        **({"claims": [dict(c) for c in claims]} if claims else {}),
     }
     return json.dumps(_json_safe(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
@@ -197,7 +208,11 @@ def top_evidence(result: ScanResult) -> tuple[Finding, Evidence] | None:
 
 
 def render_html(
-    results: list[ScanResult], context: Mapping[str, Any], summary: Mapping[str, int], include_phi: bool
+    results: list[ScanResult],
+    context: Mapping[str, Any],
+    summary: Mapping[str, int],
+    include_phi: bool,
+    claims: list[Mapping[str, Any]] | None = None,
 ) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_HERE)),
@@ -217,6 +232,7 @@ def render_html(
         thresholds=_thresholds(context.get("thresholds")),
         rows=[_row(i, r, include_phi) for i, r in enumerate(ordered)],
         errors=[r for r in ordered if r.status != "ok"],
+        claims=claims or [],
         css=(_HERE / "report.css").read_text(encoding="utf-8"),
         script=script,
         # The CSP allows only this exact script: should escaping ever fail, injected markup still cannot run code.

@@ -1,0 +1,187 @@
+"""Perceptual hashes for the image-reuse index: pHash over the 8 dihedral variants and over sub-windows.
+
+Pipeline (every image, stored or queried):
+
+1. *Normalize*: grey (luminance), uint8, shrink so the longer side is at most ``WORK_PX`` (area resampling).
+2. *Windows*: the whole image plus overlapping sub-windows at scales 0.9 and 0.8 on a 3x3 grid of offsets
+   (``WINDOWS``). A copy cropped by up to ~20 % per side lines up with one of them within a few per cent.
+3. *Per window*: histogram equalization (undoes gamma/contrast/window-level changes, which are monotonic), resize
+   to 32x32, 2-D DCT-II, keep the 8x8 lowest frequencies, threshold at their median -> 64 bits. This is
+   ``imagehash.phash`` (same DCT, same block, same median rule); we compute it in one batched matrix product
+   instead of one PIL call per window, and the tests check it against ``imagehash.phash``.
+4. *Dihedral variants*: a flip or a quarter turn of the pixels is a sign pattern and/or a transpose of the DCT
+   coefficients, so the 8 variants (``TRANSFORMS``) come from one DCT, exactly.
+
+Stored images keep the identity hashes of all windows; a query hashes all 8 variants of all its windows. Matching
+compares query-whole-image against stored windows (the query is a crop of a filed image) and query windows
+against stored whole images (the filed image is a crop of the query).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+HASH_BITS = 64
+HASH_BYTES = HASH_BITS // 8
+WORK_PX = 256  # longer side of the normalized image
+_DCT_PX = 32  # as imagehash.phash: resize to 32x32, keep the 8x8 low block
+_LOW = 8
+
+
+def _grid(scale: float) -> list[tuple[float, float, float]]:
+    room = 1.0 - scale
+    return [(scale, room * i / 2, room * j / 2) for i in range(3) for j in range(3)]
+
+
+# (scale, top offset, left offset) as fractions of the image; index 0 is the whole image.
+WINDOWS: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), *_grid(0.9), *_grid(0.8))
+
+# Dihedral transforms, named for what was done to the *filed* image to get the *query*. Each entry is
+# (name, flip_rows, flip_cols, transpose) applied to the query's pixels to undo it: variant(query) == filed.
+TRANSFORMS: tuple[tuple[str, bool, bool, bool], ...] = (
+    ("none", False, False, False),
+    ("hflip", False, True, False),
+    ("vflip", True, False, False),
+    ("rot180", True, True, False),
+    ("transpose", False, False, True),
+    ("rot90", True, False, True),  # query = filed turned 90 degrees counter-clockwise (numpy.rot90)
+    ("rot270", False, True, True),
+    ("antitranspose", True, True, True),
+)
+TRANSFORM_NAMES = tuple(t[0] for t in TRANSFORMS)
+
+
+def normalize(pixels: np.ndarray) -> np.ndarray:
+    """float [0, 1] or uint8, grey or RGB(A) -> uint8 grey whose longer side is <= WORK_PX."""
+    a = np.asarray(pixels)
+    if a.ndim == 3:
+        if a.shape[2] == 1:
+            a = a[:, :, 0]
+        else:
+            a = a[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if a.ndim != 2 or min(a.shape) < 2:
+        raise ValueError(f"need a 2-D image of at least 2x2 pixels, got shape {np.shape(pixels)}")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float32)
+        if a.max(initial=0.0) > 1.0 + 1e-6:  # integers or stored values: stretch to the range
+            lo, hi = float(a.min()), float(a.max())
+            a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    h, w = a.shape
+    scale = WORK_PX / max(h, w)
+    if scale < 1.0:
+        a = cv2.resize(a, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(a)
+
+
+@lru_cache(maxsize=1)
+def _dct_matrix() -> np.ndarray:
+    """Unnormalized DCT-II as scipy.fftpack.dct (2 * cos(...)); only its low rows are used."""
+    n = _DCT_PX
+    k = np.arange(_LOW)[:, None]
+    x = np.arange(n)[None, :]
+    return (2.0 * np.cos(np.pi * k * (2 * x + 1) / (2 * n))).astype(np.float64)
+
+
+def _window_blocks(grey: np.ndarray, windows=WINDOWS) -> np.ndarray:
+    """(n_windows, 32, 32) float64 equalized, resized windows."""
+    h, w = grey.shape
+    out = np.empty((len(windows), _DCT_PX, _DCT_PX), np.float64)
+    for i, (s, oy, ox) in enumerate(windows):
+        y0, x0 = round(oy * h), round(ox * w)
+        y1, x1 = max(y0 + 2, y0 + round(s * h)), max(x0 + 2, x0 + round(s * w))
+        win = cv2.equalizeHist(np.ascontiguousarray(grey[y0:y1, x0:x1]))
+        out[i] = cv2.resize(win, (_DCT_PX, _DCT_PX), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _low_dct(blocks: np.ndarray) -> np.ndarray:
+    d = _dct_matrix()
+    return np.einsum("ky,nyx,lx->nkl", d, blocks, d)  # (n, 8, 8): rows = vertical freq, cols = horizontal
+
+
+_SIGN = (-1.0) ** np.arange(_LOW)  # flipping an axis multiplies DCT coefficient k on that axis by (-1)^k
+
+
+def _variants(coef: np.ndarray, transforms=TRANSFORMS) -> np.ndarray:
+    """(n, 8, 8) coefficients -> (n_transforms, n, 8, 8): each inverse transform applied to the query."""
+    out = []
+    for _name, flip_rows, flip_cols, transpose in transforms:
+        c = coef
+        if flip_rows:
+            c = c * _SIGN[None, :, None]
+        if flip_cols:
+            c = c * _SIGN[None, None, :]
+        if transpose:
+            c = np.swapaxes(c, 1, 2)
+        out.append(c)
+    return np.stack(out)
+
+
+def _bits(coef: np.ndarray) -> np.ndarray:
+    """(..., 8, 8) -> (..., 8) uint8 packed bits, coefficient > median of its block (imagehash order)."""
+    flat = coef.reshape(*coef.shape[:-2], _LOW * _LOW)
+    med = np.median(flat, axis=-1, keepdims=True)
+    return np.packbits(flat > med, axis=-1)
+
+
+def stored_hashes(pixels: np.ndarray) -> np.ndarray:
+    """(len(WINDOWS), 8) uint8: identity-orientation pHash of every window of a filed image."""
+    return _bits(_low_dct(_window_blocks(normalize(pixels))))
+
+
+def query_hashes(pixels: np.ndarray) -> np.ndarray:
+    """(len(TRANSFORMS), len(WINDOWS), 8) uint8: pHash of every window under every inverse dihedral transform."""
+    return _bits(_variants(_low_dct(_window_blocks(normalize(pixels)))))
+
+
+def to_u64(packed: np.ndarray) -> np.ndarray:
+    """(..., 8) uint8 -> (...) uint64 for fast XOR/popcount."""
+    return np.ascontiguousarray(packed).view(">u8")[..., 0].astype(np.uint64)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Broadcast Hamming distance between uint64 hash arrays."""
+    return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int16)
+
+
+def image_sha256(pixels: np.ndarray) -> str:
+    """Hash of the normalized pixels: catches a re-wrapped file (new metadata, same image)."""
+    import hashlib
+
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8:
+        a = np.clip(np.asarray(a, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes() + str(a.shape).encode()).hexdigest()
+
+
+def best_matches(query: np.ndarray, stored: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best alignment of one query against N filed images.
+
+    Args:
+        query: (len(TRANSFORMS), len(WINDOWS)) uint64, from ``to_u64(query_hashes(...))``.
+        stored: (N, len(WINDOWS)) uint64, from ``to_u64(stored_hashes(...))`` of each filed image.
+
+    Returns:
+        distance (N,) int: the smallest Hamming distance of (query whole image vs any filed window) and (any query
+        window vs filed whole image); transform (N,) int index into TRANSFORMS; window (N,) int: 0 whole-to-whole,
+        > 0 a crop was needed (index into WINDOWS, on the query side when negative).
+    """
+    n, nw = stored.shape
+    dist = np.empty(n, np.int16)
+    trans = np.empty(n, np.int16)
+    win = np.empty(n, np.int16)
+    for s in range(0, n, chunk):
+        st = stored[s : s + chunk]
+        a = hamming(query[None, :, 0, None], st[:, None, :])  # query whole vs filed windows: (n, T, W)
+        b = hamming(query[None, :, 1:], st[:, None, 0, None])  # query windows vs filed whole: (n, T, W-1)
+        both = np.concatenate([a, b], axis=2).reshape(len(st), -1)
+        k = both.argmin(axis=1)
+        dist[s : s + chunk] = both[np.arange(len(st)), k]
+        t, w = np.divmod(k, 2 * nw - 1)
+        trans[s : s + chunk] = t
+        win[s : s + chunk] = np.where(w < nw, w, -(w - nw + 1))
+    return dist, trans, win

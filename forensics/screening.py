@@ -1,0 +1,140 @@
+"""Claim screening: a CSV of (claim_id, path) rows -> per-image records, per-claim summaries and a report.
+
+The run files every image of the batch in a reuse index under its claim before scanning, so an image filed
+under two claims is caught whether the other copy arrived earlier (a persistent ``index_path``) or in the same
+batch. Per-image records stream to ``images.jsonl`` (resumable); summaries and the report are written at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from forensics.fusion import level_of
+from forensics.records import ScanResult
+from forensics.scanner import ScanOptions
+
+REQUIRED_COLUMNS = ("claim_id", "path")
+
+
+def read_claims(csv_path: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(path, claim_id)`` per row; relative paths are taken relative to the CSV's folder.
+
+    Raises:
+        ValueError: a missing column or an empty claim id or path (with the row number).
+    """
+    csv_path = Path(csv_path)
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)}; need {', '.join(REQUIRED_COLUMNS)}")
+        items = []
+        for row_number, row in enumerate(reader, start=2):
+            claim, path = (row.get("claim_id") or "").strip(), (row.get("path") or "").strip()
+            if not claim or not path:
+                raise ValueError(f"{csv_path}:{row_number}: empty claim_id or path")
+            items.append((str(csv_path.parent / path) if not os.path.isabs(path) else path, claim))
+    return items
+
+
+def summarize_claims(results: Iterable[ScanResult], options: ScanOptions) -> list[dict]:
+    """One summary per claim, highest risk first: images, errors, max risk, level, reuse hits and reasons."""
+    claims: dict[str, dict] = {}
+    for r in results:
+        c = claims.setdefault(r.claim_id or "", {"claim_id": r.claim_id or "", "images": 0, "errors": 0,
+                                                 "max_risk": None, "level": None, "reuse_hits": [], "reasons": []})
+        c["images"] += 1
+        name = os.path.basename(r.path)
+        if r.status != "ok":
+            c["errors"] += 1
+            c["reasons"].append(f"{name}: unreadable ({r.error.code if r.error else 'error'})")
+            continue
+        if c["max_risk"] is None or r.risk > c["max_risk"]:
+            c["max_risk"] = r.risk
+        for f in r.findings:
+            for e in f.evidence:
+                if e.code.startswith("reuse.") and e.weight > 0:
+                    c["reuse_hits"].append({"path": r.path, "code": e.code, "message": e.message,
+                                            "matched_claim": _matched_claim(f)})
+        if r.level in ("medium", "high"):
+            top = max((e for f in r.findings for e in f.evidence), key=lambda e: e.weight, default=None)
+            if top is not None:
+                c["reasons"].append(f"{name}: {r.level} ({top.code}) {top.message}")
+    for c in claims.values():
+        c["max_risk"] = None if c["max_risk"] is None else round(c["max_risk"], 4)
+        c["level"] = None if c["max_risk"] is None else level_of(c["max_risk"], options.fusion)
+    return sorted(claims.values(), key=lambda c: -(c["max_risk"] if c["max_risk"] is not None else -1))
+
+
+def _matched_claim(finding) -> str | None:
+    """The other claim's id, as the reuse analyzer records it on the finding."""
+    for match in finding.data.get("matches", []):
+        if isinstance(match, Mapping) and match.get("claim_id"):
+            return str(match["claim_id"])
+    return None
+
+
+def write_claims(summaries: list[dict], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(s) + "\n" for s in summaries))
+    os.replace(tmp, path)
+
+
+def screen_claims(
+    items: list[tuple[str, str]],
+    out_dir: str | os.PathLike,
+    options: ScanOptions,
+    *,
+    index_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    workers: int = 1,
+    progress: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> tuple[list[dict], dict[str, Path]]:
+    """Screen ``(path, claim_id)`` items into ``out_dir``; returns the claim summaries and the files written."""
+    from dataclasses import replace
+
+    from forensics.audit import now_utc, run_context
+    from forensics.report import write_report
+    from forensics.reuse import add_paths
+    from forensics.scanner import scan_items
+    from forensics.writers import ResultWriter
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    index = Path(index_path) if index_path else out / "reuse.sqlite"
+    by_claim: dict[str, list[str]] = {}
+    for path, claim in items:
+        by_claim.setdefault(claim, []).append(path)
+    for claim, paths in by_claim.items():  # filing is idempotent: a resumed run re-files nothing twice
+        add_paths(str(index), paths, claim)
+    options = replace(options, index_path=str(index))
+
+    started = now_utc()
+    writer = ResultWriter("jsonl", out / "images.jsonl", resume=resume)
+    fresh: dict[tuple[str | None, str], ScanResult] = {}
+    try:
+        for result in scan_items(items, options, workers=workers, skip=writer.done, progress=progress,
+                                 engine=engine, scheduler=scheduler):
+            writer.write(result)
+            fresh[(result.claim_id, result.path)] = result
+    except BaseException:
+        writer.close(complete=False)
+        raise
+    writer.close()
+
+    # The whole batch, from the file (a resumed run's earlier records included), with this run's thumbnails.
+    results = []
+    for line in (out / "images.jsonl").read_text(encoding="utf-8").splitlines():
+        record = ScanResult.from_dict(json.loads(line))
+        results.append(fresh.get((record.claim_id, record.path), record))
+    summaries = summarize_claims(results, options)
+    write_claims(summaries, out / "claims.jsonl")
+    context = dict(run_context(options), started=started, reuse_index=str(index))
+    written = write_report(results, out, context, claims=summaries)
+    return summaries, {"images": out / "images.jsonl", "claims": out / "claims.jsonl", **written}

@@ -1,0 +1,51 @@
+"""Detector benchmark helpers: source grouping, the held-out split, the training entry point, the Markdown table."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from benchmarks.detector_eval import _metrics, render
+from benchmarks.train_detector import is_heldout, source_group, train_detector_cli
+
+
+def test_source_group_keeps_patients_together():
+    assert source_group("x/cxr/person12_virus_3.jpeg") == source_group("x/cxr/person12_bacteria_9.jpeg")
+    assert source_group("x/ct/ChestCT_1001.png") == source_group("x/ct/ChestCT_1010.png")
+    assert is_heldout("d/cxr/person12_virus_3.jpeg") == is_heldout("d/cxr/person12_bacteria_9.jpeg")
+
+
+def test_metrics_and_render():
+    y = np.array([0, 0, 1, 1])
+    m = _metrics(y, np.array([0.1, 0.2, 0.95, 0.8]), high=0.9)
+    assert m["auc"] == 1.0 and m["fpr_high"] == 0.0 and m["tpr_high"] == 0.5
+    res = {"fusion": {"high": 0.9, "medium": 0.5, "pixel_weights": {"cnn": 0.5}, "pixel_bias": 0.0},
+           "modalities": {"cxr": {"n_real": 2, "n_fake": 2, "auc_risk": 1.0, "auc_frequency": 1.0, "auc_cnn": 0.9,
+                                  "ece_risk": 0.01, "fpr_high_risk": 0.0, "tpr_high_risk": 0.5,
+                                  "auc_risk_jpeg70": 0.9, "auc_risk_resize0.5": 0.8, "auc_cxr_gan": 1.0}},
+           "pooled": {"risk": m}, "controls_high": {"jpeg50": 0.0}, "controls_medium": {"jpeg50": 0.1},
+           "dicom": {"ct.dcm": "low (0.10)"}}
+    md = render(res, "python -m benchmarks.detector_eval")
+    assert "| cxr | 2 / 2 |" in md and "jpeg50" in md and "ct.dcm: low" in md
+
+
+def test_train_detector_cli_from_folders(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake").mkdir()
+    for i in range(8):
+        base = cv2.resize(rng.random((6, 6)).astype(np.float32), (96, 96), interpolation=cv2.INTER_CUBIC)
+        real = np.clip(base + (rng.random((96, 96)) < 0.03) * 0.4, 0, 1)
+        cv2.imwrite(str(tmp_path / "real" / f"r{i}.png"), (real * 255).astype(np.uint8))
+        cv2.imwrite(str(tmp_path / "fake" / f"f{i}.png"), (base * 255).astype(np.uint8))
+    tiny = {"arch": "resnet10t", "model_kwargs": {"in_chans": 1, "num_classes": 1, "channels": [4, 8, 8, 8],
+                                                  "stem_width": 4},
+            "patch": 32, "size": 64, "grid": 2, "aggregate": "mean", "norm_mean": 0.5, "norm_std": 0.25}
+    report = train_detector_cli([tmp_path / "real"], [tmp_path / "fake"], [], tmp_path / "out", progress=False,
+                                real_variants=1, fake_variants=1, val_fraction=0.4, cnn_config=tiny,
+                                cnn_max_steps=5, cnn_batch_size=8)
+    assert (tmp_path / "out" / "cnn" / "weights.safetensors").is_file()
+    assert report["data"]["real_sources"] == 8
