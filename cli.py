@@ -99,8 +99,10 @@ def _summary_line(levels: list[str | None], errors: int) -> str:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write here (atomically, on completion) instead of stdout.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into the same -o FILE; skip what it wrote.")
+@click.option("--index", "index_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Reuse index (see `medaudit index`): report images already filed under another claim.")
 @_scan_options
-def scan(paths, fmt, output, resume, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
+def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
     """Score each image in PATHS (files or folders, walked recursively) for deepfake risk.
 
     One JSON line per input on stdout (or -o FILE): risk, level, and the findings with their evidence.
@@ -109,7 +111,7 @@ def scan(paths, fmt, output, resume, workers, fail_on, fail_on_error, quiet, eng
     from forensics.scanner import scan_paths
     from forensics.writers import ResultWriter
 
-    options = _build_options(**opts)
+    options = _build_options(**opts, index_path=index_path)
     try:
         writer = ResultWriter(fmt, output, resume=resume)
     except ValueError as exc:
@@ -198,6 +200,40 @@ def screen(claims_csv, out_dir, index_path, resume, include_phi, workers, fail_o
         click.echo(f"{kind}\t{path}")
     levels = [c["level"] for c in summaries]
     sys.exit(_exit_status(levels, sum(c["errors"] for c in summaries), fail_on, fail_on_error))
+
+
+# --- reuse index -----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def index():
+    """File images under claims in a reuse index, and look images up in it."""
+
+
+@index.command("add")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--claim", "claim_id", required=True, help="The claim these images were filed with.")
+@click.option("--db", "db", type=click.Path(dir_okay=False), required=True, help="SQLite index (created if absent).")
+@click.option("--quiet", "-q", is_flag=True)
+def index_add(paths, claim_id, db, quiet):
+    """Add the images in PATHS (files or folders) to the index under --claim; prints counts as JSON."""
+    from forensics.inputs import iter_inputs
+    from forensics.reuse import add_paths
+
+    files = [p for p, error in iter_inputs(paths) if error is None]
+    click.echo(json.dumps(add_paths(db, files, claim_id, progress=not quiet)))
+
+
+@index.command("query")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", "db", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--limit", type=click.IntRange(1), default=5, show_default=True)
+def index_query(path, db, limit):
+    """Images in the index that PATH is a copy of (flipped, rotated, cropped, re-encoded …), as JSON Lines."""
+    from forensics.reuse import query_path
+
+    for match in query_path(db, path, limit=limit):
+        click.echo(json.dumps(match))
 
 
 # --- list ------------------------------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""Claim screening from the CLI: reused, synthetic and clean claims, locally and on dask."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+pytest.importorskip("forensics.reuse")
+
+
+@pytest.fixture
+def claims_csv(tmp_path, mixed_folder):
+    """claim A: a real CT; claim B: the same CT flipped (reuse); claim C: an A1111 PNG; claim D: an MR."""
+    import pydicom
+
+    ds = pydicom.dcmread(mixed_folder / "real" / "ct.dcm")
+    flipped = tmp_path / "flipped.png"
+    pixels = ds.pixel_array.astype(np.float32)
+    pixels = (pixels - pixels.min()) / np.ptp(pixels)
+    cv2.imwrite(str(flipped), (pixels[:, ::-1] * 255).astype(np.uint8))
+    shutil.copyfile(mixed_folder / "synthetic" / "a1111.png", tmp_path / "gen.png")
+    rows = ["claim_id,path", f"A,{mixed_folder / 'real' / 'ct.dcm'}", "B,flipped.png", "C,gen.png",
+            f"D,{mixed_folder / 'real' / 'mr.dcm'}", "D,missing.png"]
+    path = tmp_path / "claims.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _claims(out):
+    return {c["claim_id"]: c for c in map(json.loads, (out / "claims.jsonl").read_text().splitlines())}
+
+
+def test_screen_names_the_cause_of_each_flagged_claim(claims_csv, tmp_path):
+    out = tmp_path / "screen"
+    result = CliRunner().invoke(main, ["screen", "--quiet", str(claims_csv), "--out", str(out), "--fail-on", "high"])
+    assert result.exit_code == 1, result.output
+    claims = _claims(out)
+    assert claims["C"]["level"] == "high" and any("png.a1111_parameters" in r for r in claims["C"]["reasons"])
+    assert claims["B"]["reuse_hits"] and claims["B"]["reuse_hits"][0]["matched_claim"] == "A"
+    assert claims["D"]["errors"] == 1 and claims["D"]["level"] == "low"
+    images = [json.loads(x) for x in (out / "images.jsonl").read_text().splitlines()]
+    assert len(images) == 5 and all(r["claim_id"] for r in images)
+    report = (out / "report.html").read_text()
+    assert "Claims" in report and "A1111" not in report.split("Claims")[0]
+
+
+def test_screen_resume_keeps_every_image_once(claims_csv, tmp_path):
+    out = tmp_path / "screen"
+    assert CliRunner().invoke(main, ["screen", "-q", str(claims_csv), "--out", str(out)]).exit_code == 0
+    again = CliRunner().invoke(main, ["screen", "-q", str(claims_csv), "--out", str(out), "--resume"])
+    assert again.exit_code == 0, again.output
+    images = [json.loads(x) for x in (out / "images.jsonl").read_text().splitlines()]
+    assert len({(r["claim_id"], r["path"]) for r in images}) == len(images) == 5
+
+
+def test_screen_rejects_a_csv_without_the_columns(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("claim,file\nA,x.png\n")
+    assert CliRunner().invoke(main, ["screen", str(bad), "--out", str(tmp_path / "o")]).exit_code == 2
+
+
+@pytest.mark.slow
+def test_screen_on_dask_matches_local(claims_csv, tmp_path):
+    pytest.importorskip("dask.distributed")
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    assert CliRunner().invoke(main, ["screen", "-q", str(claims_csv), "--out", str(local)]).exit_code == 0
+    result = CliRunner().invoke(main, ["screen", "-q", str(claims_csv), "--out", str(dask), "--engine", "dask",
+                                       "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    strip = lambda cs: {k: (c["level"], c["max_risk"], len(c["reuse_hits"])) for k, c in cs.items()}  # noqa: E731
+    assert strip(_claims(local)) == strip(_claims(dask))
