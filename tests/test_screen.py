@@ -47,8 +47,9 @@ def test_screen_names_the_cause_of_each_flagged_claim(claims_csv, tmp_path):
     assert claims["D"]["errors"] == 1 and claims["D"]["level"] == "low"
     images = [json.loads(x) for x in (out / "images.jsonl").read_text().splitlines()]
     assert len(images) == 5 and all(r["claim_id"] for r in images)
-    report = (out / "report.html").read_text()
-    assert "Claims" in report and "A1111" not in report.split("Claims")[0]
+    report = json.loads((out / "report.json").read_text())
+    assert [c["claim_id"] for c in report["claims"]][0] == "C"
+    assert '<table id="claims">' in (out / "report.html").read_text()
 
 
 def test_screen_resume_keeps_every_image_once(claims_csv, tmp_path):
