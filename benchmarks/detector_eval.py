@@ -94,7 +94,7 @@ def _metrics(y: np.ndarray, p: np.ndarray, high: float) -> dict[str, float]:
             "fpr_high": float((p[y == 0] >= high).mean()), "tpr_high": float((p[y == 1] >= high).mean())}
 
 
-def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float = 2.0, seed: int = 0,
+def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float = 1.0, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
     """In-distribution, perturbation, calibration and control numbers of the detectors in ``weights_dir``."""
     from forensics.formatpath import jpeg_roundtrip, native_roundtrip, png_roundtrip
@@ -178,28 +178,28 @@ def dicom_check(analyzers: dict[str, Any], cfg) -> dict[str, Any]:
 
 def lofo(data: Path, *, budget_s: float, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Leave one generator family out on chest X-ray: train on two, test on the held-out third."""
-    from forensics.formatpath import STANDARD_SIZE  # noqa: F401 - keeps the import graph obvious
-    from forensics.training import train_detectors
+    from forensics.training import fit_and_save, prepare_variants
 
     train_sets = bundled_sets(data, heldout=False, seed=seed, modalities=["cxr_kermany"], progress=progress)
     test_sets = bundled_sets(data, heldout=True, seed=TEST_FAKE_SEED + seed, modalities=["cxr_kermany"],
                              fake_ratio=2.0, progress=progress)
     tr, te = train_sets["cxr_kermany"], test_sets["cxr_kermany"]
+    # one set of format-path variants; each fold drops one generator's samples from it
+    train_v, val_v = prepare_variants(tr["real"], tr["fake"], real_groups=tr["real_groups"],
+                                      fake_groups=tr["fake_groups"], fake_kinds=tr["fake_kinds"],
+                                      native_sizes=sorted(tr["natives"]), seed=seed, progress=progress)
     out: dict[str, Any] = {}
     for held in tr["generators"]:
-        keep = [i for i, k in enumerate(tr["fake_kinds"]) if k != held]
         with tempfile.TemporaryDirectory() as d:
-            rep = train_detectors(tr["real"], [tr["fake"][i] for i in keep], out_dir=d,
-                                  real_groups=tr["real_groups"], fake_groups=[tr["fake_groups"][i] for i in keep],
-                                  fake_kinds=[tr["fake_kinds"][i] for i in keep], native_sizes=sorted(tr["natives"]),
-                                  seed=seed, time_budget_s=budget_s, progress=progress)
+            rep = fit_and_save(train_v.subset(train_v.kind != held), val_v.subset(val_v.kind != held), out_dir=d,
+                               seed=seed, time_budget_s=budget_s, progress=progress)
             analyzers, cfg = _analyzers(Path(d)), _fusion_config(Path(d))
             unseen = [x for x, k in zip(te["fake"], te["fake_kinds"], strict=True) if k == held]
             xs = _formatted(te["real"] + unseen, seed=1000 * seed + 7)
             y = np.array([0] * len(te["real"]) + [1] * len(unseen))
             s = score(analyzers, cfg, xs)
             out[held] = {
-                "trained_on": sorted({tr["fake_kinds"][i] for i in keep}),
+                "trained_on": sorted(g for g in tr["generators"] if g != held),
                 "cnn_steps": rep["analyzers"]["cnn"]["steps"],
                 **{f"auc_{n}": _metrics(y, s[n], cfg.high)["auc"] for n in s},
                 **{f"caught_high_{n}": float((s[n][y == 1] >= cfg.high).mean()) for n in s},

@@ -530,6 +530,11 @@ def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2,
     proc.wait(timeout=30)
     if proc.poll() is None:  # pragma: no cover
         os.killpg(proc.pid, signal.SIGKILL)
+    after_kill = {"final": out.exists(), "partial": partial.exists()}
+    if after_kill["final"]:  # renamed before the kill landed: then it must be whole
+        complete = len(_read_jsonl(out)) == len(inputs)
+    else:
+        complete = None
     resumed = subprocess.run([*cmd, "--resume"], capture_output=True, timeout=timeout, env=env)
     if resumed.returncode != 0:
         raise RuntimeError(f"resume exited {resumed.returncode}: {resumed.stderr.decode(errors='replace')[-2000:]}")
@@ -544,13 +549,15 @@ def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2,
         "duplicated": sorted(p for p, c in seen.items() if c > 1),
         "unexpected": sorted(set(seen) - set(inputs)),
         "killed_at": killed_at,
+        "after_kill": after_kill,
+        "final_complete_after_kill": complete,
         "partial_left": partial.exists(),
     }
 
 
 def kill_resume(runs: int, n_files: int = 150, seed: int = 0, log: Callable[[str], None] = print) -> dict:
     rng = random.Random(seed)
-    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0}
+    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0, "torn": 0}
     with tempfile.TemporaryDirectory(prefix="medaudit-killresume-") as tmp:
         folder = Path(tmp) / "inputs"
         build_real_folder(folder, n_files, seed)
@@ -562,6 +569,8 @@ def kill_resume(runs: int, n_files: int = 150, seed: int = 0, log: Callable[[str
             totals["lost"] += len(stats["lost"])
             totals["duplicated"] += len(stats["duplicated"])
             totals["partial_left"] += stats["partial_left"]
+            after = stats["after_kill"]
+            totals["torn"] += (after["final"] and after["partial"]) or stats["final_complete_after_kill"] is False
             log(f"run {i + 1}/{runs}: killed at {stats['killed_at']} lines; {stats['records']}/{stats['inputs']} "
                 f"records, lost {len(stats['lost'])}, duplicated {len(stats['duplicated'])}")
     return totals
@@ -587,8 +596,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kill_resume:
         totals = kill_resume(args.kill_resume, seed=args.seed)
         print(f"kill-resume: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['inputs']} inputs, "
-              f"{totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial left")
-        failed |= bool(totals["lost"] or totals["duplicated"] or totals["partial_left"])
+              f"{totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial left, "
+              f"{totals['torn']} half-written outputs")
+        failed |= bool(totals["lost"] or totals["duplicated"] or totals["partial_left"] or totals["torn"])
     return 1 if failed else 0
 
 

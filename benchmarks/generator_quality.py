@@ -23,8 +23,9 @@ Feature extractors (``extractor_id`` is written into every result row)
 
 Metrics
 -------
-* **Fréchet distance** ``|mu_a - mu_b|² + tr(S_a + S_b - 2 (S_a S_b)^½)`` on features; the trace of the matrix
-  square root is computed from the eigenvalues of ``S_a^½ S_b S_a^½`` (symmetric, PSD: stable even with N < d).
+* **Fréchet distance** ``|mu_a - mu_b|² + tr(S_a + S_b - 2 (S_a S_b)^½)`` on features; ``tr (S_a S_b)^½`` is
+  computed exactly: as the nuclear norm of ``X_a X_bᵀ / sqrt((N_a - 1)(N_b - 1))`` (centred features) when
+  N < d, else from the eigenvalues of the symmetric PSD ``S_a^½ S_b S_a^½`` (no complex sqrtm round-off).
   FD is biased at finite N and the bias depends on the model: every row records N; never compare FDs across N.
 * **KID** — unbiased MMD² with the cubic polynomial kernel ``k(x, y) = (x·y / d + 1)³`` (Bińkowski et al. 2018),
   averaged over ``subsets`` random subsets of ``subset_size`` = min(1000, N // 2) per set, reported as
@@ -188,12 +189,19 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
         raise ValueError(f"need two (N >= 2, D) feature arrays of equal D, got {a.shape} and {b.shape}")
     mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    s_a, s_b = np.atleast_2d(s_a), np.atleast_2d(s_b)
-    ra = _sqrt_psd(s_a)
-    ev = np.linalg.eigvalsh(ra @ s_b @ ra)
-    tr_sqrt = float(np.sqrt(np.clip(ev, 0, None)).sum())
-    fd = float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2.0 * tr_sqrt)
+    xa, xb = a - mu_a, b - mu_b
+    ca, cb = len(a) - 1, len(b) - 1
+    tr_a, tr_b = float((xa * xa).sum() / ca), float((xb * xb).sum() / cb)
+    if max(len(a), len(b)) < a.shape[1]:
+        # S_a S_b = Xa' Xa Xb' Xb / (ca cb) has the nonzero eigenvalues of (Xa Xb')(Xa Xb')' / (ca cb):
+        # tr (S_a S_b)^½ = nuclear norm of Xa Xb' / sqrt(ca cb) — exact, and cheap when N < D
+        tr_sqrt = float(np.linalg.svd(xa @ xb.T, compute_uv=False).sum() / math.sqrt(ca * cb))
+    else:
+        s_a, s_b = xa.T @ xa / ca, xb.T @ xb / cb
+        ra = _sqrt_psd(s_a)
+        ev = np.linalg.eigvalsh(ra @ s_b @ ra)
+        tr_sqrt = float(np.sqrt(np.clip(ev, 0, None)).sum())
+    fd = float(((mu_a - mu_b) ** 2).sum() + tr_a + tr_b - 2.0 * tr_sqrt)
     return max(fd, 0.0)
 
 
@@ -487,6 +495,12 @@ def run(data_dir: str | os.PathLike, n: int = 200, models: Iterable[Any] | None 
 
     if threads:
         torch.set_num_threads(int(threads))
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(int(threads))  # numpy's BLAS too
+        except ImportError:
+            pass
     log = log or (lambda m: None)
     if models is None:
         from generators import list_bundled
@@ -511,9 +525,15 @@ def run(data_dir: str | os.PathLike, n: int = 200, models: Iterable[Any] | None 
         return cache[key]
 
     for model in models:
-        info = _model_info(model)
-        gen = info.pop("gen")
-        real = real_for(info)
+        try:
+            info = _model_info(model)
+            gen = info.pop("gen")
+            real = real_for(info)
+        except Exception as e:  # noqa: BLE001 - one unusable model gives an error row; the others still run
+            name = getattr(model, "name_", None) or str(model)
+            log(f"{name}: skipped ({type(e).__name__}: {e})")
+            rows.append({"model": str(name), "error": f"{type(e).__name__}: {e}", **env})
+            continue
         imgs = real["images"]
         m = min(int(n), len(imgs))
         rng = np.random.default_rng(seed)
@@ -560,13 +580,17 @@ def _f(v: Any, fmt: str) -> str:
     return format(v, fmt)
 
 
+def _k3(v: Any) -> Any:
+    return None if v is None else 1e3 * v
+
+
 def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of ``run`` rows with a header naming N, the extractor, the threshold, threads and CPU."""
     if not rows:
         return "_No generators evaluated (no bundled weights found)._\n"
-    r0 = rows[0]
+    r0 = next((r for r in rows if not r.get("error")), rows[0])
     lines = [
-        f"Generator quality — real images of each model's training folder vs `n_fake` samples (seed {r0.get('seed', 0)}). "
+        f"Generator quality — real images of each model's training folder vs N samples (seed {r0.get('seed', 0)}). "
         f"FD-rand18 / KID / PRDC use {r0.get('extractor_id')}, k = {r0.get('k')}; FD-tex uses z-scored multi-scale "
         f"texture statistics. N = images per side for the distribution metrics; FD depends on N — compare rows "
         f"with equal N only. MS-SSIM: mean over 200 random pairs (lower = more diverse). NN-NCC: each sample's "
@@ -575,14 +599,18 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
         f"leave-one-out NN-NCC of every real image. Samples/s: `sample({r0.get('speed_n') or DEFAULT_SPEED_N})` "
         f"after a warm-up, CPU ({r0.get('cpu')}), {r0.get('threads')} torch thread(s).",
         "",
-        "| model | N | FD-rand18 | KID ± std | FD-tex | precision | recall | density | coverage "
+        "| model | N | FD-rand18 | KID×10³ ± std | FD-tex | precision | recall | density | coverage "
         "| MS-SSIM (samples / real) | NN-NCC p50 / p95 / max | near copies | samples/s |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
+        if r.get("error"):
+            lines.append(f"| {r['model']} | error: {r['error']} |" + " |" * 11)
+            continue
         lines.append(
             f"| {r['model']} | {r.get('n_fake')} | {_f(r.get('fd_rand18'), '.2f')} "
-            f"| {_f(r.get('kid_rand18'), '.4f')} ± {_f(r.get('kid_rand18_std'), '.4f')} | {_f(r.get('fd_tex'), '.2f')} "
+            f"| {_f(_k3(r.get('kid_rand18')), '.3f')} ± {_f(_k3(r.get('kid_rand18_std')), '.3f')} "
+            f"| {_f(r.get('fd_tex'), '.2f')} "
             f"| {_f(r.get('precision'), '.3f')} | {_f(r.get('recall'), '.3f')} | {_f(r.get('density'), '.3f')} "
             f"| {_f(r.get('coverage'), '.3f')} | {_f(r.get('msssim_fake'), '.3f')} / {_f(r.get('msssim_real'), '.3f')} "
             f"| {_f(r.get('nn_ncc_p50'), '.3f')} / {_f(r.get('nn_ncc_p95'), '.3f')} / {_f(r.get('nn_ncc_max'), '.3f')} "

@@ -106,8 +106,8 @@ def _cap_rgb(px: np.ndarray, side: int = 512) -> np.ndarray:
 
 def generator_natives(name: str) -> list[int]:
     """The sides a generator's images pass through: its native resolution and its output resolution."""
-    from generators.base import read_config
     from generators.api import _resolve
+    from generators.base import read_config
 
     cfg = read_config(_resolve(name)[1])
     return sorted({int(cfg["resolution"]), int(cfg.get("output_resolution") or cfg["resolution"])})
@@ -180,9 +180,9 @@ def train_detector_cli(
             fake += list(x)
             fake_groups += [f"{g}/seed{seed}/{i}" for i in range(len(x))]
             fake_kinds += [g] * len(x)
+    origin = f"folders {', '.join(map(str, fake_dirs))}" if fake_dirs else f"generators {', '.join(generator_names)}"
     note = data_note or (
-        f"Real images: {len(real)} files from {', '.join(map(str, real_dirs))}. "
-        f"Synthetic: {len(fake)} ({'folders ' + ', '.join(map(str, fake_dirs)) if fake_dirs else 'generators ' + ', '.join(generator_names)})."
+        f"Real images: {len(real)} files from {', '.join(map(str, real_dirs))}. Synthetic: {len(fake)} ({origin})."
     )
     report = train_detectors(real, fake, out_dir=out_dir, real_groups=real_groups, fake_groups=fake_groups,
                              fake_kinds=fake_kinds, native_sizes=sorted(natives) or (64,), seed=seed,

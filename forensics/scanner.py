@@ -231,6 +231,83 @@ def _execute(todo, options: ScanOptions, workers: int, engine: str, scheduler: s
         scanner = Scanner(options)
         yield from (scanner.scan_file(*item) for item in todo)
         return
+    yield from _execute_pool(todo, options, workers)
+
+
+WORKER_DIED = "worker process died while scanning this file (killed, out of memory, or a crash in native code)"
+
+
+def _scan_chunk_in_worker(chunk: list[tuple[str, str | None]]) -> list[ScanResult]:
+    return [_scan_in_worker(item) for item in chunk]
+
+
+def _execute_pool(todo: list[tuple[str, str | None]], options: ScanOptions, workers: int) -> Iterator[ScanResult]:
+    """Scan ``todo`` in ``workers`` processes, yielding in input order; survives workers that die.
+
+    multiprocessing.Pool waits forever for a task whose worker died (os._exit, SIGKILL, OOM killer, a segfault in
+    a decoder). concurrent.futures reports it as BrokenProcessPool instead: the chunks in flight are then redone
+    one file at a time in a fresh one-worker pool, so the file that kills its worker is found and recorded as
+    ``internal_error`` and every other file still gets its real result.
+    """
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(options,)) as pool:
-        yield from pool.imap(_scan_in_worker, todo, chunksize=max(1, min(16, len(todo) // (workers * 8))))
+
+    def new_pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(options,))
+
+    size = max(1, min(16, len(todo) // (workers * 8)))
+    chunks = iter([todo[i : i + size] for i in range(0, len(todo), size)])
+    window = deque()  # (chunk, future) in input order; a bounded number in flight
+    pool = new_pool(workers)
+
+    def fill() -> None:
+        while len(window) < workers * 4:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            try:
+                window.append((chunk, pool.submit(_scan_chunk_in_worker, chunk)))
+            except BrokenProcessPool:
+                window.append((chunk, None))
+
+    try:
+        fill()
+        while window:
+            chunk, future = window.popleft()
+            try:
+                if future is None:
+                    raise BrokenProcessPool("pool already broken")
+                results = future.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True, cancel_futures=True)
+                redo = [item for c in [chunk, *(c for c, _ in window)] for item in c]
+                window.clear()
+                yield from _isolate(redo, new_pool)
+                pool = new_pool(workers)
+                fill()
+                continue
+            yield from results
+            fill()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _isolate(items: list[tuple[str, str | None]], new_pool) -> Iterator[ScanResult]:
+    """Scan ``items`` one at a time in a one-worker pool; a file whose worker dies gets an internal_error record."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = new_pool(1)
+    try:
+        for path, claim_id in items:
+            try:
+                yield pool.submit(_scan_in_worker, (path, claim_id)).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True)
+                yield ScanResult(path=path, status="error", claim_id=claim_id,
+                                 error=ScanError("internal_error", WORKER_DIED))
+                pool = new_pool(1)
+    finally:
+        pool.shutdown(wait=True)

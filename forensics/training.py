@@ -52,12 +52,16 @@ class Calibrator:
 
     @classmethod
     def fit(cls, z: np.ndarray, y: np.ndarray) -> Calibrator:
-        """Fit on validation logits ``z`` (n,) and labels ``y`` (n,) in {0, 1}."""
+        """Fit on validation logits ``z`` (n,) and labels ``y`` (n,) in {0, 1}.
+
+        Classes are weighted equally, so the probabilities are calibrated for a 50/50 prior whatever the mix of the
+        validation set (a fixed, documented prior: real claims have far fewer fakes).
+        """
         from sklearn.linear_model import LogisticRegression
 
         z = np.asarray(z, dtype=np.float64).reshape(-1, 1)
         y = np.asarray(y).astype(int)
-        lr = LogisticRegression(C=100.0, max_iter=1000).fit(z, y)
+        lr = LogisticRegression(C=100.0, max_iter=1000, class_weight="balanced").fit(z, y)
         return cls(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,13 +141,25 @@ def preshrink(pixels: np.ndarray, side: int = PRESHRINK_SIDE) -> np.ndarray:
 
 @dataclass
 class VariantSet:
-    """Standardized variants of source images. ``images`` float16 (n, S, S); ``features`` float64 (n, d)."""
+    """Format-path variants of source images: ``images`` float16 (n, S, S) standardized at the CNN's size,
+    ``features`` float64 (n, d) frequency features (computed at :data:`STANDARD_SIZE`)."""
 
     images: np.ndarray
     features: np.ndarray
     label: np.ndarray
     source: np.ndarray  # index into the caller's list of sources
     native: np.ndarray  # True when the variant took a native-size round trip
+    kind: np.ndarray  # object: "real" or the generator name of a synthetic source
+
+    def subset(self, mask: np.ndarray) -> VariantSet:
+        return VariantSet(*(getattr(self, f)[mask] for f in _FIELDS))
+
+    @staticmethod
+    def concat(sets: Sequence[VariantSet]) -> VariantSet:
+        return VariantSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in _FIELDS))
+
+
+_FIELDS = ("images", "features", "label", "source", "native", "kind")
 
 
 def make_variants(
@@ -155,14 +171,20 @@ def make_variants(
     native_sizes: Sequence[int] = (),
     p_native: float = 0.5,
     size: int = STANDARD_SIZE,
+    cnn_size: int | None = None,
+    kinds: Sequence[str] | None = None,
     progress: bool = False,
     desc: str = "",
 ) -> VariantSet:
     """Put every item ``n_variants`` times through the format path, standardize and extract frequency features.
 
     For real images (``native_sizes`` given) each variant picks one native size at random and takes the round trip
-    with probability ``p_native``.
+    with probability ``p_native``. ``size`` is the frequency analyzer's standard side, ``cnn_size`` the CNN's
+    (default: the bundled CNN config's); both are standardized from the same format-path output.
     """
+    from forensics.analyzers.cnn.model import DEFAULT_CONFIG
+
+    cnn_size = cnn_size or DEFAULT_CONFIG["size"]
     from forensics.analyzers.frequency.features import extract_features
 
     images, feats, src, nat = [], [], [], []
@@ -177,28 +199,20 @@ def make_variants(
             ns = int(rng.choice(np.asarray(native_sizes))) if len(native_sizes) else None
             took_native = ns is not None and rng.random() < p_native
             x = format_path(base, rng, native_size=ns if took_native else None, p_native=1.0)
-            s = standardize(x, size)
-            images.append(s.astype(np.float16))
-            feats.append(extract_features(s))
+            images.append(standardize(x, cnn_size).astype(np.float16))
+            feats.append(extract_features(standardize(x, size)))
             src.append(i)
             nat.append(took_native)
     n = len(images)
     return VariantSet(
-        images=np.stack(images) if n else np.zeros((0, size, size), np.float16),
+        images=np.stack(images) if n else np.zeros((0, cnn_size, cnn_size), np.float16),
         features=np.stack(feats) if n else np.zeros((0, 0)),
         label=np.full(n, label, dtype=int),
         source=np.asarray(src, dtype=int),
         native=np.asarray(nat, dtype=bool),
+        kind=np.asarray([(kinds[i] if kinds is not None else ("real" if label == 0 else "synthetic")) for i in src],
+                        dtype=object),
     )
-
-
-def _concat(sets: Sequence[VariantSet]) -> VariantSet:
-    return VariantSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in
-                        ("images", "features", "label", "source", "native")))
-
-
-def _subset(v: VariantSet, m: np.ndarray) -> VariantSet:
-    return VariantSet(v.images[m], v.features[m], v.label[m], v.source[m], v.native[m])
 
 
 # ---------------------------------------------------------------------------------------------- frequency
@@ -384,19 +398,49 @@ def train_detectors(
         The training report (also written to ``out_dir/training_report.json``).
     """
     t_start = time.perf_counter()
-    out = Path(out_dir)
+    train, val = prepare_variants(real, fake, real_groups=real_groups, fake_groups=fake_groups,
+                                  fake_kinds=fake_kinds, native_sizes=native_sizes, seed=seed,
+                                  real_variants=real_variants, fake_variants=fake_variants,
+                                  val_fraction=val_fraction,
+                                  cnn_size=(cnn_config or {}).get("size"), progress=progress)
+    data = {"real_sources": len(real), "synthetic_sources": len(fake), "real_variants": real_variants,
+            "synthetic_variants": fake_variants, "native_sizes": list(native_sizes), "note": data_note}
+    prep_s = time.perf_counter() - t_start
+    return fit_and_save(train, val, out_dir=out_dir, data=data, seed=seed, analyzers=analyzers,
+                        time_budget_s=None if time_budget_s is None else time_budget_s - prep_s, prep_s=prep_s,
+                        frequency_classifier=frequency_classifier,
+                        cnn_config=cnn_config, cnn_max_steps=cnn_max_steps, cnn_batch_size=cnn_batch_size,
+                        progress=progress)
+
+
+def prepare_variants(
+    real: Sequence[np.ndarray | MedicalImage],
+    fake: Sequence[np.ndarray | MedicalImage],
+    *,
+    real_groups: Sequence[str] | None = None,
+    fake_groups: Sequence[str] | None = None,
+    fake_kinds: Sequence[str] | None = None,
+    native_sizes: Sequence[int] = (64,),
+    seed: int = 0,
+    real_variants: int = 4,
+    fake_variants: int = 2,
+    val_fraction: float = 0.2,
+    cnn_size: int | None = None,
+    progress: bool = False,
+) -> tuple[VariantSet, VariantSet]:
+    """Format-path variants of both classes, split into (train, val) by source id (see :func:`train_detectors`)."""
     real_groups = list(real_groups) if real_groups is not None else [f"real:{i}" for i in range(len(real))]
     fake_groups = list(fake_groups) if fake_groups is not None else [f"fake:{i}" for i in range(len(fake))]
     if len(real_groups) != len(real) or len(fake_groups) != len(fake):
         raise ValueError("groups must have one entry per image")
-    if not real or not fake:
+    if not len(real) or not len(fake):
         raise ValueError("training needs real and synthetic images")
     rng = np.random.default_rng(seed)
     salt = f"medaudit-train-{seed}"
-
-    r = make_variants(real, 0, n_variants=real_variants, rng=rng, native_sizes=native_sizes, progress=progress,
-                      desc="real variants")
-    f = make_variants(fake, 1, n_variants=fake_variants, rng=rng, progress=progress, desc="synthetic variants")
+    r = make_variants(real, 0, n_variants=real_variants, rng=rng, native_sizes=native_sizes, cnn_size=cnn_size,
+                      progress=progress, desc="real variants")
+    f = make_variants(fake, 1, n_variants=fake_variants, rng=rng, kinds=fake_kinds, cnn_size=cnn_size,
+                      progress=progress, desc="synthetic variants")
     r_val = np.array([source_split(g, val_fraction=val_fraction, salt=salt) == "val" for g in real_groups])
     f_val = np.array([source_split(g, val_fraction=val_fraction, salt=salt) == "val" for g in fake_groups])
     # tiny sets: make sure both sides have both classes
@@ -406,24 +450,43 @@ def train_detectors(
         if not mask.any() and len(mask) > 1:
             mask[-1] = True
     is_val = np.concatenate([r_val[r.source], f_val[f.source]])
-    allv = _concat([r, f])
-    train, val = _subset(allv, ~is_val), _subset(allv, is_val)
-    kinds = np.concatenate([np.array(["real"] * len(r.label), dtype=object),
-                            np.array(list(fake_kinds) if fake_kinds is not None else ["synthetic"] * len(fake),
-                                     dtype=object)[f.source]])[is_val]
-    prep_s = time.perf_counter() - t_start
+    allv = VariantSet.concat([r, f])
+    return allv.subset(~is_val), allv.subset(is_val)
 
+
+def fit_and_save(
+    train: VariantSet,
+    val: VariantSet,
+    *,
+    out_dir: str | Path,
+    data: dict[str, Any] | None = None,
+    seed: int = 0,
+    analyzers: Sequence[str] = ("frequency", "cnn"),
+    time_budget_s: float | None = None,
+    prep_s: float = 0.0,
+    frequency_classifier: str = "logistic",
+    cnn_config: dict[str, Any] | None = None,
+    cnn_max_steps: int = 3000,
+    cnn_batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fit, calibrate (on ``val``) and save the detectors from prepared variants; returns the training report."""
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    kinds = val.kind
+    data = dict(data or {})
+    data.update({
+        "train_variants": int(len(train.label)), "val_variants": int(len(val.label)),
+        "train_real": int((train.label == 0).sum()), "train_synthetic": int((train.label == 1).sum()),
+        "val_real": int((val.label == 0).sum()), "val_synthetic": int((val.label == 1).sum()),
+    })
+    data.setdefault("real_sources", len(set(train.source[train.label == 0]) | set(val.source[val.label == 0])))
+    data.setdefault("synthetic_sources", len(set(train.source[train.label == 1]) | set(val.source[val.label == 1])))
+    for k in ("real_variants", "synthetic_variants", "native_sizes", "note"):
+        data.setdefault(k, "")
     report: dict[str, Any] = {
         "seed": seed,
-        "data": {
-            "real_sources": len(real), "synthetic_sources": len(fake),
-            "real_variants": real_variants, "synthetic_variants": fake_variants,
-            "native_sizes": list(native_sizes),
-            "train_variants": int(len(train.label)), "val_variants": int(len(val.label)),
-            "train_real": int((train.label == 0).sum()), "train_synthetic": int((train.label == 1).sum()),
-            "val_real": int((val.label == 0).sum()), "val_synthetic": int((val.label == 1).sum()),
-            "note": data_note,
-        },
+        "data": data,
         "prep_wall_s": round(prep_s, 1),
         "analyzers": {},
     }
@@ -465,7 +528,7 @@ def train_detectors(
         fusion["val"] = _val_metrics(val.label, pf, val.native, kinds)
         atomic_write_text(out / "fusion.json", json.dumps(fusion, indent=1))
         report["fusion"] = fusion
-    report["wall_s"] = round(time.perf_counter() - t_start, 1)
+    report["wall_s"] = round(time.perf_counter() - t_start + prep_s, 1)
     report["files"] = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     write_model_card(out, report)
     atomic_write_text(out / "training_report.json", json.dumps(report, indent=1, default=str))

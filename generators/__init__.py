@@ -11,13 +11,13 @@ Bundled checkpoints live in ``generators/weights/<name>/`` (``list_bundled()``).
 
 from __future__ import annotations
 
+from .api import generate, list_bundled, load_generator, train_generator  # noqa: E402  (needs the families)
 from .base import Generator, resolve_device
 from .data import EmptyDatasetError, ImageDataset
 from .ddpm import DDPMGenerator
 from .gan import GANGenerator
 from .registry import create_generator, list_generators, register_generator
 from .vae import VAEGenerator
-from .api import generate, list_bundled, load_generator, train_generator  # noqa: E402  (needs the families)
 
 __all__ = [
     "DDPMGenerator",

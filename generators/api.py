@@ -28,17 +28,19 @@ def list_bundled() -> list[dict[str, Any]]:
         if not ((d / WEIGHTS_FILE).is_file() and (d / CONFIG_FILE).is_file()):
             continue
         cfg = json.loads((d / CONFIG_FILE).read_text())
-        out.append({
-            "name": d.name,
-            "family": cfg["family"],
-            "modality": cfg.get("modality"),
-            "resolution": cfg.get("output_resolution") or cfg["resolution"],
-            "channels": cfg["channels"],
-            "path": str(d),
-            "size_bytes": sum(f.stat().st_size for f in d.iterdir() if f.is_file()),
-            "steps": cfg.get("steps"),
-            "data": (cfg.get("data") or {}).get("name"),
-        })
+        out.append(
+            {
+                "name": d.name,
+                "family": cfg["family"],
+                "modality": cfg.get("modality"),
+                "resolution": cfg.get("output_resolution") or cfg["resolution"],
+                "channels": cfg["channels"],
+                "path": str(d),
+                "size_bytes": sum(f.stat().st_size for f in d.iterdir() if f.is_file()),
+                "steps": cfg.get("steps"),
+                "data": (cfg.get("data") or {}).get("name"),
+            }
+        )
     return out
 
 
@@ -105,8 +107,15 @@ def train_generator(
         gen = create_generator(family, **kw)
     elif batch_size:
         gen.batch_size = batch_size
-    gen.fit(dataset, max_steps=max_steps, time_budget_s=time_budget_s, device=device, seed=seed, progress=progress,
-            out_dir=out)
+    gen.fit(
+        dataset,
+        max_steps=max_steps,
+        time_budget_s=time_budget_s,
+        device=device,
+        seed=seed,
+        progress=progress,
+        out_dir=out,
+    )
     return out
 
 
@@ -166,7 +175,7 @@ def generate(
             bar.update(len(todo))
             continue
         images = gen.sample(len(todo), seed=_chunk_seed(seed, chunk))
-        for k, (path, img) in enumerate(zip(todo, images)):
+        for k, (path, img) in enumerate(zip(todo, images, strict=True)):
             i = start + k
             info = provenance_info(name, version, seed, index=i, family=gen.family, model_steps=gen.steps_)
             stamped = stamp(img, generator=name, version=version, seed=seed)

@@ -107,9 +107,9 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
         d = min(self.decay, (1.0 + step) / (10.0 + step))
-        for pe, p in zip(self.model.parameters(), model.parameters()):
+        for pe, p in zip(self.model.parameters(), model.parameters(), strict=True):
             pe.lerp_(p.detach(), 1.0 - d)
-        for be, b in zip(self.model.buffers(), model.buffers()):
+        for be, b in zip(self.model.buffers(), model.buffers(), strict=True):
             be.copy_(b)
 
 
@@ -288,8 +288,12 @@ class Generator:
         last_ckpt = start
         total = max_steps if max_steps is not None else None
         bar = tqdm(
-            total=total, initial=self.steps_ if total else 0, disable=not progress, file=sys.stderr,
-            desc=f"{self.family} {self.resolution}px", dynamic_ncols=True,
+            total=total,
+            initial=self.steps_ if total else 0,
+            disable=not progress,
+            file=sys.stderr,
+            desc=f"{self.family} {self.resolution}px",
+            dynamic_ncols=True,
         )
         logs: dict[str, float] = {}
         try:
@@ -343,8 +347,9 @@ class Generator:
         x = self._sample_tensor(g, int(n)).float().clamp(0, 1)
         if self.output_resolution and self.output_resolution != self.resolution:
             # bicubic: a 32 px model still gives images big enough for the watermark and for viewers
-            x = torch.nn.functional.interpolate(x, size=(self.output_resolution,) * 2, mode="bicubic",
-                                                align_corners=False).clamp(0, 1)
+            x = torch.nn.functional.interpolate(
+                x, size=(self.output_resolution,) * 2, mode="bicubic", align_corners=False
+            ).clamp(0, 1)
         x = x.cpu().numpy()
         x = np.transpose(x, (0, 2, 3, 1))
         return np.ascontiguousarray(x[..., 0] if self.channels == 1 else x, dtype=np.float32)
@@ -369,8 +374,14 @@ class Generator:
             "format_version": FORMAT_VERSION,
         }
 
-    def save(self, directory: str | os.PathLike, *, inference_only: bool = False, half: bool = False,
-             extra: dict[str, Any] | None = None) -> Path:
+    def save(
+        self,
+        directory: str | os.PathLike,
+        *,
+        inference_only: bool = False,
+        half: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
         """Write ``weights.safetensors`` + ``config.json`` into ``directory`` (atomically, file by file).
 
         Args:

@@ -117,7 +117,9 @@ def _frames_fallback(path: Path, window: str | tuple[float, float]) -> tuple[lis
     return [np.ascontiguousarray(im, dtype=np.float32)], None
 
 
-def load_frames(path: str | os.PathLike, window: str | tuple[float, float] = "lung") -> tuple[list[np.ndarray], str | None]:
+def load_frames(
+    path: str | os.PathLike, window: str | tuple[float, float] = "lung"
+) -> tuple[list[np.ndarray], str | None]:
     """Read one file as a list of frames float32 (H, W) or (H, W, 3) in [0, 1], plus its DICOM modality.
 
     Uses ``forensics.io.load``; CT DICOM goes through the HU window from ``MedicalImage.stored``.
@@ -258,6 +260,7 @@ class ImageDataset:
             "augment": self.augment,
             "hflip": self.hflip,
             "vflip": self.vflip,
+            "window": self.window if isinstance(self.window, str) else list(self.window),
         }
         if self.licence:
             d["licence"] = self.licence

@@ -51,8 +51,9 @@ class DDPMGenerator(Generator):
         weight_decay: float = 0.0,
         **kw,
     ):
-        super().__init__(resolution=resolution, channels=channels, modality=modality, batch_size=batch_size, lr=lr,
-                         **kw)
+        super().__init__(
+            resolution=resolution, channels=channels, modality=modality, batch_size=batch_size, lr=lr, **kw
+        )
         self.block_out_channels = block_out_channels
         self.layers_per_block = layers_per_block
         self.norm_num_groups = norm_num_groups
@@ -68,8 +69,13 @@ class DDPMGenerator(Generator):
         div = 2 ** (len(self.block_out_channels) - 1)
         if self.resolution % div:
             raise ValueError(f"resolution {self.resolution} must be divisible by {div} for {self.block_out_channels}")
-        self.unet_ = TinyUNet(self.channels, tuple(self.block_out_channels), self.layers_per_block,
-                              self.norm_num_groups, tuple(self.attention_levels))
+        self.unet_ = TinyUNet(
+            self.channels,
+            tuple(self.block_out_channels),
+            self.layers_per_block,
+            self.norm_num_groups,
+            tuple(self.attention_levels),
+        )
         self.ema_ = EMA(self.unet_, self.ema_decay or 0.0)
         self.noise_scheduler_ = DDPMScheduler(self.num_train_timesteps, self.beta_schedule)
 
@@ -109,6 +115,12 @@ class DDPMGenerator(Generator):
     def _sample_tensor(self, noise_gen: torch.Generator, n: int) -> torch.Tensor:
         sched = DDIMScheduler(self.num_train_timesteps, self.beta_schedule, eta=self.eta)
         shape = (n, self.channels, self.resolution, self.resolution)
-        x = ddim_sample(self.ema_.model.eval(), sched, shape, num_inference_steps=self.num_inference_steps,
-                        generator=noise_gen, device=self.device)
+        x = ddim_sample(
+            self.ema_.model.eval(),
+            sched,
+            shape,
+            num_inference_steps=self.num_inference_steps,
+            generator=noise_gen,
+            device=self.device,
+        )
         return (x + 1) / 2

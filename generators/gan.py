@@ -36,7 +36,7 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
         ]
-        for cin, cout in zip(widths[:-1], widths[1:]):
+        for cin, cout in zip(widths[:-1], widths[1:], strict=False):
             layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1)]
         self.net = nn.Sequential(*layers)
@@ -55,7 +55,7 @@ class DCGANDiscriminator(nn.Module):
         widths = [base * min(2**i, 8) for i in range(n)]
         sn = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = [sn(nn.Conv2d(channels, widths[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
-        for cin, cout in zip(widths[:-1], widths[1:]):
+        for cin, cout in zip(widths[:-1], widths[1:], strict=False):
             layers.append(sn(nn.Conv2d(cin, cout, 4, 2, 1, bias=spectral_norm)))
             if not spectral_norm:
                 layers.append(nn.BatchNorm2d(cout))
@@ -109,8 +109,9 @@ class GANGenerator(Generator):
         ema_decay: float = 0.999,
         **kw,
     ):
-        super().__init__(resolution=resolution, channels=channels, modality=modality, batch_size=batch_size, lr=lr,
-                         **kw)
+        super().__init__(
+            resolution=resolution, channels=channels, modality=modality, batch_size=batch_size, lr=lr, **kw
+        )
         self.nz = nz
         self.base = base
         self.loss = loss
@@ -157,8 +158,9 @@ class GANGenerator(Generator):
         if self.loss == "hinge":
             loss_d = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
         else:
-            loss_d = F.binary_cross_entropy_with_logits(lr_, torch.full_like(lr_, 0.9)) + \
-                F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
+            loss_d = F.binary_cross_entropy_with_logits(
+                lr_, torch.full_like(lr_, 0.9)
+            ) + F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
         loss_d.backward()
         self.opt_d_.step()
         # generator

@@ -24,6 +24,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
+
 from forensics import provenance as P
 
 from .base import atomic_write_bytes
@@ -175,7 +176,7 @@ def dicom_dataset(pixels: np.ndarray, info: dict[str, Any], *, modality: str = "
     """
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     info = _complete(info)
     rgb = np.asarray(pixels).ndim == 3 and np.asarray(pixels).shape[2] == 3
@@ -255,8 +256,9 @@ def dicom_dataset(pixels: np.ndarray, info: dict[str, Any], *, modality: str = "
     return ds
 
 
-def write_dicom(path: str | os.PathLike, pixels: np.ndarray, info: dict[str, Any], *, modality: str = "OT",
-                bits: int | None = None) -> Path:
+def write_dicom(
+    path: str | os.PathLike, pixels: np.ndarray, info: dict[str, Any], *, modality: str = "OT", bits: int | None = None
+) -> Path:
     """Write a Secondary Capture DICOM file (atomically) labelled as synthetic; see ``dicom_dataset``."""
     from io import BytesIO
 

@@ -3,7 +3,8 @@ factory; users call ``create_generator(name, **cfg)`` and ``list_generators(patt
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from forensics.registry import Registry
 

@@ -42,8 +42,9 @@ class DDPMScheduler:
 class DDIMScheduler(DDPMScheduler):
     """DDIM sampler (Song et al. 2021) over the DDPM schedule."""
 
-    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "cosine", eta: float = 0.0,
-                 clip_sample: bool = True):
+    def __init__(
+        self, num_train_timesteps: int = 1000, beta_schedule: str = "cosine", eta: float = 0.0, clip_sample: bool = True
+    ):
         super().__init__(num_train_timesteps, beta_schedule)
         self.eta = eta
         self.clip_sample = clip_sample
@@ -53,11 +54,13 @@ class DDIMScheduler(DDPMScheduler):
         """Evenly spaced (``leading``-style) timesteps, descending."""
         step = self.num_train_timesteps // num_inference_steps
         self.step_ratio = step
-        self.timesteps = (torch.arange(num_inference_steps) * step).flip(0) + (self.num_train_timesteps - 1 -
-                                                                                (num_inference_steps - 1) * step)
+        self.timesteps = (torch.arange(num_inference_steps) * step).flip(0) + (
+            self.num_train_timesteps - 1 - (num_inference_steps - 1) * step
+        )
 
-    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None
-             ) -> torch.Tensor:
+    def step(
+        self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """One reverse step from timestep ``t`` to the previous one in ``self.timesteps``."""
         ac = self.alphas_cumprod
         prev = int(t) - self.step_ratio
@@ -76,9 +79,16 @@ class DDIMScheduler(DDPMScheduler):
 
 
 @torch.no_grad()
-def ddim_sample(model: torch.nn.Module, scheduler: DDIMScheduler, shape: tuple[int, ...], *,
-                num_inference_steps: int = 50, generator: torch.Generator | None = None,
-                device: torch.device | str = "cpu", progress: bool = False) -> torch.Tensor:
+def ddim_sample(
+    model: torch.nn.Module,
+    scheduler: DDIMScheduler,
+    shape: tuple[int, ...],
+    *,
+    num_inference_steps: int = 50,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> torch.Tensor:
     """The sampling loop: x_T ~ N(0, I) on CPU (reproducible across devices) -> x_0 in [-1, 1]."""
     from tqdm.auto import tqdm
 

@@ -18,20 +18,26 @@ import time
 from pathlib import Path
 
 LICENCES = {
-    "cxr_kermany": ("CC BY 4.0", "Kermany D., Zhang K., Goldbaum M. (2018), Labeled Optical Coherence Tomography (OCT) "
-                    "and Chest X-Ray Images for Classification, Mendeley Data v2"),
-    "ct_lung_tcia": ("CC BY 3.0", "Li P. et al. (2020), A Large-Scale CT and PET/CT Dataset for Lung Cancer Diagnosis "
-                     "(Lung-PET-CT-Dx), The Cancer Imaging Archive"),
+    "cxr_kermany": (
+        "CC BY 4.0",
+        "Kermany D., Zhang K., Goldbaum M. (2018), Labeled Optical Coherence Tomography (OCT) "
+        "and Chest X-Ray Images for Classification, Mendeley Data v2",
+    ),
+    "ct_lung_tcia": (
+        "CC BY 3.0",
+        "Li P. et al. (2020), A Large-Scale CT and PET/CT Dataset for Lung Cancer Diagnosis "
+        "(Lung-PET-CT-Dx), The Cancer Imaging Archive",
+    ),
     "derm_isic": ("CC0", "ISIC Archive (UDA-1)"),
 }
 
 # name: (family, data folder, train resolution, generator kwargs, dataset kwargs, budget s, max steps, modality)
 PLAN = {
-    "cxr_gan": ("gan", "cxr_kermany", 64, {}, {}, 480, 4000, "DX"),
-    "cxr_vae": ("vae", "cxr_kermany", 64, {}, {}, 300, 3000, "DX"),
+    "cxr_gan": ("gan", "cxr_kermany", 64, {"batch_size": 32}, {}, 480, 4000, "DX"),
+    "cxr_vae": ("vae", "cxr_kermany", 64, {"batch_size": 32}, {}, 300, 3000, "DX"),
     "cxr_ddpm": ("ddpm", "cxr_kermany", 32, {"output_resolution": 64}, {}, 720, 4000, "DX"),
-    "ct_gan": ("gan", "ct_lung_tcia", 64, {}, {}, 420, 4000, "CT"),
-    "derm_vae": ("vae", "derm_isic", 64, {}, {"hflip": True, "vflip": True}, 420, 4000, "XC"),
+    "ct_gan": ("gan", "ct_lung_tcia", 64, {"batch_size": 32}, {}, 420, 4000, "CT"),
+    "derm_vae": ("vae", "derm_isic", 64, {"batch_size": 32}, {"hflip": True, "vflip": True}, 420, 4000, "XC"),
 }
 
 
@@ -45,8 +51,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: float, threads: int,
-              device: str) -> dict:
+def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: float, threads: int, device: str) -> dict:
     import torch
 
     from generators.base import Generator, write_grid
@@ -60,8 +65,16 @@ def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: fl
     ckpt = work / name
     gen = create_generator(family, resolution=res, channels=ds.channels, modality=modality, **gkw)
     t0 = time.monotonic()
-    gen.fit(ds, max_steps=steps, time_budget_s=budget * scale, device=device, seed=0, progress=True,
-            sample_every=500 if family == "ddpm" else 250, out_dir=ckpt)
+    gen.fit(
+        ds,
+        max_steps=steps,
+        time_budget_s=budget * scale,
+        device=device,
+        seed=0,
+        progress=True,
+        sample_every=500 if family == "ddpm" else 250,
+        out_dir=ckpt,
+    )
     wall = time.monotonic() - t0
     gen = Generator.load(ckpt, device="cpu")  # the full checkpoint (resumed runs included)
     dest = dest_root / name
@@ -81,24 +94,57 @@ def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: fl
     # the grid from the exported (float16) weights, what users will get
     shipped = Generator.load(dest, device="cpu")
     write_grid(dest / "samples.png", shipped.sample(36, seed=0))
-    info = {"name": name, "family": family, "steps": gen.steps_, "wall_s": round(wall, 1),
-            "params": shipped.parameter_count(),
-            "size_bytes": sum(f.stat().st_size for f in dest.iterdir())}
+    info = {
+        "name": name,
+        "family": family,
+        "steps": gen.steps_,
+        "wall_s": round(wall, 1),
+        "params": shipped.parameter_count(),
+        "size_bytes": sum(f.stat().st_size for f in dest.iterdir()),
+    }
     print(json.dumps(info), flush=True)
     return info
 
 
+def card_table(dest: Path) -> str:
+    """The bundled-models table of ``docs/MODEL_CARDS.md``, from the exported configs."""
+    from generators.base import Generator
+
+    rows = [
+        "| name | family | data (licence) | train px -> output px | channels | steps | wall time | parameters "
+        "| file size |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in sorted(p for p in dest.iterdir() if (p / "config.json").is_file()):
+        cfg = json.loads((d / "config.json").read_text())
+        n_params = Generator.load(d, device="cpu").parameter_count()
+        size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+        rows.append(
+            f"| `{d.name}` | {cfg['family']} | {cfg['data'].get('name')} ({cfg.get('licence')}) "
+            f"| {cfg['resolution']} -> {cfg['output_resolution']} | {cfg['channels']} | {cfg['steps']} "
+            f"| {cfg.get('wall_time_s', 0) / 60:.1f} min | {n_params / 1e6:.2f} M | {size / 2**20:.2f} MiB |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip(),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[1].strip(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--data", type=Path, help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/")
     ap.add_argument("--work", type=Path, default=Path("build/train_bundled"), help="full (resumable) checkpoints")
     ap.add_argument("--dest", type=Path, default=Path(__file__).resolve().parent / "weights")
     ap.add_argument("--only", default="", help="comma-separated names (default: all)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every time budget")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
     ap.add_argument("--device", default="cpu", help="cpu (as shipped), cuda, auto")
+    ap.add_argument("--cards", action="store_true", help="print the model-card table of --dest and exit")
     args = ap.parse_args(argv)
+    if args.cards:
+        print(card_table(args.dest))
+        return 0
+    if args.data is None:
+        ap.error("--data is required (the folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/)")
     names = [n for n in args.only.split(",") if n] or list(PLAN)
     unknown = set(names) - set(PLAN)
     if unknown:

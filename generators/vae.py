@@ -57,7 +57,7 @@ class ConvDecoder(nn.Module):
         self.w0 = widths[0]
         self.fc = nn.Linear(z_dim, widths[0] * 16)
         layers: list[nn.Module] = []
-        for cin, cout in zip(widths, widths[1:] + [widths[-1]]):
+        for cin, cout in zip(widths, widths[1:] + [widths[-1]], strict=True):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1), _gn(cout), nn.SiLU()]
         layers.append(nn.Conv2d(widths[-1], channels, 3, 1, 1))
         self.net = nn.Sequential(*layers)
@@ -104,8 +104,9 @@ class VAEGenerator(Generator):
         temperature: float = 1.0,
         **kw,
     ):
-        super().__init__(resolution=resolution, channels=channels, modality=modality, batch_size=batch_size, lr=lr,
-                         **kw)
+        super().__init__(
+            resolution=resolution, channels=channels, modality=modality, batch_size=batch_size, lr=lr, **kw
+        )
         self.z_dim = z_dim
         self.base = base
         self.kl_weight = kl_weight

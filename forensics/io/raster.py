@@ -250,7 +250,9 @@ def decode_raster(data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         text = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
-        if "too big" in text.lower() or "exceed" in text.lower():
+        # OpenCV's own pixel guard says "too big", "exceeds" or (imdecode, 4.x/5.x) fails its assertion
+        # "pixels <= CV_IO_MAX_IMAGE_PIXELS in function 'validateInputImageSize'"
+        if any(k in text.lower() for k in ("too big", "exceed", "cv_io_max_image_pixels", "validateinputimagesize")):
             raise InputError(
                 "too_many_pixels",
                 f"OpenCV refused {width}x{height}: {text} (raise OPENCV_IO_MAX_IMAGE_PIXELS before import)",

@@ -185,3 +185,61 @@ def best_matches(query: np.ndarray, stored: np.ndarray, chunk: int = 4096) -> tu
         trans[s : s + chunk] = t
         win[s : s + chunk] = np.where(w < nw, w, -(w - nw + 1))
     return dist, trans, win
+
+
+# --- second stage: ORB keypoints + RANSAC (crops the window hashes miss) ---------------------------------------
+
+ORB_PX = 512  # longer side the keypoints are found at
+ORB_FEATURES = 500
+
+
+def undo_transform(pixels: np.ndarray, transform: int) -> np.ndarray:
+    """Apply the inverse of TRANSFORMS[transform] to a query's pixels (so it lines up with the filed image)."""
+    _name, flip_rows, flip_cols, transpose = TRANSFORMS[transform]
+    a = np.asarray(pixels)
+    if flip_rows:
+        a = a[::-1]
+    if flip_cols:
+        a = a[:, ::-1]
+    if transpose:
+        a = np.swapaxes(a, 0, 1)
+    return np.ascontiguousarray(a)
+
+
+def keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ORB on the equalized grey image at ORB_PX: ((n, 2) float32 points, (n, 32) uint8 descriptors)."""
+    a = np.asarray(pixels)
+    if a.ndim == 3:
+        a = a[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) if a.shape[2] > 1 else a[:, :, 0]
+    u = a if a.dtype == np.uint8 else np.clip(np.asarray(a, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    h, w = u.shape
+    s = ORB_PX / max(h, w)
+    if s < 1.0:
+        u = cv2.resize(u, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
+    u = cv2.equalizeHist(np.ascontiguousarray(u))
+    orb = cv2.ORB_create(nfeatures=ORB_FEATURES, fastThreshold=10)
+    kp, des = orb.detectAndCompute(u, None)
+    if des is None or not kp:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    return np.float32([k.pt for k in kp]).reshape(-1, 2), des
+
+
+def ransac_inliers(query: tuple[np.ndarray, np.ndarray], filed: tuple[np.ndarray, np.ndarray]) -> int:
+    """Keypoint matches consistent with one scale + shift (no rotation: the dihedral part is undone already)."""
+    (pa, da), (pb, db) = query, filed
+    if len(da) < 8 or len(db) < 8:
+        return 0
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(da, db)
+    if len(matches) < 8:
+        return 0
+    a = pa[[m.queryIdx for m in matches]]
+    b = pb[[m.trainIdx for m in matches]]
+    cv2.setRNGSeed(0)
+    m, mask = cv2.estimateAffinePartial2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=1000)
+    if m is None or mask is None:
+        return 0
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    angle = abs(float(np.degrees(np.arctan2(m[1, 0], m[0, 0]))))
+    if not (0.4 < scale < 2.5 and angle < 5.0):
+        return 0
+    return int(mask.sum())

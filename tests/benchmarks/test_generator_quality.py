@@ -11,7 +11,17 @@ import torch
 
 from benchmarks import generator_quality as gq
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Shared CI cores: one torch thread and one BLAS thread here, restored afterwards."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
 
 
 def smooth_images(n: int, seed: int, sigma: float = 3.0, size: int = 32, offset: float = 0.0) -> np.ndarray:
@@ -132,8 +142,11 @@ def test_tiny_run_with_fake_generator(tmp_path: Path, rand18):
     real = gq.load_real(folder, 32, 1)
     assert real.shape == (20, 32, 32)
     gen = FakeGenerator(real)
-    rows = gq.run(tmp_path, n=12, models=[gen], k=3, speed_n=4)
-    assert [r["model"] for r in rows] == ["fake_gen", "real:fake_set"]
+    no_data = FakeGenerator(real)
+    no_data.name_, no_data.data_ = "no_data", {}
+    rows = gq.run(tmp_path, n=12, models=[gen, no_data], k=3, speed_n=4)
+    assert [r["model"] for r in rows] == ["fake_gen", "no_data", "real:fake_set"]
+    assert "no training data folder" in rows.pop(1)["error"]
     r = rows[0]
     assert r["n_fake"] == 12 and r["n_real"] == 12
     assert r["near_copies"] >= 4  # 6 copies per 16-image chunk → the first 6 of 12 samples are copies

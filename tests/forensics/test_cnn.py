@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from _detector_data import textured, toy_sets
 
 from forensics.analyzers import create_analyzer, list_analyzers
 from forensics.analyzers.cnn import DEFAULT_WEIGHTS_DIR, CNNAnalyzer
 from forensics.analyzers.frequency import FrequencyAnalyzer
 from forensics.records import Finding, MedicalImage
-
-from _detector_data import textured, toy_sets
 
 TINY_CNN = {
     "arch": "resnet10t",

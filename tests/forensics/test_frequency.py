@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from _detector_data import toy_sets
 from sklearn.base import clone
 
 from forensics.analyzers import create_analyzer, list_analyzers
@@ -14,8 +15,6 @@ from forensics.analyzers.frequency.detector import FrequencyDetector
 from forensics.analyzers.frequency.features import FEATURE_NAMES, extract_features
 from forensics.formatpath import standardize
 from forensics.records import Finding, MedicalImage
-
-from _detector_data import toy_sets
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,23 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from forensics import provenance as P
 
+from forensics import provenance as P
 from generators import generate, list_bundled, load_generator, train_generator
 from generators.provenance import read_png_text
 
 
 def test_train_generator_writes_a_resumable_checkpoint(tmp_path, gray_png_folder):
-    out = train_generator("vae", [str(gray_png_folder)], str(tmp_path / "ck"), resolution=8, max_steps=2,
-                          batch_size=4, progress=False, generator_kwargs={"base": 4, "z_dim": 4})
+    out = train_generator(
+        "vae",
+        [str(gray_png_folder)],
+        str(tmp_path / "ck"),
+        resolution=8,
+        max_steps=2,
+        batch_size=4,
+        progress=False,
+        generator_kwargs={"base": 4, "z_dim": 4},
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["family"] == "vae" and cfg["steps"] == 2 and cfg["params"]["batch_size"] == 4
     assert (out / "weights.safetensors").is_file() and (out / "samples.png").is_file()
@@ -45,7 +53,7 @@ def test_generate_png_is_stamped_and_labelled(tmp_path, tiny_gan_ckpt):
 def test_generate_is_reproducible_and_resumes(tmp_path, tiny_gan_ckpt):
     a = generate(str(tiny_gan_ckpt), 2, str(tmp_path / "a"), seed=1, progress=False)
     b = generate(str(tiny_gan_ckpt), 2, str(tmp_path / "b"), seed=1, progress=False)
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a, b, strict=True):
         np.testing.assert_array_equal(cv2.imread(str(pa), -1), cv2.imread(str(pb), -1))
     mtime = a[0].stat().st_mtime_ns
     generate(str(tiny_gan_ckpt), 2, str(tmp_path / "a"), seed=1, progress=False)

@@ -42,3 +42,19 @@ def test_bundled_loads_and_samples(name):
     shape = (2, rec["resolution"], rec["resolution"]) + ((3,) if rec["channels"] == 3 else ())
     assert x.shape == shape and x.dtype == np.float32
     assert 0 <= x.min() and x.max() <= 1 and x.std() > 0.01
+
+
+def test_training_plan_covers_the_bundled_names():
+    from generators.train_bundled import LICENCES, PLAN
+
+    assert set(PLAN) == EXPECTED
+    assert all(folder in LICENCES for _, folder, *_ in PLAN.values())
+
+
+def test_card_table_lists_each_bundled_model():
+    from generators.api import WEIGHTS_DIR
+    from generators.train_bundled import card_table
+
+    table = card_table(WEIGHTS_DIR)
+    for name in BUNDLED:
+        assert f"`{name}`" in table

@@ -12,8 +12,14 @@ from generators import Generator, ImageDataset, create_generator, list_generator
 TINY = {
     "gan": dict(resolution=8, nz=8, base=4, batch_size=4),
     "vae": dict(resolution=8, z_dim=4, base=4, batch_size=4),
-    "ddpm": dict(resolution=8, block_out_channels=(4, 8), norm_num_groups=4, num_train_timesteps=50,
-                 num_inference_steps=5, batch_size=4),
+    "ddpm": dict(
+        resolution=8,
+        block_out_channels=(4, 8),
+        norm_num_groups=4,
+        num_train_timesteps=50,
+        num_inference_steps=5,
+        batch_size=4,
+    ),
 }
 
 

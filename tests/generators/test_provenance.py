@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from forensics import provenance as P
 
+from forensics import provenance as P
 from generators.provenance import read_png_text, stamp, write_dicom, write_png
 
 INFO = {"generator": "cxr_gan", "version": "0.1.0", "seed": 3}

@@ -158,10 +158,13 @@ def build_corpus(root: Path) -> list[Case]:
         return path
 
     ct = ct_bytes()
+    pixel_offset = ct.rfind(b"\xe0\x7f\x10\x00")  # (7FE0,0010) Pixel Data
     # DICOM cut at 20 offsets spread over header and pixel data (0 bytes is the empty-file case)
-    for i, cut in enumerate(sorted({1, 64, 131, 132, 140, 200} | {len(ct) * k // 14 for k in range(1, 14)} |
-                                   {len(ct) - 1})):
-        add(f"dicom_cut_{cut:06d}", ct[:cut], TRUNCATED, f"CT_small.dcm cut at byte {cut}", ".dcm")
+    for cut in sorted({1, 64, 131, 132, 140, 200} | {len(ct) * k // 14 for k in range(1, 14)} |
+                                   {len(ct) - 1}):
+        # a cut that lands between two header elements leaves a complete header without pixels: no_pixel_data
+        codes = TRUNCATED | ({"no_pixel_data"} if cut < pixel_offset else set())
+        add(f"dicom_cut_{cut:06d}", ct[:cut], codes, f"CT_small.dcm cut at byte {cut}", ".dcm")
     rng = random.Random(0)
     for i in range(8):
         flipped = bytearray(ct)

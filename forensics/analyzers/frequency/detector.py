@@ -77,6 +77,7 @@ class FrequencyDetector:
         max_depth: tree depth for ``hgb``.
         learning_rate: ``hgb`` learning rate.
         random_state: seed.
+        class_weight: ``"balanced"`` weighs both classes equally whatever their counts; None uses raw counts.
 
     Attributes (after ``fit``):
         model_: the exported model (plain JSON types).
@@ -92,6 +93,7 @@ class FrequencyDetector:
         max_depth: int = 3,
         learning_rate: float = 0.1,
         random_state: int = 0,
+        class_weight: str | None = "balanced",
     ):
         self.classifier = classifier
         self.C = C
@@ -99,11 +101,12 @@ class FrequencyDetector:
         self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.random_state = random_state
+        self.class_weight = class_weight
 
     # scikit-learn's clone() and get_params() need these two
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("classifier", "C", "max_iter", "max_depth", "learning_rate",
-                                               "random_state")}
+                                               "random_state", "class_weight")}
 
     def set_params(self, **params: Any) -> FrequencyDetector:
         for k, v in params.items():
@@ -138,7 +141,8 @@ class FrequencyDetector:
         if self.classifier == "logistic":
             from sklearn.linear_model import LogisticRegression
 
-            clf = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state)
+            clf = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state,
+                                     class_weight=self.class_weight)
             clf.fit(Z, y)
             model.update(coef=clf.coef_.ravel().tolist(), intercept=float(clf.intercept_[0]))
         elif self.classifier == "hgb":
@@ -146,7 +150,8 @@ class FrequencyDetector:
 
             clf = HistGradientBoostingClassifier(max_iter=self.max_iter, max_depth=self.max_depth,
                                                  learning_rate=self.learning_rate, l2_regularization=1.0,
-                                                 random_state=self.random_state, early_stopping=False)
+                                                 random_state=self.random_state, early_stopping=False,
+                                                 class_weight=self.class_weight)
             clf.fit(Z, y)
             model.update(_export_hgb(clf))
         else:

@@ -1,0 +1,69 @@
+"""The ``reuse`` analyzer: is the scanned image one already filed in the reuse index under another claim?
+
+Created only when a scan names an index (``medaudit scan --index FILE``). The scan's own claim comes from
+``image.metadata["claim_id"]`` when the caller set it; then matches under that claim are ignored. Without a claim
+id, any match to a *different file* counts (the same path filed before is the image itself).
+"""
+
+from __future__ import annotations
+
+import os
+
+from forensics.analyzers import register_analyzer
+from forensics.analyzers.base import Analyzer
+from forensics.records import Evidence, Finding, MedicalImage
+from forensics.reuse.index import THRESHOLDS_FILE, ReuseIndex
+
+
+@register_analyzer("reuse")
+class ReuseAnalyzer(Analyzer):
+    name = "reuse"
+    version = "1"
+    kind = "reuse"
+
+    def __init__(self, index_path: str | os.PathLike | None = None, limit: int = 3):
+        self.index_path = None if index_path is None else os.fspath(index_path)
+        self.limit = limit
+        self._index: ReuseIndex | None = None
+
+    def availability(self) -> tuple[bool, str]:
+        if not self.index_path:
+            return False, "no reuse index given (scan --index FILE)"
+        if not os.path.exists(self.index_path):
+            return False, f"reuse index not found: {self.index_path}"
+        return True, ""
+
+    def model_files(self):
+        return [THRESHOLDS_FILE] if THRESHOLDS_FILE.exists() else []
+
+    def _open(self) -> ReuseIndex:
+        # opened lazily, so each scan worker process gets its own connection (sqlite connections do not fork)
+        if self._index is None or self._pid != os.getpid():
+            self._index = ReuseIndex(self.index_path, readonly=True)
+            self._pid = os.getpid()
+        return self._index
+
+    def analyze(self, image: MedicalImage) -> Finding:
+        if not self.index_path:
+            return Finding(self.name, None)
+        claim = image.metadata.get("claim_id")
+        claim = None if claim is None else str(claim)
+        matches = self._open().query(image, exclude_claim=claim, limit=self.limit + 5)
+        if claim is None:  # no claim to compare: the same file at the same path is the image itself
+            here = os.path.abspath(image.path)
+            matches = [m for m in matches if os.path.abspath(m.path) != here]
+        matches = matches[: self.limit]
+        if not matches:
+            return Finding(self.name, None)
+        evidence = []
+        for m in matches:
+            where = f"{m.path} filed under claim {m.claim_id or '(none)'}"
+            if m.method == "sha256":
+                evidence.append(Evidence("reuse.exact_duplicate", f"byte-identical to {where}", m.score))
+            elif m.method == "pixels":
+                evidence.append(Evidence("reuse.exact_duplicate", f"same pixels as {where} (file re-wrapped)", m.score))
+            else:
+                how = f"distance {m.distance}/64" + (f", {m.inliers} keypoint inliers" if m.inliers else "")
+                evidence.append(Evidence("reuse.match", f"same image as {where} (transform: {m.transform}; {how})",
+                                         m.score))
+        return Finding(self.name, max(m.score for m in matches), evidence)

@@ -1,0 +1,402 @@
+"""The image-reuse index: a SQLite file of filed images (who filed them, under which claim) and their hashes.
+
+Three tiers, strongest first:
+1. ``exact``: the same file bytes (SHA-256) or the same decoded pixels (a re-wrapped file) filed before;
+2. ``phash``: 64-bit DCT hashes of the whole image and of 18 sub-windows, over the 8 flips/quarter turns
+   (``forensics.reuse.hashing``), within the per-modality distance threshold of ``thresholds.json``;
+3. ``orb``: for the nearest hash candidates that miss the threshold (typically crops of 15-20 %), ORB keypoints
+   + RANSAC; at least ``inliers`` geometrically consistent matches make a match.
+
+Writes are transactions: an image's row, hashes and keypoints are committed together or not at all, and a bulk
+add commits every ``batch_size`` images, so a killed process leaves whole images only. WAL mode lets readers
+query while a writer adds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.records import MedicalImage
+from forensics.reuse import hashing as H
+
+SCHEMA_VERSION = 1
+THRESHOLDS_FILE = Path(__file__).with_name("thresholds.json")
+# Used when thresholds.json is missing; the calibrated file overrides them.
+_FALLBACK = {"hash": 6, "candidates": 20, "loose": 20, "inliers": 40}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL,           -- of the file bytes
+    pixel_sha256 TEXT NOT NULL,     -- of the decoded pixels (catches re-wrapped files)
+    path TEXT NOT NULL,
+    claim_id TEXT NOT NULL DEFAULT '',
+    modality TEXT,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    added REAL NOT NULL,            -- unix time
+    UNIQUE (sha256, claim_id)
+);
+CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
+CREATE INDEX IF NOT EXISTS images_pixel_sha256 ON images (pixel_sha256);
+CREATE INDEX IF NOT EXISTS images_claim ON images (claim_id);
+CREATE TABLE IF NOT EXISTS hashes (
+    image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+    phash BLOB NOT NULL             -- len(WINDOWS) x 8 bytes, window 0 = whole image
+);
+CREATE TABLE IF NOT EXISTS keypoints (
+    image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+    points BLOB NOT NULL,           -- float32 (n, 2) at ORB_PX
+    descriptors BLOB NOT NULL       -- uint8 (n, 32) ORB
+);
+"""
+
+
+@dataclass
+class Record:
+    """One filed image, as ``add`` returns it. ``duplicate``: this file was already filed under this claim."""
+
+    id: int
+    sha256: str
+    path: str
+    claim_id: str
+    modality: str | None
+    added: float
+    duplicate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Match:
+    """A filed image the query reuses.
+
+    Attributes:
+        distance: Hamming distance (of 64 bits) of the best hash alignment; 0 for exact duplicates.
+        transform: what turns the filed image into the query, e.g. ``"hflip, crop"``; ``"exact"`` for the
+            same bytes, ``"same pixels"`` for a re-wrapped file, ``"none"`` for a re-encode/window change only.
+        score: confidence in [0, 1] that it is the same image.
+        method: ``sha256`` | ``pixels`` | ``phash`` | ``orb``.
+        inliers: RANSAC keypoint inliers when ``method == "orb"``.
+    """
+
+    sha256: str
+    path: str
+    claim_id: str
+    distance: int
+    transform: str
+    score: float
+    method: str = "phash"
+    inliers: int | None = None
+    modality: str | None = None
+    added: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["score"] = round(float(self.score), 4)
+        return out
+
+
+@dataclass
+class _Prepared:
+    image: MedicalImage
+    pixel_sha256: str
+    phash: np.ndarray  # (W, 8) uint8
+    points: np.ndarray
+    descriptors: np.ndarray
+
+
+def load_thresholds(path: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:
+    p = Path(path) if path else THRESHOLDS_FILE
+    if not p.exists():
+        return {"default": dict(_FALLBACK)}
+    data = json.loads(p.read_text())
+    return {k: {**_FALLBACK, **v} for k, v in data.get("modalities", {}).items()}
+
+
+def _as_image(item: str | os.PathLike | MedicalImage | np.ndarray) -> MedicalImage:
+    if isinstance(item, MedicalImage):
+        return item
+    if isinstance(item, np.ndarray):
+        import hashlib
+
+        return MedicalImage(pixels=item, path="<array>", sha256=hashlib.sha256(item.tobytes()).hexdigest(), format="array")
+    from forensics.io import load
+
+    return load(item)
+
+
+def prepare(item: str | os.PathLike | MedicalImage | np.ndarray) -> _Prepared:
+    """Load (when given a path) and compute everything the index stores; no database access."""
+    image = _as_image(item)
+    pts, des = H.keypoints(image.pixels)
+    return _Prepared(image, H.image_sha256(image.pixels), H.stored_hashes(image.pixels), pts, des)
+
+
+class ReuseIndex:
+    """A reuse index in one SQLite file (created when missing). One instance per thread or process.
+
+    Args:
+        db_path: the SQLite file.
+        thresholds: per-modality ``{"hash", "loose", "candidates", "inliers"}``; default ``thresholds.json``.
+        readonly: open for queries only (``file:...?mode=ro``); the file must exist.
+    """
+
+    def __init__(self, db_path: str | os.PathLike, thresholds: dict | None = None, readonly: bool = False):
+        self.db_path = os.fspath(db_path)
+        self.thresholds = thresholds or load_thresholds()
+        self.readonly = readonly
+        if readonly:
+            uri = Path(self.db_path).resolve().as_uri() + "?mode=ro"
+            self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        else:
+            Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            with self._transaction():
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    self.conn.execute(stmt)
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('hash', ?)",
+                    (str(SCHEMA_VERSION), f"phash64x{len(H.WINDOWS)}"),
+                )
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._cache_key: tuple | None = None
+        self._ids = np.zeros(0, np.int64)
+        self._hashes = np.zeros((0, len(H.WINDOWS)), np.uint64)
+
+    # --- housekeeping ---------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ReuseIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM images").fetchone()[0]
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn = conn
+
+        def __enter__(self):
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type, exc, tb):
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            return False
+
+    def _transaction(self) -> ReuseIndex._Tx:
+        return ReuseIndex._Tx(self.conn)
+
+    def limits(self, modality: str | None) -> dict[str, int]:
+        """Thresholds for a modality code (CR, DX, CT, XC, ...); ``default`` (the strictest) when unknown."""
+        key = (modality or "").upper()
+        return self.thresholds.get(key) or self.thresholds.get("default") or dict(_FALLBACK)
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def add(self, item: str | os.PathLike | MedicalImage | np.ndarray, claim_id: str = "", modality: str | None = None) -> Record:
+        """File one image under ``claim_id``; an identical file already filed under the same claim is not re-added."""
+        return self._write([prepare(item)], claim_id, modality)[0]
+
+    def add_many(
+        self,
+        items: Iterable[str | os.PathLike | MedicalImage | np.ndarray],
+        claim_id: str = "",
+        modality: str | None = None,
+        batch_size: int = 64,
+    ) -> Iterator[Record]:
+        """File many images, one transaction per ``batch_size``: an exception (or a kill) loses at most the
+        uncommitted batch, never part of an image. Yields a Record per image once its batch is committed."""
+        pending: list[_Prepared] = []
+        for item in items:
+            pending.append(prepare(item))
+            if len(pending) >= batch_size:
+                yield from self._write(pending, claim_id, modality)
+                pending = []
+        if pending:
+            yield from self._write(pending, claim_id, modality)
+
+    def _write(self, prepared: list[_Prepared], claim_id: str, modality: str | None) -> list[Record]:
+        out: list[Record] = []
+        claim = str(claim_id or "")
+        with self._transaction() as conn:
+            for p in prepared:
+                img = p.image
+                row = conn.execute(
+                    "SELECT id, path, modality, added FROM images WHERE sha256 = ? AND claim_id = ?", (img.sha256, claim)
+                ).fetchone()
+                if row:
+                    out.append(Record(row[0], img.sha256, row[1], claim, row[2], row[3], duplicate=True))
+                    continue
+                h, w = img.pixels.shape[:2]
+                mod = modality or img.modality
+                now = time.time()
+                cur = conn.execute(
+                    "INSERT INTO images (sha256, pixel_sha256, path, claim_id, modality, width, height, added)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (img.sha256, p.pixel_sha256, os.path.abspath(img.path) if img.path != "<array>" else img.path,
+                     claim, mod, w, h, now),
+                )
+                image_id = cur.lastrowid
+                conn.execute("INSERT INTO hashes VALUES (?, ?)", (image_id, p.phash.tobytes()))
+                conn.execute(
+                    "INSERT INTO keypoints VALUES (?, ?, ?)",
+                    (image_id, p.points.astype(np.float32).tobytes(), p.descriptors.astype(np.uint8).tobytes()),
+                )
+                out.append(Record(image_id, img.sha256, img.path, claim, mod, now))
+        self._cache_key = None
+        return out
+
+    def remove_claim(self, claim_id: str) -> int:
+        """Forget every image filed under a claim; returns how many."""
+        with self._transaction() as conn:
+            n = conn.execute("DELETE FROM images WHERE claim_id = ?", (str(claim_id),)).rowcount
+        self._cache_key = None
+        return n
+
+    # --- reading --------------------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        key = (self.conn.execute("PRAGMA data_version").fetchone()[0], len(self))
+        if key == self._cache_key:
+            return
+        rows = self.conn.execute("SELECT image_id, phash FROM hashes ORDER BY image_id").fetchall()
+        nw = len(H.WINDOWS)
+        self._ids = np.array([r[0] for r in rows], np.int64)
+        if rows:
+            packed = np.frombuffer(b"".join(r[1] for r in rows), np.uint8).reshape(len(rows), nw, H.HASH_BYTES)
+            self._hashes = H.to_u64(packed)
+        else:
+            self._hashes = np.zeros((0, nw), np.uint64)
+        self._cache_key = key
+
+    def _rows(self, ids: Iterable[int]) -> dict[int, tuple]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        q = ",".join("?" * len(ids))
+        cur = self.conn.execute(
+            f"SELECT id, sha256, path, claim_id, modality, added, width, height FROM images WHERE id IN ({q})", ids
+        )
+        return {r[0]: r for r in cur}
+
+    def query(
+        self,
+        item: str | os.PathLike | MedicalImage | np.ndarray,
+        exclude_claim: str | None = None,
+        limit: int = 5,
+        modality: str | None = None,
+        verify: bool = True,
+    ) -> list[Match]:
+        """Filed images that ``item`` reuses, best first.
+
+        Args:
+            item: a path, a loaded MedicalImage or a pixel array.
+            exclude_claim: ignore images filed under this claim (the query's own).
+            limit: at most this many matches.
+            modality: which thresholds apply; default the image's DICOM modality, else ``default``.
+            verify: run the ORB + RANSAC stage on near candidates (finds crops; costs ~10-50 ms).
+        """
+        image = _as_image(item)
+        lim = self.limits(modality or image.modality)
+        excluded = None if exclude_claim is None else str(exclude_claim)
+        found: dict[int, Match] = {}
+
+        def keep(image_id: int, claim: str) -> bool:
+            return (excluded is None or claim != excluded) and image_id not in found
+
+        # 1. exact: file bytes, then decoded pixels
+        psha = H.image_sha256(image.pixels)
+        for method, column, value in (("sha256", "sha256", image.sha256), ("pixels", "pixel_sha256", psha)):
+            for r in self.conn.execute(
+                f"SELECT id, sha256, path, claim_id, modality, added FROM images WHERE {column} = ?", (value,)
+            ):
+                if keep(r[0], r[3]):
+                    transform = "exact" if method == "sha256" else "same pixels"
+                    found[r[0]] = Match(r[1], r[2], r[3], 0, transform, 1.0 if method == "sha256" else 0.99,
+                                        method, None, r[4], r[5])
+
+        # 2. perceptual hashes
+        self._refresh()
+        if len(self._ids):
+            q = H.to_u64(H.query_hashes(image.pixels))
+            dist, trans, win = H.best_matches(q, self._hashes)
+            order = np.argsort(dist, kind="stable")
+            close = [i for i in order if dist[i] <= lim["hash"]]
+            rows = self._rows(self._ids[close[: limit + len(found) + 50]])
+            h, w = image.pixels.shape[:2]
+            for i in close:
+                r = rows.get(int(self._ids[i]))
+                if r is None or not keep(r[0], r[3]):
+                    continue
+                label = _label(int(trans[i]), crop=bool(win[i]), filed_hw=(r[7], r[6]), query_hw=(h, w))
+                score = 0.95 - 0.25 * float(dist[i]) / max(lim["hash"], 1)
+                found[r[0]] = Match(r[1], r[2], r[3], int(dist[i]), label, score, "phash", None, r[4], r[5])
+                if len(found) >= limit:
+                    break
+
+            # 3. keypoints on the nearest candidates the hashes did not settle
+            if verify and len(found) < limit:
+                cands = [i for i in order[: lim["candidates"]] if dist[i] <= lim["loose"]]
+                rows = self._rows(self._ids[cands])
+                feats: dict[int, tuple] = {}
+                for i in cands:
+                    r = rows.get(int(self._ids[i]))
+                    if r is None or not keep(r[0], r[3]):
+                        continue
+                    t = int(trans[i])
+                    if t not in feats:
+                        feats[t] = H.keypoints(H.undo_transform(image.pixels, t))
+                    kp = self.conn.execute("SELECT points, descriptors FROM keypoints WHERE image_id = ?", (r[0],)).fetchone()
+                    if kp is None:
+                        continue
+                    filed = (np.frombuffer(kp[0], np.float32).reshape(-1, 2), np.frombuffer(kp[1], np.uint8).reshape(-1, 32))
+                    n = H.ransac_inliers(feats[t], filed)
+                    if n >= lim["inliers"]:
+                        label = _label(t, crop=True, filed_hw=(r[7], r[6]), query_hw=image.pixels.shape[:2])
+                        score = min(0.95, 0.7 + 0.25 * (n - lim["inliers"]) / max(lim["inliers"], 1))
+                        found[r[0]] = Match(r[1], r[2], r[3], int(dist[i]), label, score, "orb", n, r[4], r[5])
+                        if len(found) >= limit:
+                            break
+
+        method_rank = {"sha256": 0, "pixels": 1, "phash": 2, "orb": 3}
+        return sorted(found.values(), key=lambda m: (-m.score, method_rank[m.method], m.distance))[:limit]
+
+    def stats(self) -> dict[str, Any]:
+        n, claims = self.conn.execute("SELECT count(*), count(DISTINCT claim_id) FROM images").fetchone()
+        return {"images": n, "claims": claims, "path": self.db_path}
+
+
+def _label(transform: int, crop: bool, filed_hw: tuple[int, int], query_hw: tuple[int, int]) -> str:
+    parts = []
+    name = H.TRANSFORM_NAMES[transform]
+    if name != "none":
+        parts.append(name)
+    if H.TRANSFORMS[transform][3]:  # transposed: compare the query's sides swapped
+        query_hw = (query_hw[1], query_hw[0])
+    if crop:
+        parts.append("crop")
+    else:
+        ratio = (query_hw[0] * query_hw[1]) / max(1, filed_hw[0] * filed_hw[1])
+        if abs(ratio - 1.0) > 0.02:
+            parts.append("resize")
+    return ", ".join(parts) or "none"
