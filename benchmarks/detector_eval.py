@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets
+from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants
 
 PIXEL_ANALYZERS = ("frequency", "cnn")
 
@@ -176,30 +176,30 @@ def dicom_check(analyzers: dict[str, Any], cfg) -> dict[str, Any]:
     return levels
 
 
-def lofo(data: Path, *, budget_s: float, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def lofo(data: Path, *, budget_s: float, seed: int = 0, cache: Path | None = None,
+         progress: bool = True) -> dict[str, Any]:
     """Leave one generator family out on chest X-ray: train on two, test on the held-out third."""
-    from forensics.training import fit_and_save, prepare_variants
+    from forensics.training import VariantSet, fit_and_save, split_by_source
 
-    train_sets = bundled_sets(data, heldout=False, seed=seed, modalities=["cxr_kermany"], progress=progress)
+    parts = bundled_variants(data, seed=seed, cache=cache, modalities=["cxr_kermany"], progress=progress)
     test_sets = bundled_sets(data, heldout=True, seed=TEST_FAKE_SEED + seed, modalities=["cxr_kermany"],
                              fake_ratio=2.0, progress=progress)
-    tr, te = train_sets["cxr_kermany"], test_sets["cxr_kermany"]
-    # one set of format-path variants; each fold drops one generator's samples from it
-    train_v, val_v = prepare_variants(tr["real"], tr["fake"], real_groups=tr["real_groups"],
-                                      fake_groups=tr["fake_groups"], fake_kinds=tr["fake_kinds"],
-                                      native_sizes=sorted(tr["natives"]), seed=seed, progress=progress)
+    te = test_sets["cxr_kermany"]
+    splits = [(str(vs.kind[0]), *split_by_source(vs, groups, val_fraction=0.2, seed=seed)) for vs, groups in parts]
+    gens = [k for k, *_ in splits if k.startswith("cxr_") and k != "cxr_kermany"]
     out: dict[str, Any] = {}
-    for held in tr["generators"]:
+    for held in gens:
+        train = VariantSet.concat([tr for k, tr, _ in splits if k != held])
+        val = VariantSet.concat([va for k, _, va in splits if k != held])
         with tempfile.TemporaryDirectory() as d:
-            rep = fit_and_save(train_v.subset(train_v.kind != held), val_v.subset(val_v.kind != held), out_dir=d,
-                               seed=seed, time_budget_s=budget_s, progress=progress)
+            rep = fit_and_save(train, val, out_dir=d, seed=seed, time_budget_s=budget_s, progress=progress)
             analyzers, cfg = _analyzers(Path(d)), _fusion_config(Path(d))
             unseen = [x for x, k in zip(te["fake"], te["fake_kinds"], strict=True) if k == held]
             xs = _formatted(te["real"] + unseen, seed=1000 * seed + 7)
             y = np.array([0] * len(te["real"]) + [1] * len(unseen))
             s = score(analyzers, cfg, xs)
             out[held] = {
-                "trained_on": sorted(g for g in tr["generators"] if g != held),
+                "trained_on": sorted(g for g in gens if g != held),
                 "cnn_steps": rep["analyzers"]["cnn"]["steps"],
                 **{f"auc_{n}": _metrics(y, s[n], cfg.high)["auc"] for n in s},
                 **{f"caught_high_{n}": float((s[n][y == 1] >= cfg.high).mean()) for n in s},
@@ -240,23 +240,28 @@ def _fmt(v: Any) -> str:
 
 def render(res: dict[str, Any], command: str) -> str:
     L = ["# Pixel detector evaluation", "", f"Command: `{command}`", "",
-         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Thresholds: high = fused risk >= "
-         f"{res['fusion']['high']}, medium >= {res['fusion']['medium']}. Fusion weights "
-         f"{res['fusion']['pixel_weights']}, bias {res['fusion']['pixel_bias']}.", "",
-         "## In-distribution, format-matched (held-out reals vs unseen-seed samples of the bundled generators)", "",
-         "| modality | n real / fake | AUC fused | AUC frequency | AUC cnn | ECE fused | FPR@high | TPR@high | "
-         "AUC JPEG 70 | AUC resize 0.5x |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for f, m in res["modalities"].items():
-        L.append(f"| {f} | {m['n_real']} / {m['n_fake']} | {_fmt(m['auc_risk'])} | {_fmt(m['auc_frequency'])} | "
-                 f"{_fmt(m['auc_cnn'])} | {_fmt(m['ece_risk'])} | {_fmt(m['fpr_high_risk'])} | "
-                 f"{_fmt(m['tpr_high_risk'])} | {_fmt(m['auc_risk_jpeg70'])} | {_fmt(m['auc_risk_resize0.5'])} |")
-    L += ["", "Per generator (fused): " + "; ".join(
-        f"{g[4:] if g.startswith('auc_') else g} {_fmt(v)}" for m in res["modalities"].values()
-        for g, v in m.items() if g.startswith(("auc_cxr", "auc_ct", "auc_derm", "tpr_high_cxr", "tpr_high_ct",
-                                               "tpr_high_derm"))), ""]
-    L += ["## Pooled over modalities", "", "| scores | AUC | ECE | FPR@high | TPR@high |", "|---|---|---|---|---|"]
-    for n, m in res["pooled"].items():
-        L.append(f"| {n} | {_fmt(m['auc'])} | {_fmt(m['ece'])} | {_fmt(m['fpr_high'])} | {_fmt(m['tpr_high'])} |")
+         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."]
+    if "fusion" in res:
+        L += ["", f"Thresholds: high = fused risk >= {res['fusion']['high']}, medium >= {res['fusion']['medium']}. "
+                  f"Fusion weights {res['fusion']['pixel_weights']}, bias {res['fusion']['pixel_bias']}."]
+    if res.get("modalities"):
+        L += ["", "## In-distribution, format-matched (held-out reals vs new-seed samples of the bundled generators)",
+              "", "| modality | n real / fake | AUC fused | AUC frequency | AUC cnn | ECE fused | FPR@high | "
+              "TPR@high | AUC JPEG 70 | AUC resize 0.5x |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for f, m in res["modalities"].items():
+            L.append(f"| {f} | {m['n_real']} / {m['n_fake']} | {_fmt(m['auc_risk'])} | {_fmt(m['auc_frequency'])} | "
+                     f"{_fmt(m['auc_cnn'])} | {_fmt(m['ece_risk'])} | {_fmt(m['fpr_high_risk'])} | "
+                     f"{_fmt(m['tpr_high_risk'])} | {_fmt(m['auc_risk_jpeg70'])} | {_fmt(m['auc_risk_resize0.5'])} |")
+        per = [f"{k[4:]} AUC {_fmt(v)}" if k.startswith("auc_") else f"{k[9:]} caught at high {_fmt(v)}"
+               for m in res["modalities"].values() for k, v in m.items()
+               if k.startswith(("auc_cxr", "auc_ct", "auc_derm", "tpr_high_cxr", "tpr_high_ct", "tpr_high_derm"))]
+        L += ["", "Per generator (fused): " + "; ".join(per) + "."]
+    if res.get("pooled"):
+        L += ["", "## Pooled over modalities", "", "| scores | AUC | ECE | FPR@high | TPR@high |",
+              "|---|---|---|---|---|"]
+        for n, m in res["pooled"].items():
+            L.append(f"| {n} | {_fmt(m['auc'])} | {_fmt(m['ece'])} | {_fmt(m['fpr_high'])} | "
+                     f"{_fmt(m['tpr_high'])} |")
     if res.get("lofo"):
         L += ["", "## Leave one generator family out (chest X-ray; retrained here on the other two)", "",
               "| unseen | trained on | cnn steps | AUC fused | AUC frequency | AUC cnn | caught at high (fused) | "
@@ -266,12 +271,14 @@ def render(res: dict[str, Any], command: str) -> str:
                      f"{_fmt(m['auc_frequency'])} | {_fmt(m['auc_cnn'])} | {_fmt(m['caught_high_risk'])} | "
                      f"{_fmt(m['caught_high_frequency'])} / {_fmt(m['caught_high_cnn'])} | "
                      f"{_fmt(m['fpr_high_risk'])} |")
-    L += ["", "## Shortcut controls (held-out real images; share reaching high / medium)", "",
-          "| control | high | medium |", "|---|---|---|"]
-    for k in res["controls_high"]:
-        L.append(f"| {k} | {_fmt(res['controls_high'][k])} | {_fmt(res['controls_medium'][k])} |")
-    L += ["", "## Real DICOM files (pydicom and nibabel test data)", ""]
-    L += [f"- {k}: {v}" for k, v in res["dicom"].items()]
+    if res.get("controls_high"):
+        L += ["", "## Shortcut controls (held-out real images; share reaching high / medium)", "",
+              "| control | high | medium |", "|---|---|---|"]
+        for k in res["controls_high"]:
+            L.append(f"| {k} | {_fmt(res['controls_high'][k])} | {_fmt(res['controls_medium'][k])} |")
+    if res.get("dicom"):
+        L += ["", "## Real DICOM files (pydicom and nibabel test data; fused pixel risk)", ""]
+        L += [f"- {k}: {v}" for k, v in res["dicom"].items()]
     if res.get("speed"):
         L += ["", "## Speed (256 x 256 PNG, 2 worker processes, this 2-core CPU shared with other jobs)", ""]
         L += [f"- {k}: {v}" + (" images/s" if "errors" not in k else "") for k, v in res["speed"].items()]
@@ -285,20 +292,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--weights", type=Path, default=None, help="detector weights dir (default: bundled)")
     ap.add_argument("--lofo-budget", type=float, default=240.0, help="training seconds per LOFO fold; 0 skips")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--no-eval", action="store_true", help="skip the in-distribution/controls part")
+    ap.add_argument("--cache", type=Path, default=None, help="variant cache of benchmarks.train_detector")
+    ap.add_argument("--merge", action="store_true", help="keep the other parts already in OUT's .json file")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(2)
-    res = evaluate(args.data, args.weights, seed=args.seed)
+    torch.set_num_threads(1)
+    res = {} if args.no_eval else evaluate(args.data, args.weights, seed=args.seed)
     if args.lofo_budget > 0:
-        res["lofo"] = lofo(args.data, budget_s=args.lofo_budget, seed=args.seed)
+        res["lofo"] = lofo(args.data, budget_s=args.lofo_budget, seed=args.seed, cache=args.cache)
     if not args.no_speed:
         res["speed"] = speed(args.weights)
     command = "python -m benchmarks.detector_eval " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    raw = args.out.with_suffix(".json")
+    if args.merge and raw.is_file():  # parts measured by separate runs (e.g. --no-eval for LOFO only)
+        res = {**json.loads(raw.read_text()), **res}
+    raw.write_text(json.dumps(res, indent=1, default=float))
     args.out.write_text(render(res, command))
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float))
     print(args.out.read_text())
     return 0
 

@@ -524,25 +524,20 @@ def run(data_dir: str | os.PathLike, n: int = 200, models: Iterable[Any] | None 
                           "data": info["data"], "resolution": info["resolution"]}
         return cache[key]
 
-    for model in models:
-        try:
-            info = _model_info(model)
-            gen = info.pop("gen")
-            real = real_for(info)
-        except Exception as e:  # noqa: BLE001 - one unusable model gives an error row; the others still run
-            name = getattr(model, "name_", None) or str(model)
-            log(f"{name}: skipped ({type(e).__name__}: {e})")
-            rows.append({"model": str(name), "error": f"{type(e).__name__}: {e}", **env})
-            continue
+    def evaluate(model: Any) -> dict[str, Any]:
+        info = _model_info(model)
+        gen = info.pop("gen")
+        real = real_for(info)
         imgs = real["images"]
         m = min(int(n), len(imgs))
-        rng = np.random.default_rng(seed)
-        pick = np.sort(rng.choice(len(imgs), m, replace=False))
+        pick = np.sort(np.random.default_rng(seed).choice(len(imgs), m, replace=False))
         log(f"{info['model']}: sampling {n}")
         fake = draw_samples(gen, int(n), seed=seed)
-        fake_eval = fake[:m]
+        if fake.shape[1:] != imgs.shape[1:]:
+            raise ValueError(f"samples are {fake.shape[1:]}, the real images {imgs.shape[1:]} (resolution/channels "
+                             "in the generator's attributes do not match its output)")
         row = {**info, **env}
-        row.update(compare_sets(imgs[pick], fake_eval, k=k, seed=seed, rand18=real["rand18"],
+        row.update(compare_sets(imgs[pick], fake[:m], k=k, seed=seed, rand18=real["rand18"],
                                 real_feats=real["feats"][pick], real_tex=real["tex"][pick]))
         fake_feats = row.pop("_fake_feats")
         if len(fake) > m:
@@ -550,8 +545,16 @@ def run(data_dir: str | os.PathLike, n: int = 200, models: Iterable[Any] | None 
         row.update(memorization(fake, imgs, samples_feats=fake_feats, train_feats=real["feats"]))
         row["samples_per_s"] = sampling_speed(gen, speed_n, seed=seed) if speed_n else None
         row["speed_n"] = speed_n or None
-        rows.append(row)
         log(f"{info['model']}: done")
+        return row
+
+    for model in models:
+        try:
+            rows.append(evaluate(model))
+        except Exception as e:  # noqa: BLE001 - one unusable model gives an error row; the others still run
+            name = getattr(model, "name_", None) or str(model)
+            log(f"{name}: skipped ({type(e).__name__}: {e})")
+            rows.append({"model": str(name), "error": f"{type(e).__name__}: {e}", **env})
 
     if reference:
         for real in cache.values():

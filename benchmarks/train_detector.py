@@ -223,30 +223,132 @@ def bundled_sets(data: Path, *, heldout: bool, seed: int, modalities: Sequence[s
     return out
 
 
+REAL_VARIANTS = 4
+FAKE_VARIANTS = 1
+FAKE_RATIO = 2.0  # synthetic sources per real source (each fake takes one format-path draw, each real four)
+
+
+def folder_natives(folder: str) -> list[int]:
+    """Native sides of the generators that imitate ``folder``: from their checkpoints, or from the training plan of
+    the bundled generators while those are not trained yet (so real variants can be prepared early)."""
+    from generators import list_bundled
+
+    prefix = MODALITY_PREFIX[folder]
+    names = [b["name"] for b in list_bundled() if b["name"].startswith(prefix)]
+    if names:
+        return sorted({n for g in names for n in generator_natives(g)})
+    from generators.train_bundled import PLAN
+
+    sizes = {s for name, (_, f, res, gkw, *_rest) in PLAN.items() if f == folder
+             for s in (res, gkw.get("output_resolution", res))}
+    return sorted(sizes) or [64]
+
+
+def _cached(path: Path | None, make):
+    from forensics.training import VariantSet
+
+    if path is not None and path.is_file() and path.with_suffix(".groups.json").is_file():
+        return VariantSet.load(path), json.loads(path.with_suffix(".groups.json").read_text())
+    vs, groups = make()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        vs.save(path)
+        path.with_suffix(".groups.json").write_text(json.dumps(groups))
+    return vs, groups
+
+
+def real_variants(data: Path, folder: str, *, heldout: bool = False, seed: int = 0, cache: Path | None = None,
+                  progress: bool = False):
+    """(VariantSet of the folder's real training files, their source groups); kind = folder name."""
+    from forensics.training import make_variants
+
+    natives = folder_natives(folder)
+    key = None if cache is None else cache / f"real_{folder}_{'test' if heldout else 'train'}_s{seed}_" \
+        f"n{'-'.join(map(str, natives))}_v{REAL_VARIANTS}.npz"
+
+    def make():
+        paths = [p for p in image_files([data / folder]) if is_heldout(p) == heldout]
+        ims, paths = load_images(paths, progress)
+        rng = np.random.default_rng([seed, sum(map(ord, folder))])
+        vs = make_variants(ims, 0, n_variants=REAL_VARIANTS, rng=rng, native_sizes=natives,
+                           kinds=[folder] * len(ims), progress=progress, desc=f"{folder} variants")
+        return vs, [source_group(p) for p in paths]
+
+    return _cached(key, make)
+
+
+def fake_variants(name: str, n: int, *, sample_seed: int, seed: int = 0, cache: Path | None = None,
+                  progress: bool = False):
+    """(VariantSet of ``n`` samples of generator ``name``, their groups); kind = generator name."""
+    from forensics.training import make_variants
+
+    key = None if cache is None else cache / f"fake_{name}_n{n}_seed{sample_seed}_s{seed}_v{FAKE_VARIANTS}.npz"
+
+    def make():
+        x = sample_generator(name, n, seed=sample_seed)
+        rng = np.random.default_rng([seed, sample_seed, sum(map(ord, name))])
+        vs = make_variants(list(x), 1, n_variants=FAKE_VARIANTS, rng=rng, kinds=[name] * len(x),
+                           progress=progress, desc=f"{name} variants")
+        return vs, [f"{name}/seed{sample_seed}/{i}" for i in range(len(x))]
+
+    return _cached(key, make)
+
+
+def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, modalities: Sequence[str] | None = None,
+                     generators: Sequence[str] | None = None, progress: bool = False) -> list[tuple[Any, list[str]]]:
+    """[(VariantSet, groups)] of every data folder's training split and of its generators' samples."""
+    from generators import list_bundled
+
+    bundled = [b["name"] for b in list_bundled()]
+    out = []
+    for folder, prefix in MODALITY_PREFIX.items():
+        if modalities and folder not in modalities:
+            continue
+        rv, rg = real_variants(data, folder, seed=seed, cache=cache, progress=progress)
+        out.append((rv, rg))
+        gens = [g for g in bundled if g.startswith(prefix) and (generators is None or g in generators)]
+        n_sources = len(set(rv.source.tolist()))
+        for g in gens:
+            n = max(1, round(n_sources * FAKE_RATIO / len(gens)))
+            out.append(fake_variants(g, n, sample_seed=TRAIN_FAKE_SEED + seed, seed=seed, cache=cache,
+                                     progress=progress))
+    return out
+
+
 def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: float | None = None,
                   generators: Sequence[str] | None = None, modalities: Sequence[str] | None = None,
-                  progress: bool = True, **kw: Any) -> dict[str, Any]:
+                  cache: Path | None = None, progress: bool = True, **kw: Any) -> dict[str, Any]:
     """The bundled detectors: every data folder except its held-out split, against the bundled generators."""
-    from forensics.training import train_detectors
+    from forensics.training import VariantSet, fit_and_save, split_by_source
 
-    sets = bundled_sets(data, heldout=False, seed=TRAIN_FAKE_SEED + seed, modalities=modalities,
-                        generators=generators, progress=progress)
-    cat: dict[str, list] = {k: [] for k in ("real", "real_groups", "fake", "fake_groups", "fake_kinds")}
-    natives: set[int] = set()
-    lines = []
-    for folder, e in sets.items():
-        for k in cat:
-            cat[k] += e[k]
-        natives |= e["natives"]
-        lines.append(f"- `{folder}`: {len(e['real'])} real files (held-out 20% by patient/slice block excluded), "
-                     f"{len(e['fake'])} samples of {', '.join(e['generators']) or 'no generator'}; "
-                     f"licence {LICENCES[folder]}")
-    note = ("Training data (real images are byte-exact public files; synthetic ones are unstamped samples of the "
-            "bundled generators, seed " f"{TRAIN_FAKE_SEED + seed}):\n\n" + "\n".join(lines))
-    return train_detectors(cat["real"], cat["fake"], out_dir=out_dir, real_groups=cat["real_groups"],
-                           fake_groups=cat["fake_groups"], fake_kinds=cat["fake_kinds"],
-                           native_sizes=sorted(natives), seed=seed, time_budget_s=time_budget_s, data_note=note,
-                           progress=progress, **kw)
+    t0 = time.perf_counter()
+    parts = bundled_variants(data, seed=seed, cache=cache, modalities=modalities, generators=generators,
+                             progress=progress)
+    trains, vals, lines = [], [], []
+    for vs, groups in parts:
+        tr, va = split_by_source(vs, groups, val_fraction=0.2, seed=seed)
+        trains.append(tr)
+        vals.append(va)
+        kind = str(vs.kind[0]) if len(vs.kind) else "?"
+        n_src = len(set(vs.source.tolist()))
+        if vs.label[:1].tolist() == [0]:
+            lines.append(f"- real `{kind}`: {n_src} files (the held-out 20% by patient / slice block excluded), "
+                         f"{REAL_VARIANTS} format-path draws each, about half through a native-size round trip "
+                         f"({', '.join(map(str, folder_natives(kind)))} px); licence {LICENCES.get(kind, '?')}")
+        else:
+            lines.append(f"- synthetic `{kind}`: {n_src} unstamped samples (seed {TRAIN_FAKE_SEED + seed}), "
+                         f"{FAKE_VARIANTS} format-path draw each")
+    note = "Training data (real files are byte-exact public images; synthetic ones the bundled generators'):\n\n"
+    note += "\n".join(lines)
+    natives = sorted({n for vs, _ in parts if vs.label[:1].tolist() == [0] for n in folder_natives(str(vs.kind[0]))})
+    data_info = {"real_sources": sum(len(set(v.source.tolist())) for v, _ in parts if v.label[:1].tolist() == [0]),
+                 "synthetic_sources": sum(len(set(v.source.tolist())) for v, _ in parts if v.label[:1].tolist() == [1]),
+                 "real_variants": REAL_VARIANTS, "synthetic_variants": FAKE_VARIANTS, "native_sizes": natives,
+                 "note": note}
+    prep = time.perf_counter() - t0
+    return fit_and_save(VariantSet.concat(trains), VariantSet.concat(vals), out_dir=out_dir, data=data_info,
+                        seed=seed, prep_s=prep, progress=progress,
+                        time_budget_s=None if time_budget_s is None else time_budget_s - prep, **kw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,13 +362,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--cnn-max-steps", type=int, default=3000)
+    ap.add_argument("--cache", type=Path, default=None, help="folder for format-path variant caches (.npz)")
+    ap.add_argument("--prepare-reals", action="store_true", help="only fill the cache with real-image variants")
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
+    if args.prepare_reals:
+        for folder in MODALITY_PREFIX:
+            real_variants(args.data, folder, seed=args.seed, cache=args.cache, progress=True)
+        return 0
     if args.bundled:
         report = train_bundled(args.data, args.out, seed=args.seed, time_budget_s=args.time_budget,
-                               cnn_max_steps=args.cnn_max_steps)
+                               cnn_max_steps=args.cnn_max_steps, cache=args.cache)
     else:
         report = train_detector_cli(args.real, args.fake, args.generators, args.out, seed=args.seed,
                                     time_budget_s=args.time_budget)

@@ -66,8 +66,9 @@ class Scanner:
         """Scan one file (or its ``data``, already read); ``claim_id`` tells the reuse analyzer whose it is."""
         start = time.perf_counter()
         result = ScanResult(path=path, status="error", claim_id=claim_id)
+        limit = _time_limit(self.options.timeout_s)
         try:
-            with _time_limit(self.options.timeout_s):
+            with limit:
                 image = load(path, max_pixels=self.options.max_pixels, data=data)
                 if claim_id is not None:
                     image.metadata["claim_id"] = claim_id
@@ -81,6 +82,9 @@ class Scanner:
             raise
         except BaseException as exc:  # bugs and decoder failures (Rust panics too) must not end a batch
             result.error = ScanError("internal_error", f"{type(exc).__name__}: {exc}")
+        if limit.expired:  # whatever an analyzer's `except Exception` made of the deadline, the file timed out
+            result = ScanResult(path=path, status="error", sha256=result.sha256, claim_id=claim_id,
+                                error=ScanError("timeout", limit.message))
         result.elapsed_ms = (time.perf_counter() - start) * 1000
         return result
 
@@ -127,8 +131,19 @@ class _time_limit:
         self.seconds = seconds
         self.active = seconds > 0 and threading.current_thread() is threading.main_thread()
 
+    expired = False
+
+    @property
+    def message(self) -> str:
+        return f"gave up after {self.seconds:g} s (per-file time limit)"
+
     def _expire(self, signum, frame):
-        raise InputError("timeout", f"gave up after {self.seconds:g} s (per-file time limit)")
+        # Sticky: the scan records a timeout even when code under the limit catches this exception (an analyzer's
+        # `except Exception` did, and went on to return an "ok" finding after the deadline), and the alarm fires
+        # again every 50 ms until the limit is left, so nothing keeps running on borrowed time.
+        self.expired = True
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        raise InputError("timeout", self.message)
 
     def __enter__(self):
         if self.active:

@@ -158,6 +158,32 @@ class VariantSet:
     def concat(sets: Sequence[VariantSet]) -> VariantSet:
         return VariantSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in _FIELDS))
 
+    def save(self, path: str | Path) -> None:
+        """A cache file (``.npz``, no pickled objects)."""
+        arrays = {f: getattr(self, f) for f in _FIELDS}
+        arrays["kind"] = arrays["kind"].astype(str)
+        tmp = Path(path).with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> VariantSet:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(*(z[f].astype(object) if f == "kind" else z[f] for f in _FIELDS))
+
+
+def split_by_source(v: VariantSet, groups: Sequence[str], *, val_fraction: float = 0.2,
+                    seed: int = 0) -> tuple[VariantSet, VariantSet]:
+    """(train, val) of one variant set: ``groups[v.source[i]]`` decides the side of variant ``i``."""
+    salt = f"medaudit-train-{seed}"
+    is_val_src = np.array([source_split(g, val_fraction=val_fraction, salt=salt) == "val" for g in groups])
+    if len(is_val_src) > 1 and is_val_src.all():  # tiny sets: both sides need examples
+        is_val_src[0] = False
+    if len(is_val_src) > 1 and not is_val_src.any():
+        is_val_src[-1] = True
+    m = is_val_src[v.source]
+    return v.subset(~m), v.subset(m)
+
 
 _FIELDS = ("images", "features", "label", "source", "native", "kind")
 
@@ -246,7 +272,7 @@ def fit_cnn(
     batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
-    threads: int = 2,
+    threads: int = 1,
     progress: bool = False,
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Train the patch CNN on random crops of ``train`` (balanced classes, flips and 90-degree turns).
@@ -436,22 +462,13 @@ def prepare_variants(
     if not len(real) or not len(fake):
         raise ValueError("training needs real and synthetic images")
     rng = np.random.default_rng(seed)
-    salt = f"medaudit-train-{seed}"
     r = make_variants(real, 0, n_variants=real_variants, rng=rng, native_sizes=native_sizes, cnn_size=cnn_size,
                       progress=progress, desc="real variants")
     f = make_variants(fake, 1, n_variants=fake_variants, rng=rng, kinds=fake_kinds, cnn_size=cnn_size,
                       progress=progress, desc="synthetic variants")
-    r_val = np.array([source_split(g, val_fraction=val_fraction, salt=salt) == "val" for g in real_groups])
-    f_val = np.array([source_split(g, val_fraction=val_fraction, salt=salt) == "val" for g in fake_groups])
-    # tiny sets: make sure both sides have both classes
-    for mask in (r_val, f_val):
-        if mask.all():
-            mask[0] = False
-        if not mask.any() and len(mask) > 1:
-            mask[-1] = True
-    is_val = np.concatenate([r_val[r.source], f_val[f.source]])
-    allv = VariantSet.concat([r, f])
-    return allv.subset(~is_val), allv.subset(is_val)
+    r_train, r_val = split_by_source(r, real_groups, val_fraction=val_fraction, seed=seed)
+    f_train, f_val = split_by_source(f, fake_groups, val_fraction=val_fraction, seed=seed)
+    return VariantSet.concat([r_train, f_train]), VariantSet.concat([r_val, f_val])
 
 
 def fit_and_save(

@@ -19,7 +19,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".dic", ""}
+IMAGE_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".webp",
+    ".dcm",
+    ".dicom",
+    ".dic",
+    ".ima",
+}
 # HU windows as (center, width)
 WINDOWS = {"lung": (-600.0, 1500.0), "soft_tissue": (40.0, 400.0), "bone": (400.0, 1800.0)}
 
@@ -63,7 +77,7 @@ def _candidate_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
                     if name.startswith("."):
                         continue
                     f = Path(root) / name
-                    if f.suffix.lower() in IMAGE_SUFFIXES - {""} or (f.suffix == "" and _is_dicom(f)):
+                    if f.suffix.lower() in IMAGE_SUFFIXES or (f.suffix == "" and _is_dicom(f)):
                         files.append(f)
         elif p.is_file():
             files.append(p)
@@ -74,7 +88,7 @@ def _candidate_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 def _frames_fallback(path: Path, window: str | tuple[float, float]) -> tuple[list[np.ndarray], str | None]:
     """Read without forensics.io: pydicom for DICOM, cv2 for the rest. Returns [0,1] frames and modality."""
-    if _is_dicom(path) or path.suffix.lower() in {".dcm", ".dicom", ".dic"}:
+    if _is_dicom(path) or path.suffix.lower() in {".dcm", ".dicom", ".dic", ".ima"}:
         import pydicom
 
         ds = pydicom.dcmread(str(path))

@@ -77,3 +77,22 @@ def test_screen_on_dask_matches_local(claims_csv, tmp_path):
     assert result.exit_code == 0, result.output
     strip = lambda cs: {k: (c["level"], c["max_risk"], len(c["reuse_hits"])) for k, c in cs.items()}  # noqa: E731
     assert strip(_claims(local)) == strip(_claims(dask))
+
+
+def test_index_add_query_and_scan_with_index(claims_csv, tmp_path, mixed_folder):
+    db = str(tmp_path / "reuse.sqlite")
+    added = CliRunner().invoke(main, ["index", "add", "-q", str(mixed_folder / "real"), "--claim", "A", "--db", db])
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["added"] == 2
+    flipped = tmp_path / "flipped.png"
+    query = CliRunner().invoke(main, ["index", "query", str(flipped), "--db", db])
+    assert query.exit_code == 0, query.output
+    match = json.loads(query.stdout.splitlines()[0])
+    assert match["claim_id"] == "A" and "hflip" in match["transform"]
+    scanned = CliRunner().invoke(main, ["scan", "-q", str(flipped), "--index", db])
+    record = json.loads(scanned.stdout)
+    assert "reuse.match" in {e["code"] for f in record["findings"] for e in f["evidence"]}
+    copy = tmp_path / "copy.dcm"
+    shutil.copyfile(mixed_folder / "real" / "ct.dcm", copy)
+    duplicate = json.loads(CliRunner().invoke(main, ["scan", "-q", str(copy), "--index", db]).stdout)
+    assert duplicate["level"] == "high"

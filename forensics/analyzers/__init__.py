@@ -14,8 +14,14 @@ from forensics.registry import Registry
 ANALYZERS = Registry("analyzer")
 register_analyzer = ANALYZERS.register
 
-# Module per built-in analyzer; each registers itself on import.
-_BUILTIN = ("metadata", "watermark", "frequency", "cnn")
+# Name -> module of each built-in analyzer; the module registers it on import.
+_BUILTIN = {
+    "metadata": "forensics.analyzers.metadata",
+    "watermark": "forensics.analyzers.watermark",
+    "frequency": "forensics.analyzers.frequency",
+    "cnn": "forensics.analyzers.cnn",
+    "reuse": "forensics.reuse.analyzer",
+}
 _loaded = False
 
 
@@ -33,12 +39,12 @@ def _load_builtin() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in _BUILTIN:
+        for name, module in _BUILTIN.items():
             try:
-                importlib.import_module(f"forensics.analyzers.{module}")
+                importlib.import_module(module)
             except ImportError as exc:
                 reason = f"cannot import: {exc}"
-                ANALYZERS.register(module)(lambda name=module, reason=reason: _Unavailable(name, reason))
+                ANALYZERS.register(name)(lambda name=name, reason=reason, **_: _Unavailable(name, reason))
 
 
 def create_analyzer(name: str, **kwargs: Any) -> Analyzer:

@@ -52,8 +52,12 @@ def add_paths(
         for r in records:
             out["skipped_duplicates" if r.duplicate else "added"] += 1
 
-    with ReuseIndex(db) as index, tqdm(total=len(todo), desc="index", unit="img", disable=not progress,
-                                       file=sys.stderr, dynamic_ncols=True) as bar:
+    with (
+        ReuseIndex(db) as index,
+        tqdm(
+            total=len(todo), desc="index", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True
+        ) as bar,
+    ):
         pending = []
         for path in todo:
             try:
@@ -71,8 +75,9 @@ def add_paths(
     return out
 
 
-def query_path(db: str | os.PathLike, path: str | os.PathLike, limit: int = 5,
-               exclude_claim: str | None = None) -> list[dict[str, Any]]:
+def query_path(
+    db: str | os.PathLike, path: str | os.PathLike, limit: int = 5, exclude_claim: str | None = None
+) -> list[dict[str, Any]]:
     """Matches for one image file as plain dicts (see :class:`Match`), best first. Raises InputError when the
     file cannot be read and FileNotFoundError when the index does not exist."""
     if not os.path.exists(db):

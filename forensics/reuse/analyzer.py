@@ -64,6 +64,12 @@ class ReuseAnalyzer(Analyzer):
                 evidence.append(Evidence("reuse.exact_duplicate", f"same pixels as {where} (file re-wrapped)", m.score))
             else:
                 how = f"distance {m.distance}/64" + (f", {m.inliers} keypoint inliers" if m.inliers else "")
-                evidence.append(Evidence("reuse.match", f"same image as {where} (transform: {m.transform}; {how})",
-                                         m.score))
-        return Finding(self.name, max(m.score for m in matches), evidence)
+                evidence.append(
+                    Evidence("reuse.match", f"same image as {where} (transform: {m.transform}; {how})", m.score)
+                )
+        data = {"matches": [{"path": m.path, "claim_id": m.claim_id, "sha256": m.sha256, "method": m.method,
+                             "transform": m.transform, "distance": m.distance} for m in matches]}
+        # The same bytes or pixels under another claim settle the question; perceptual matches stay bounded
+        # evidence (fusion caps them at medium), because look-alike scans of different patients exist.
+        decisive = any(m.method in ("sha256", "pixels") for m in matches)
+        return Finding(self.name, max(m.score for m in matches), evidence, decisive=decisive, data=data)

@@ -56,7 +56,7 @@ TRANSFORM_NAMES = tuple(t[0] for t in TRANSFORMS)
 
 def normalize(pixels: np.ndarray) -> np.ndarray:
     """float [0, 1] or uint8, grey or RGB(A) -> uint8 grey whose longer side is <= WORK_PX."""
-    a = np.asarray(pixels)
+    a = _shrink(np.asarray(pixels), WORK_PX)
     if a.ndim == 3:
         if a.shape[2] == 1:
             a = a[:, :, 0]
@@ -75,6 +75,17 @@ def normalize(pixels: np.ndarray) -> np.ndarray:
     if scale < 1.0:
         a = cv2.resize(a, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(a)
+
+
+def _shrink(a: np.ndarray, side: int) -> np.ndarray:
+    """Area-downsample so the longer side is <= side (before the grey conversion: big RGB photos stay cheap)."""
+    h, w = a.shape[:2]
+    scale = side / max(h, w)
+    if scale >= 1.0 or a.dtype not in (np.uint8, np.float32) or (a.ndim == 3 and a.shape[2] > 4):
+        return a
+    return cv2.resize(
+        np.ascontiguousarray(a), (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
 
 
 @lru_cache(maxsize=1)
@@ -208,9 +219,13 @@ def undo_transform(pixels: np.ndarray, transform: int) -> np.ndarray:
 
 def keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ORB on the equalized grey image at ORB_PX: ((n, 2) float32 points, (n, 32) uint8 descriptors)."""
-    a = np.asarray(pixels)
+    a = _shrink(np.asarray(pixels), ORB_PX)
     if a.ndim == 3:
-        a = a[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) if a.shape[2] > 1 else a[:, :, 0]
+        a = (
+            a[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            if a.shape[2] > 1
+            else a[:, :, 0]
+        )
     u = a if a.dtype == np.uint8 else np.clip(np.asarray(a, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     h, w = u.shape
     s = ORB_PX / max(h, w)

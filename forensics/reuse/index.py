@@ -131,7 +131,9 @@ def _as_image(item: str | os.PathLike | MedicalImage | np.ndarray) -> MedicalIma
     if isinstance(item, np.ndarray):
         import hashlib
 
-        return MedicalImage(pixels=item, path="<array>", sha256=hashlib.sha256(item.tobytes()).hexdigest(), format="array")
+        return MedicalImage(
+            pixels=item, path="<array>", sha256=hashlib.sha256(item.tobytes()).hexdigest(), format="array"
+        )
     from forensics.io import load
 
     return load(item)
@@ -213,7 +215,9 @@ class ReuseIndex:
 
     # --- writing --------------------------------------------------------------------------------------------
 
-    def add(self, item: str | os.PathLike | MedicalImage | np.ndarray, claim_id: str = "", modality: str | None = None) -> Record:
+    def add(
+        self, item: str | os.PathLike | MedicalImage | np.ndarray, claim_id: str = "", modality: str | None = None
+    ) -> Record:
         """File one image under ``claim_id``; an identical file already filed under the same claim is not re-added."""
         return self._write([prepare(item)], claim_id, modality)[0]
 
@@ -242,7 +246,8 @@ class ReuseIndex:
             for p in prepared:
                 img = p.image
                 row = conn.execute(
-                    "SELECT id, path, modality, added FROM images WHERE sha256 = ? AND claim_id = ?", (img.sha256, claim)
+                    "SELECT id, path, modality, added FROM images WHERE sha256 = ? AND claim_id = ?",
+                    (img.sha256, claim),
                 ).fetchone()
                 if row:
                     out.append(Record(row[0], img.sha256, row[1], claim, row[2], row[3], duplicate=True))
@@ -253,8 +258,16 @@ class ReuseIndex:
                 cur = conn.execute(
                     "INSERT INTO images (sha256, pixel_sha256, path, claim_id, modality, width, height, added)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (img.sha256, p.pixel_sha256, os.path.abspath(img.path) if img.path != "<array>" else img.path,
-                     claim, mod, w, h, now),
+                    (
+                        img.sha256,
+                        p.pixel_sha256,
+                        os.path.abspath(img.path) if img.path != "<array>" else img.path,
+                        claim,
+                        mod,
+                        w,
+                        h,
+                        now,
+                    ),
                 )
                 image_id = cur.lastrowid
                 conn.execute("INSERT INTO hashes VALUES (?, ?)", (image_id, p.phash.tobytes()))
@@ -332,8 +345,9 @@ class ReuseIndex:
             ):
                 if keep(r[0], r[3]):
                     transform = "exact" if method == "sha256" else "same pixels"
-                    found[r[0]] = Match(r[1], r[2], r[3], 0, transform, 1.0 if method == "sha256" else 0.99,
-                                        method, None, r[4], r[5])
+                    found[r[0]] = Match(
+                        r[1], r[2], r[3], 0, transform, 1.0 if method == "sha256" else 0.99, method, None, r[4], r[5]
+                    )
 
         # 2. perceptual hashes
         self._refresh()
@@ -366,10 +380,15 @@ class ReuseIndex:
                     t = int(trans[i])
                     if t not in feats:
                         feats[t] = H.keypoints(H.undo_transform(image.pixels, t))
-                    kp = self.conn.execute("SELECT points, descriptors FROM keypoints WHERE image_id = ?", (r[0],)).fetchone()
+                    kp = self.conn.execute(
+                        "SELECT points, descriptors FROM keypoints WHERE image_id = ?", (r[0],)
+                    ).fetchone()
                     if kp is None:
                         continue
-                    filed = (np.frombuffer(kp[0], np.float32).reshape(-1, 2), np.frombuffer(kp[1], np.uint8).reshape(-1, 32))
+                    filed = (
+                        np.frombuffer(kp[0], np.float32).reshape(-1, 2),
+                        np.frombuffer(kp[1], np.uint8).reshape(-1, 32),
+                    )
                     n = H.ransac_inliers(feats[t], filed)
                     if n >= lim["inliers"]:
                         label = _label(t, crop=True, filed_hw=(r[7], r[6]), query_hw=image.pixels.shape[:2])

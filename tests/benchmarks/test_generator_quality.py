@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -146,7 +147,10 @@ def test_tiny_run_with_fake_generator(tmp_path: Path, rand18):
     no_data.name_, no_data.data_ = "no_data", {}
     rows = gq.run(tmp_path, n=12, models=[gen, no_data], k=3, speed_n=4)
     assert [r["model"] for r in rows] == ["fake_gen", "no_data", "real:fake_set"]
-    assert "no training data folder" in rows.pop(1)["error"]
+    assert "no training data folder" in rows[1]["error"]
+    json.dumps(rows)  # plain types only (the CLI and the results store serialise rows)
+    assert "| no_data | error: " in gq.to_markdown(rows)
+    rows.pop(1)
     r = rows[0]
     assert r["n_fake"] == 12 and r["n_real"] == 12
     assert r["near_copies"] >= 4  # 6 copies per 16-image chunk → the first 6 of 12 samples are copies
