@@ -299,7 +299,8 @@ def demo(out_dir, quiet):
 @click.argument("name_or_ckpt")
 @click.option("-n", "n", type=click.IntRange(1), default=8, show_default=True, help="How many images.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
-@click.option("--format", "fmt", type=click.Choice(["png", "dicom"]), default="png", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["png", "png16", "dicom"]), default="png", show_default=True,
+              help="8-bit PNG, 16-bit PNG, or a Secondary Capture DICOM.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1 …")
 @click.option("--quiet", "-q", is_flag=True)
