@@ -25,6 +25,9 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/medaudit bench run --profile quick --write-docs docs/BENCHMARKS.md
 
+fuzz: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.fuzz --seconds 600 --kill-resume 50 --kill-resume-screen 20
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 

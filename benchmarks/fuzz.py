@@ -2,6 +2,7 @@
 
     python -m benchmarks.fuzz --seconds 600               # fuzz load() and Scanner.scan_file() for 10 minutes
     python -m benchmarks.fuzz --seconds 0 --kill-resume 50  # 50 kill -9 / --resume cycles of `medaudit scan`
+    python -m benchmarks.fuzz --seconds 0 --kill-resume-screen 20   # the same for `medaudit screen`
 
 Seeds are real files (pydicom's example CT, MR, JPEG 2000 and RGB DICOMs) and files written here with OpenCV
 (PNG 8/16-bit/RGB, JPEG, TIFF, BMP, WebP, NIfTI), plus PNGs with text/zTXt/iTXt/eXIf/caBX chunks and JPEGs with
@@ -319,9 +320,8 @@ def mutate(data: bytes, ops: Sequence[tuple[int, int, int]], others: Sequence[by
 
 
 def random_ops(rng: random.Random, max_ops: int = 4) -> list[tuple[int, int, int]]:
-    return [
-        (rng.randrange(len(MUTATIONS)), rng.getrandbits(32), rng.getrandbits(32)) for _ in range(rng.randint(1, max_ops))
-    ]
+    n = rng.randint(1, max_ops)
+    return [(rng.randrange(len(MUTATIONS)), rng.getrandbits(32), rng.getrandbits(32)) for _ in range(n)]
 
 
 # --------------------------------------------------------------------------------------------------- checks
@@ -555,6 +555,75 @@ def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2,
     }
 
 
+def build_claims(root: Path, n: int = 90, claims: int = 30, seed: int = 0) -> Path:
+    """``claims.csv`` (claim_id, path) over ``n`` distinct images (noise PNGs and CT copies with new pixels)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["claim_id,path"]
+    for i in range(n):
+        img = (rng.random((64, 64)) * 255).astype(np.uint8)  # noise: no two images alike, no reuse hits expected
+        path = root / f"img_{i:04d}.png"
+        cv2.imwrite(str(path), img)
+        rows.append(f"C{i % claims:04d},{path}")
+    csv_path = root / "claims.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    return csv_path
+
+
+def _summaries(out: Path) -> dict[str, tuple]:
+    return {c["claim_id"]: (c["images"], c["errors"], c["level"], len(c.get("reuse_hits") or []))
+            for c in _read_jsonl(out / "claims.jsonl")}
+
+
+def kill_resume_screen_once(claims_csv: Path, out: Path, kill_after: int, workers: int = 2,
+                            timeout: float = 120.0) -> dict:
+    """`medaudit screen` killed with SIGKILL once images.jsonl.partial has ``kill_after`` lines, then --resume.
+
+    Returns ``inputs``, ``records``, ``lost``, ``duplicated`` ((claim, path) pairs), ``killed_at``, and ``claims``
+    (the per-claim summaries: images, errors, level, number of reuse hits) for comparison with an uninterrupted run.
+    """
+    shutil.rmtree(out, ignore_errors=True)
+    partial = out / "images.jsonl.partial"
+    lines = claims_csv.read_text().splitlines()[1:]
+    pairs = {tuple(line.split(",", 1)) for line in lines}
+    cmd = [*medaudit_command(), "screen", str(claims_csv), "--out", str(out), "--workers", str(workers), "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    killed_at = None
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            seen = partial.read_bytes().count(b"\n")
+        except FileNotFoundError:
+            seen = 0
+        if seen >= kill_after:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed_at = seen
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, timeout=timeout, env=env)
+    if resumed.returncode != 0:
+        raise RuntimeError(f"screen --resume exited {resumed.returncode}: {resumed.stderr.decode()[-2000:]}")
+    records = _read_jsonl(out / "images.jsonl")
+    got: dict[tuple, int] = {}
+    for r in records:
+        key = (r.get("claim_id"), r["path"])
+        got[key] = got.get(key, 0) + 1
+    return {
+        "inputs": len(pairs),
+        "records": len(records),
+        "lost": sorted(pairs - set(got)),
+        "duplicated": sorted(k for k, c in got.items() if c > 1),
+        "killed_at": killed_at,
+        "claims": _summaries(out),
+        "partial_left": partial.exists(),
+    }
+
+
 def kill_resume(runs: int, n_files: int = 150, seed: int = 0, log: Callable[[str], None] = print) -> dict:
     rng = random.Random(seed)
     totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0, "torn": 0}
@@ -576,12 +645,41 @@ def kill_resume(runs: int, n_files: int = 150, seed: int = 0, log: Callable[[str
     return totals
 
 
+def kill_resume_screen(runs: int, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """``runs`` kill-and-resume cycles of `medaudit screen`, each compared with an uninterrupted run."""
+    rng = random.Random(seed)
+    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0, "claims_differ": 0}
+    with tempfile.TemporaryDirectory(prefix="medaudit-killscreen-") as tmp:
+        claims_csv = build_claims(Path(tmp) / "inputs", seed=seed)
+        subprocess.run([*medaudit_command(), "screen", str(claims_csv), "--out", str(Path(tmp) / "ref"), "-q"],
+                       check=True, capture_output=True, timeout=300)
+        reference = _summaries(Path(tmp) / "ref")
+        for i in range(runs):
+            stats = kill_resume_screen_once(claims_csv, Path(tmp) / "out", kill_after=rng.randint(1, 89))
+            differ = sum(reference[c] != stats["claims"].get(c) for c in reference) + len(
+                set(stats["claims"]) - set(reference))
+            totals["runs"] += 1
+            totals["killed"] += stats["killed_at"] is not None
+            totals["inputs"] += stats["inputs"]
+            totals["lost"] += len(stats["lost"])
+            totals["duplicated"] += len(stats["duplicated"])
+            totals["partial_left"] += stats["partial_left"]
+            totals["claims_differ"] += differ
+            log(f"screen run {i + 1}/{runs}: killed at {stats['killed_at']} lines; {stats['records']}/"
+                f"{stats['inputs']} records, lost {len(stats['lost'])}, duplicated {len(stats['duplicated'])}, "
+                f"claim summaries differing from an uninterrupted run {differ}")
+    return totals
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="fuzzing time (0: no fuzzing)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crash-dir", type=Path, default=Path("fuzz-crashes"), help="where crashing inputs go")
-    parser.add_argument("--kill-resume", type=int, default=0, metavar="N", help="also run N kill-and-resume cycles")
+    parser.add_argument("--kill-resume", type=int, default=0, metavar="N",
+                        help="also run N kill-and-resume cycles of `medaudit scan`")
+    parser.add_argument("--kill-resume-screen", type=int, default=0, metavar="N",
+                        help="also run N kill-and-resume cycles of `medaudit screen`")
     args = parser.parse_args(argv)
     failed = False
     if args.seconds > 0:
@@ -599,6 +697,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial left, "
               f"{totals['torn']} half-written outputs")
         failed |= bool(totals["lost"] or totals["duplicated"] or totals["partial_left"] or totals["torn"])
+    if args.kill_resume_screen:
+        totals = kill_resume_screen(args.kill_resume_screen, seed=args.seed)
+        print(f"kill-resume screen: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['inputs']} "
+              f"inputs, {totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial "
+              f"left, {totals['claims_differ']} claim summaries differing")
+        failed |= bool(totals["lost"] or totals["duplicated"] or totals["partial_left"] or totals["claims_differ"])
     return 1 if failed else 0
 
 

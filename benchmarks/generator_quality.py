@@ -47,7 +47,7 @@ Metrics
   the reference row (``real:<folder>``) gives the same figures for each real image against all *other* real
   images (leave-one-out): a sample set whose NN-NCC distribution sits well above that of the real images is
   reproducing its training set.
-* **Samples/s** — ``sample(speed_n)`` timed once after one warm-up call of the same size, on CPU, with the torch
+* **Samples/s** — ``sample(speed_n)`` (default 64) timed once after a warm-up call of 4 samples, on CPU, with the torch
   thread count and the CPU model recorded (shared machines make this figure noisy).
 
 Reference rows (``real:<folder>``) compare two disjoint random halves of the real set (N = min(n, len // 2)):
@@ -57,6 +57,7 @@ the floor that a perfect generator would reach at that N.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -452,8 +453,8 @@ def draw_samples(gen: Any, n: int, seed: int = 0, batch: int = SAMPLE_BATCH) -> 
 
 
 def sampling_speed(gen: Any, n: int = DEFAULT_SPEED_N, seed: int = 0) -> float:
-    """Samples per second of ``gen.sample(n)``, timed after one warm-up call of the same size."""
-    gen.sample(n, seed=seed + 1)
+    """Samples per second of ``gen.sample(n)``, timed after one small warm-up call (``min(n, 4)`` samples)."""
+    gen.sample(min(n, 4), seed=seed + 1)
     t0 = time.perf_counter()
     gen.sample(n, seed=seed)
     return n / max(time.perf_counter() - t0, 1e-9)
@@ -645,6 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--no-reference", action="store_true", help="skip the real-vs-real rows")
     p.add_argument("--out", default=None, help="write the Markdown table here (atomically)")
+    p.add_argument("--json", default=None, help="also write the full rows (every figure, N, extractor id) as JSON")
     a = p.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()] if a.models else None
     rows = run(a.data, a.n, models, seed=a.seed, k=a.k, speed_n=a.speed_n, reference=not a.no_reference,
@@ -653,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(md)
     if a.out:
         _write_atomic(Path(a.out), md)
+    if a.json:
+        _write_atomic(Path(a.json), json.dumps(rows, indent=1, default=str) + "\n")
     return 0
 
 

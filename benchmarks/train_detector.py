@@ -229,19 +229,36 @@ FAKE_RATIO = 2.0  # synthetic sources per real source (each fake takes one forma
 
 
 def folder_natives(folder: str) -> list[int]:
-    """Native sides of the generators that imitate ``folder``: from their checkpoints, or from the training plan of
-    the bundled generators while those are not trained yet (so real variants can be prepared early)."""
+    """Native sides of the generators that imitate ``folder``: from their checkpoints and from the training plan of
+    the bundled generators (so real variants can be prepared while those are still training)."""
     from generators import list_bundled
 
     prefix = MODALITY_PREFIX[folder]
-    names = [b["name"] for b in list_bundled() if b["name"].startswith(prefix)]
-    if names:
-        return sorted({n for g in names for n in generator_natives(g)})
-    from generators.train_bundled import PLAN
+    sizes = {n for b in list_bundled() if b["name"].startswith(prefix) for n in generator_natives(b["name"])}
+    try:
+        from generators.train_bundled import PLAN
 
-    sizes = {s for name, (_, f, res, gkw, *_rest) in PLAN.items() if f == folder
-             for s in (res, gkw.get("output_resolution", res))}
+        sizes |= {s for _, f, res, gkw, *_rest in PLAN.values() if f == folder
+                  for s in (res, gkw.get("output_resolution", res))}
+    except ImportError:
+        pass
     return sorted(sizes) or [64]
+
+
+def folder_generators(folder: str) -> list[str]:
+    """Bundled generators that imitate ``folder``: those trained, plus those planned in
+    ``generators.train_bundled.PLAN`` (so sample counts do not change while generators are still training)."""
+    from generators import list_bundled
+
+    prefix = MODALITY_PREFIX[folder]
+    names = {b["name"] for b in list_bundled() if b["name"].startswith(prefix)}
+    try:
+        from generators.train_bundled import PLAN
+
+        names |= {name for name, plan in PLAN.items() if plan[1] == folder}
+    except ImportError:
+        pass
+    return sorted(names)
 
 
 def _cached(path: Path | None, make):
@@ -299,17 +316,19 @@ def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, mo
     """[(VariantSet, groups)] of every data folder's training split and of its generators' samples."""
     from generators import list_bundled
 
-    bundled = [b["name"] for b in list_bundled()]
+    bundled = {b["name"] for b in list_bundled()}
     out = []
-    for folder, prefix in MODALITY_PREFIX.items():
+    for folder in MODALITY_PREFIX:
         if modalities and folder not in modalities:
             continue
         rv, rg = real_variants(data, folder, seed=seed, cache=cache, progress=progress)
         out.append((rv, rg))
-        gens = [g for g in bundled if g.startswith(prefix) and (generators is None or g in generators)]
+        planned = folder_generators(folder)
         n_sources = len(set(rv.source.tolist()))
-        for g in gens:
-            n = max(1, round(n_sources * FAKE_RATIO / len(gens)))
+        for g in planned:
+            if g not in bundled or (generators is not None and g not in generators):
+                continue
+            n = max(1, round(n_sources * FAKE_RATIO / len(planned)))
             out.append(fake_variants(g, n, sample_seed=TRAIN_FAKE_SEED + seed, seed=seed, cache=cache,
                                      progress=progress))
     return out
@@ -368,9 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    if args.prepare_reals:
-        for folder in MODALITY_PREFIX:
-            real_variants(args.data, folder, seed=args.seed, cache=args.cache, progress=True)
+    if args.prepare_reals:  # fill the cache with what exists already (reals, trained generators' samples)
+        bundled_variants(args.data, seed=args.seed, cache=args.cache, progress=True)
         return 0
     if args.bundled:
         report = train_bundled(args.data, args.out, seed=args.seed, time_budget_s=args.time_budget,

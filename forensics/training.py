@@ -61,7 +61,8 @@ class Calibrator:
 
         z = np.asarray(z, dtype=np.float64).reshape(-1, 1)
         y = np.asarray(y).astype(int)
-        lr = LogisticRegression(C=100.0, max_iter=1000, class_weight="balanced").fit(z, y)
+        # a mild L2 prior keeps the slope finite when validation happens to be separable
+        lr = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(z, y)
         return cls(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
     def to_dict(self) -> dict[str, Any]:

@@ -43,7 +43,11 @@ def _jsonl_line(result: ScanResult) -> str:
 
 def _csv_line(result: ScanResult) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(csv_row(result))
+    row = csv_row(result)
+    # QUOTE_MINIMAL quotes only the characters of the line terminator ("\n"): a bare "\r" (in a file name) would
+    # end the record for every CSV reader, so such a row is written fully quoted.
+    quoting = csv.QUOTE_ALL if any("\r" in cell for cell in row) else csv.QUOTE_MINIMAL
+    csv.writer(buf, lineterminator="\n", quoting=quoting).writerow(row)
     return buf.getvalue()
 
 
@@ -132,4 +136,5 @@ def _recorded_paths(path: Path, fmt: str) -> set[tuple[str | None, str]]:
     rows = csv.reader(io.StringIO(text))
     next(rows, None)
     # csv_safe may have prefixed a quote to the path; undo it so the comparison is with the real path.
-    return {(None, r[0][1:] if r[0][:2] in ("'=", "'+", "'-", "'@") else r[0]) for r in rows if r}
+    # (every trigger csv_safe quotes, tab and carriage return included, or such a file is scanned again on resume)
+    return {(None, r[0][1:] if r[0][:2] in ("'=", "'+", "'-", "'@", "'\t", "'\r") else r[0]) for r in rows if r}

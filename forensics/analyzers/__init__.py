@@ -21,6 +21,7 @@ _BUILTIN = {
     "frequency": "forensics.analyzers.frequency",
     "cnn": "forensics.analyzers.cnn",
     "reuse": "forensics.reuse.analyzer",
+    "localization": "forensics.analyzers.localization",
 }
 _loaded = False
 

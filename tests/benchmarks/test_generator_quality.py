@@ -172,5 +172,6 @@ def test_cli_writes_markdown(tmp_path: Path, monkeypatch):
                                                        "resolution": 32, "channels": 1, "window": "lung", "gen": gen})
     out = tmp_path / "out" / "q.md"
     assert gq.main(["--data", str(tmp_path), "--n", "8", "--k", "3", "--speed-n", "2", "--models", "x",
-                    "--out", str(out)]) == 0
+                    "--out", str(out), "--json", str(tmp_path / "q.json")]) == 0
     assert "| fake_gen |" in out.read_text()
+    assert json.loads((tmp_path / "q.json").read_text())[0]["model"] == "fake_gen"

@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
     from forensics.training import train_detectors
 
     torch.set_num_threads(1)
-    real, fake = toy_sets(20)
+    real, fake = toy_sets(14)
     out = tmp_path_factory.mktemp("weights")
     report = train_detectors(real, fake, out_dir=out, native_sizes=(24,), real_variants=2, fake_variants=2,
                              val_fraction=0.3, cnn_config=TINY_CNN, cnn_max_steps=40, cnn_batch_size=16, seed=0)

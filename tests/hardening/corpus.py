@@ -25,7 +25,7 @@ import pydicom.examples
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from benchmarks.fuzz import jpeg_segment, png_chunk, seed_files
+from benchmarks.fuzz import png_chunk, seed_files
 
 TRUNCATED = {"truncated", "corrupt_image", "unsupported_format"}
 
@@ -229,7 +229,8 @@ def build_corpus(root: Path) -> list[Case]:
     raw_name = os.path.join(os.fsencode(root), b"bad_\xff\xfe_name.png")
     with open(raw_name, "wb") as fh:
         fh.write(png)
-    cases.append(Case("non_utf8_name", Path(os.fsdecode(raw_name)), {"ok"}, "file name bytes b'bad_\\xff\\xfe_name.png'"))
+    note = "file name bytes b'bad_\\xff\\xfe_name.png'"
+    cases.append(Case("non_utf8_name", Path(os.fsdecode(raw_name)), {"ok"}, note))
     return cases
 
 

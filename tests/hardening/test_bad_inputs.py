@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from corpus import build_corpus, png_zlib_bomb
 
 from benchmarks.fuzz import medaudit_command
-from corpus import build_corpus, png_zlib_bomb
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -99,10 +99,36 @@ def test_per_file_timeout_turns_a_hang_into_a_record(tmp_path, monkeypatch):
     assert codes == {"slow.png": ("error", "timeout"), "fine.png": ("ok", None)}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_timeout_caught_by_an_analyzer_still_ends_the_file(tmp_path, monkeypatch, workers):
+    """Regression: the metadata analyzer wraps its parsers in ``except Exception``, which caught the per-file
+    timeout and returned an "ok" finding after the deadline (an XMP ReDoS then scanned as ok/low, 60 s later)."""
+    import forensics.analyzers.metadata as metadata_mod
+    from benchmarks.fuzz import seed_files
+    from forensics.scanner import ScanOptions, scan_paths
+
+    def endless(data):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # one long computation, like a backtracking regex
+            sum(range(1000))
+        return []
+
+    monkeypatch.setattr(metadata_mod, "png_evidence", endless)
+    files = []
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / name).write_bytes(seed_files()["png_gray8"][0])
+        files.append(str(tmp_path / name))
+    start = time.monotonic()
+    results = list(scan_paths(files, ScanOptions(timeout_s=0.3), workers=workers))
+    assert time.monotonic() - start < 15
+    assert [(r.status, r.error.code if r.error else None) for r in results] == [("error", "timeout")] * 3
+    assert all(r.findings == [] and r.risk is None for r in results)
+
+
 def test_unreadable_file_and_folder(tmp_path, monkeypatch):
     """chmod 000 does not stop root, so the OS answer is simulated: EACCES on open() and on listing a folder."""
-    import forensics.io as io_mod
     import forensics.inputs as inputs_mod
+    import forensics.io as io_mod
     from cli import main
 
     secret = tmp_path / "secret.dcm"

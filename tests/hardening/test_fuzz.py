@@ -113,3 +113,103 @@ def test_regression_dicom_preamble_then_nothing_is_truncated(tmp_path):
         with pytest.raises(InputError) as info:
             load(path)
         assert info.value.code == "truncated", (len(data), info.value.message)
+
+
+# --------------------------------------------------------------------------------------------- hostile DICOM headers
+
+_HEADER_FIELDS = {
+    "StudyDate": "DA", "SeriesDate": "DA", "AcquisitionDate": "DA", "ContentDate": "DA", "StudyTime": "TM",
+    "AcquisitionDateTime": "DT", "ImageType": "CS", "ConversionType": "CS", "Manufacturer": "LO",
+    "SoftwareVersions": "LO", "RescaleSlope": "DS", "RescaleIntercept": "DS", "WindowCenter": "DS",
+    "WindowWidth": "DS", "BitsStored": "US", "HighBit": "US", "PixelSpacing": "DS", "SOPInstanceUID": "UI",
+    "StudyInstanceUID": "UI", "Modality": "CS", "PhotometricInterpretation": "CS", "SamplesPerPixel": "US",
+    "NumberOfFrames": "IS", "BurnedInAnnotation": "CS", "VOILUTFunction": "CS", "RescaleType": "LO",
+}
+_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", "\\", "nan", "inf", "-inf", "1e309", "-0", "0", "99999999", "00000000", "20240230",
+                     "ORIGINAL\\PRIMARY", "DERIVED\\SECONDARY", "SYN", "1.2.3..4", "1." * 40, "\x00" * 8,
+                     "2.25." + "9" * 60, "MONOCHROME1", "PALETTE COLOR", "YBR_FULL_422", "SIGMOID", "4294967295"]),
+)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(values=st.dictionaries(st.sampled_from(sorted(_HEADER_FIELDS)), _TEXT, min_size=1, max_size=6))
+def test_hostile_dicom_header_values(workdir, scanner, values):
+    """Nonsense in the attributes the loader and the DICOM rules read (dates, UIDs, rescale, window, bits)."""
+    import io
+
+    import pydicom
+    from pydicom.tag import Tag
+
+    ds = pydicom.dcmread(io.BytesIO(seed_files()["dicom_ct"][0]))
+    for keyword, text in values.items():
+        raw = text.encode("utf-8", "surrogatepass")
+        vr = _HEADER_FIELDS[keyword]
+        if vr == "US":  # binary: two bytes from the text's hash
+            raw = (abs(hash(text)) & 0xFFFF).to_bytes(2, "little")
+        elif len(raw) % 2:
+            raw += b" "
+        ds[Tag(keyword)] = pydicom.dataelem.RawDataElement(Tag(keyword), vr, len(raw), raw, 0, False, True)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    path = os.path.join(workdir, "header.dcm")
+    with open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+    assert check_load(path) is None, values
+    assert check_scan(scanner, path) is None, values
+
+
+# --------------------------------------------------------------------------------------------- pathological metadata
+
+
+def _timed(fn, *args) -> float:
+    import time
+
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def test_pathological_metadata_is_cheap():
+    """Inputs built to make a parser do a lot of work: each stays well under a second."""
+    import struct
+    import zlib
+
+    from benchmarks.fuzz import jpeg_segment, png_chunk, with_jpeg_segments, with_png_chunks
+    from forensics.analyzers.metadata.c2pa import decode_cbor, read_jumbf
+    from forensics.analyzers.metadata.containers import jpeg_evidence, png_evidence, tiff_evidence
+    from forensics.analyzers.metadata.xmp import read_xmp
+
+    mib = 1 << 20
+    png, jpeg = seed_files()["png_gray8"][0], seed_files()["jpeg_gray"][0]
+    loop_ifd = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<HHHII", 1, 0x8769, 4, 1, 8) + struct.pack("<I", 8)
+    deep_jumbf = b""
+    for _ in range(3000):
+        deep_jumbf = struct.pack(">I4s", 8 + len(deep_jumbf), b"jumb") + deep_jumbf
+    ztxt_bomb = zlib.compress(b"a" * (64 << 20), 9)  # 64 MiB of text in ~64 kB, 10 times
+    cases = {
+        "xmp DigitalSourceType repeated (1 MiB)": (read_xmp, ["DigitalSourceType" * (mib // 17)]),
+        "xmp rdf:resource repeated": (read_xmp, ["DigitalSourceType" + "x" * 60 + "rdf:resource" * 80000]),
+        "xmp IPTC URI repeated": (read_xmp, ["cv.iptc.org/newscodes/digitalsourcetype/" * 25000]),
+        "EXIF IFD pointing at itself": (tiff_evidence, loop_ifd),
+        "PNG with 100000 tEXt chunks": (png_evidence, with_png_chunks(png, *[png_chunk(b"tEXt", b"k\x00v")] * 100000)),
+        "PNG zTXt bombs": (png_evidence,
+                           with_png_chunks(png, *[png_chunk(b"zTXt", b"prompt\x00\x00" + ztxt_bomb)] * 10)),
+        "JPEG with 100 XMP segments": (jpeg_evidence, with_jpeg_segments(jpeg, *[jpeg_segment(
+            0xE1, b"http://ns.adobe.com/xap/1.0/\x00DigitalSourceType" + b" " * 60000)] * 100)),
+        "JUMBF nested 3000 deep": (read_jumbf, deep_jumbf),
+        "CBOR nested arrays": (decode_cbor, b"\x81" * 100000),
+        "CBOR array of 2^64 items": (decode_cbor, b"\x9b" + b"\xff" * 8),
+    }
+    slow = {name: round(t, 2) for name, (fn, arg) in cases.items() if (t := _timed(fn, arg)) > 1.5}
+    assert not slow, slow
+
+
+def test_xmp_regexes_are_linear():
+    from forensics.analyzers.metadata.xmp import read_xmp
+
+    for packet in ("CreatorTool>" + " " * 1500, "DigitalSourceType>" + " " * 1500):
+        assert _timed(read_xmp, [packet]) < 0.3, packet[:20]

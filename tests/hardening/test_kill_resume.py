@@ -152,3 +152,50 @@ def test_a_dying_worker_does_not_hang_the_scan(tmp_path, monkeypatch, how):
     bad = {Path(r.path).name: r.error.code for r in results if r.status != "ok"}
     assert bad == {"f_017_die.png": "internal_error"}
     assert next(r for r in results if r.status != "ok").error.message == WORKER_DIED
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_resume_matches_names_that_spreadsheets_would_run(tmp_path, monkeypatch, fmt):
+    """Regression: CSV cells starting with = + - @ TAB CR are quoted with a leading ' (CSV injection guard);
+    resume must undo that for every one of them, or those files are scanned and written twice."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    monkeypatch.chdir(tmp_path)
+    names = ["=cmd.png", "+x.png", "-x.png", "@x.png", "\tx.png", "\rx.png", "plain.png", "new\nline.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(seed_files()["png_gray8"][0])
+    out = tmp_path / f"out.{fmt}"
+    runner = CliRunner()
+    first = runner.invoke(main, ["scan", "--format", fmt, "-o", str(out), "-q", "--", *names[:4]])
+    assert first.exit_code == 0, first.output
+    out.rename(out.with_name(out.name + ".partial"))  # as if killed after four records
+    again = runner.invoke(main, ["scan", "--format", fmt, "-o", str(out), "--resume", "-q", "--", *names])
+    assert again.exit_code == 0, again.output
+    if fmt == "jsonl":
+        paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    else:
+        import csv
+
+        with open(out, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))[1:]
+        paths = [r[0][1:] if r[0][:1] == "'" else r[0] for r in rows]
+    assert sorted(paths) == sorted(names)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_screen_killed_and_resumed_matches_an_uninterrupted_run(tmp_path):
+    """`medaudit screen` (images filed in the reuse index first): after kill -9 and --resume every (claim, image)
+    has one record and the claim summaries, reuse hits included, equal those of a run never interrupted."""
+    from benchmarks.fuzz import _summaries, build_claims, kill_resume_screen_once
+
+    claims_csv = build_claims(tmp_path / "in", n=60, claims=20)
+    subprocess.run([*medaudit_command(), "screen", str(claims_csv), "--out", str(tmp_path / "ref"), "-q"],
+                   check=True, capture_output=True, timeout=120, env=ENV)
+    reference = _summaries(tmp_path / "ref")
+    stats = kill_resume_screen_once(claims_csv, tmp_path / "out", kill_after=25)
+    assert stats["killed_at"] is not None
+    assert stats["lost"] == [] and stats["duplicated"] == [] and not stats["partial_left"]
+    assert stats["claims"] == reference

@@ -15,12 +15,14 @@ IPTC_DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 
 _DST = re.compile(
     r"DigitalSourceType\s*(?:=\s*[\"']([^\"'<>]{0,256})[\"']"
-    r"|>\s*([^<>]{0,256}?)\s*<"
+    r"|>([^<>]{0,256})<"
     r"|[^>]{0,64}?rdf:resource\s*=\s*[\"']([^\"'<>]{0,256})[\"'])",
     re.IGNORECASE,
 )
 _DST_URI = re.compile(r"cv\.iptc\.org/newscodes/digitalsourcetype/([A-Za-z]{1,64})")
-_CREATOR_TOOL = re.compile(r"CreatorTool\s*(?:=\s*[\"']([^\"'<>]{0,512})[\"']|>\s*([^<>]{0,512}?)\s*<)", re.IGNORECASE)
+# Element text is matched without surrounding \s* (stripped afterwards): overlapping whitespace quantifiers made
+# the match quadratic on a padded packet.
+_CREATOR_TOOL = re.compile(r"CreatorTool\s*(?:=\s*[\"']([^\"'<>]{0,512})[\"']|>([^<>]{0,512})<)", re.IGNORECASE)
 _MEDAUDIT = re.compile(r"xmlns:medaudit\s*=|<medaudit:|\smedaudit:[A-Za-z]+\s*=")
 
 
