@@ -28,6 +28,8 @@ def list_bundled() -> list[dict[str, Any]]:
         if not ((d / WEIGHTS_FILE).is_file() and (d / CONFIG_FILE).is_file()):
             continue
         cfg = json.loads((d / CONFIG_FILE).read_text())
+        if "family" not in cfg:  # other bundled networks (e.g. the tamper inpainter) are not samplers
+            continue
         out.append(
             {
                 "name": d.name,
