@@ -404,3 +404,130 @@ def bench_watermark(data_dir, n, sizes, write_docs):
         from benchmarks.docs import update_section
 
         update_section(write_docs, "watermark", "Provenance watermark robustness", table)
+
+
+# --- bench run/leaderboard/speed (benchmark harness) ---------------------------------------------------------------
+_bench_db = click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+                         default=Path(".cache/medaudit-bench/results.sqlite"), show_default=True,
+                         help="SQLite results store.")
+
+
+@bench.command("run")
+@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--full", "full", is_flag=True, help="Same as --profile full (bigger machines).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/data"),
+              show_default=True, help="Real images: cxr_kermany/, ct_lung_tcia/, derm_isic/ below it.")
+@click.option("--detector", "detectors", multiple=True,
+              help="Registry name, entry-point name or module:Class; repeatable (default: all registered).")
+@click.option("--generator", "generators", multiple=True, help="Generators for the fakes (default: all bundled).")
+@click.option("--protocol", "protocols", multiple=True, help="Protocols to run (default: all).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Benchmark-set cache (default .cache/medaudit-bench).")
+@_bench_db
+@click.option("--speed/--no-speed", default=True, show_default=True, help="Also measure speed (docs section).")
+@_write_docs
+@click.option("--quiet", "-q", is_flag=True)
+def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, db, speed, write_docs, quiet):
+    """Build the format-matched benchmark set, run every protocol for every detector, store the results."""
+    import shlex
+    import sys as _sys
+
+    if not data_dir.is_dir():
+        raise click.UsageError(f"real images not found at {data_dir}: give --data DIR (a folder with "
+                               "cxr_kermany/, ct_lung_tcia/, derm_isic/ or any of them)")
+    from benchmarks import run as bench_runner
+
+    profile = "full" if full else profile
+    command = shlex.join(["medaudit", *_sys.argv[1:]])
+    run_id = bench_runner.run_benchmark(profile=profile, data_dir=data_dir, db=db, detectors=detectors or None,
+                                        generators=generators or None, protocols=protocols or None, cache=cache,
+                                        command=command, progress=not quiet)
+    speed_md = None
+    if speed:
+        from benchmarks import speed as bench_speed
+
+        prof = bench_runner.PROFILES[profile]
+        rows, notes = bench_speed.run(detectors or bench_runner.DEFAULT_DETECTORS, prof["speed_sizes"],
+                                      prof["speed_n"], progress=not quiet)
+        speed_md = bench_speed.to_markdown(rows, notes, prof["speed_n"])
+    if write_docs:
+        bench_runner.write_docs(write_docs, db, run_id, command=command, speed_md=speed_md)
+    from benchmarks.leaderboard import collect, render_leaderboard_md
+    from benchmarks.store import ResultStore
+
+    with ResultStore(db) as store:
+        click.echo(render_leaderboard_md(collect(store, run_id)))
+    if speed_md:
+        click.echo("\n" + speed_md)
+    click.echo(f"\nrun {run_id} stored in {db}", err=True)
+
+
+@bench.command("leaderboard")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@_bench_db
+@click.option("--run-id", default=None, help="Default: the latest finished run.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to FILE instead of stdout.")
+def bench_leaderboard(fmt, db, run_id, output):
+    """Render the leaderboard of a stored run (Markdown, or HTML with sortable tables and ROC plots)."""
+    from benchmarks.leaderboard import collect, render_html, render_markdown
+    from benchmarks.store import ResultStore
+
+    if not db.is_file():
+        raise click.UsageError(f"no results store at {db}; run `medaudit bench run` first")
+    with ResultStore(db) as store:
+        run_id = run_id or store.latest_run()
+        if run_id is None:
+            raise click.UsageError(f"no finished run in {db}")
+        data = collect(store, run_id)
+    text = render_html(data) if fmt == "html" else render_markdown(data)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(output)
+    else:
+        click.echo(text)
+
+
+@bench.command("speed")
+@click.option("--detector", "detectors", multiple=True, help="Default: every registered detector.")
+@click.option("--sizes", default="256,512", show_default=True)
+@click.option("-n", "n", type=click.IntRange(1), default=8, show_default=True, help="Images per cell.")
+@_write_docs
+@click.option("--quiet", "-q", is_flag=True)
+def bench_speed_cmd(detectors, sizes, n, write_docs, quiet):
+    """Images/s and peak memory per detector and for the whole suite, side by side."""
+    import torch
+
+    from benchmarks import speed as bench_speed
+    from benchmarks.run import DEFAULT_DETECTORS
+
+    torch.set_num_threads(1)
+    rows, notes = bench_speed.run(detectors or DEFAULT_DETECTORS, [int(s) for s in sizes.split(",")], n,
+                                  progress=not quiet)
+    table = bench_speed.to_markdown(rows, notes, n)
+    click.echo(table)
+    if write_docs:
+        from benchmarks.docs import update_section
+
+        update_section(write_docs, "speed", "Detector speed and memory", table)
+
+
+@bench.command("generators")
+@_data_option
+@click.option("-n", "n", type=click.IntRange(2), default=200, show_default=True, help="Samples per model.")
+@click.option("--models", default=None, help="Comma-separated bundled names or checkpoint dirs (default: all).")
+@_write_docs
+def bench_generators(data_dir, n, models, write_docs):
+    """Generator quality: Fréchet distance and KID on local features, precision/recall, diversity, memorization."""
+    from benchmarks import generator_quality
+
+    rows = generator_quality.run(data_dir, n, models.split(",") if models else None, threads=1,
+                                 log=lambda msg: click.echo(msg, err=True))
+    table = generator_quality.to_markdown(rows)
+    click.echo(table)
+    if write_docs:
+        from benchmarks.docs import update_section
+
+        update_section(write_docs, "generators", "Generator quality", table)
