@@ -222,7 +222,7 @@ class SuiteDetector(BaseDetector):
     def _get(self):
         if self._scanner is None:
             from forensics.analyzers import list_analyzers
-            from forensics.scanner import ScanOptions, Scanner
+            from forensics.scanner import Scanner, ScanOptions
 
             self._fusion = _fusion_config(None if self.weights_dir is None else Path(self.weights_dir))
             names = list(self.analyzers) if self.analyzers is not None else list_analyzers()
@@ -488,7 +488,8 @@ def check_detector(det: Any, *, fit_images: list[np.ndarray] | None = None,
     if not np.allclose(p1, p2, atol=1e-6):
         fail("predict_proba is not deterministic")
     p3 = det.predict_proba(probe[::-1])
-    if not np.allclose(p1, p3[::-1], atol=1e-5):
+    p4 = np.concatenate([det.predict_proba([x]) for x in probe[:2]])
+    if not np.allclose(p1, p3[::-1], atol=1e-5) or not np.allclose(p1[:2], p4, atol=1e-5):
         fail("a score depends on the other images in the call (or on their order)")
     empty = det.predict_proba([])
     if not isinstance(empty, np.ndarray) or empty.shape != (0,):

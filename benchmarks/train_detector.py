@@ -200,9 +200,7 @@ def bundled_sets(data: Path, *, heldout: bool, seed: int, modalities: Sequence[s
         {folder: {"real": [...], "real_groups": [...], "real_paths": [...], "fake": [...], "fake_groups": [...],
                   "fake_kinds": [...], "natives": set}}
     """
-    from generators import list_bundled
-
-    bundled = [b["name"] for b in list_bundled()]
+    bundled = bundled_generator_names()
     out = {}
     for folder, prefix in MODALITY_PREFIX.items():
         if modalities and folder not in modalities:
@@ -228,13 +226,27 @@ FAKE_VARIANTS = 1
 FAKE_RATIO = 2.0  # synthetic sources per real source (each fake takes one format-path draw, each real four)
 
 
+def bundled_generator_names() -> list[str]:
+    """Names of the bundled image generators (checkpoints with a ``family``); other bundled models, e.g. the tamper
+    in-painter, are not sources of whole synthetic images and are left out."""
+    from generators.api import WEIGHTS_DIR
+
+    names = []
+    for d in sorted(WEIGHTS_DIR.iterdir()) if WEIGHTS_DIR.is_dir() else []:
+        try:
+            cfg = json.loads((d / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if (d / "weights.safetensors").is_file() and "family" in cfg:
+            names.append(d.name)
+    return names
+
+
 def folder_natives(folder: str) -> list[int]:
     """Native sides of the generators that imitate ``folder``: from their checkpoints and from the training plan of
     the bundled generators (so real variants can be prepared while those are still training)."""
-    from generators import list_bundled
-
     prefix = MODALITY_PREFIX[folder]
-    sizes = {n for b in list_bundled() if b["name"].startswith(prefix) for n in generator_natives(b["name"])}
+    sizes = {n for b in bundled_generator_names() if b.startswith(prefix) for n in generator_natives(b)}
     try:
         from generators.train_bundled import PLAN
 
@@ -248,10 +260,8 @@ def folder_natives(folder: str) -> list[int]:
 def folder_generators(folder: str) -> list[str]:
     """Bundled generators that imitate ``folder``: those trained, plus those planned in
     ``generators.train_bundled.PLAN`` (so sample counts do not change while generators are still training)."""
-    from generators import list_bundled
-
     prefix = MODALITY_PREFIX[folder]
-    names = {b["name"] for b in list_bundled() if b["name"].startswith(prefix)}
+    names = {b for b in bundled_generator_names() if b.startswith(prefix)}
     try:
         from generators.train_bundled import PLAN
 
@@ -314,9 +324,7 @@ def fake_variants(name: str, n: int, *, sample_seed: int, seed: int = 0, cache: 
 def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, modalities: Sequence[str] | None = None,
                      generators: Sequence[str] | None = None, progress: bool = False) -> list[tuple[Any, list[str]]]:
     """[(VariantSet, groups)] of every data folder's training split and of its generators' samples."""
-    from generators import list_bundled
-
-    bundled = {b["name"] for b in list_bundled()}
+    bundled = set(bundled_generator_names())
     out = []
     for folder in MODALITY_PREFIX:
         if modalities and folder not in modalities:

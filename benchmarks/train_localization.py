@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from forensics.analyzers.localization.model import STRIDE, build, net_input, to_analysis
+from forensics.analyzers.localization.model import STRIDE, build, net_input, to_analysis, valid_cells
 from generators import tamper as T
 
 CROP = 64
@@ -43,7 +43,9 @@ def read_gray(path: Path) -> np.ndarray | None:
     return None if im is None else im.astype(np.float32) / 255.0
 
 
-def make_tampered(gray: np.ndarray, rng: np.random.Generator, mode: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def make_tampered(
+    gray: np.ndarray, rng: np.random.Generator, mode: str | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One unstamped, 8-bit-quantized tampering at a random body position; (pixels, mask, info)."""
     mode = mode or ("inject" if rng.random() < 0.5 else "remove")
     r = T.default_radius(gray.shape) * float(rng.uniform(0.6, 1.6))
@@ -99,10 +101,14 @@ def image_peak(net, gray: np.ndarray) -> tuple[float, np.ndarray]:
     with torch.no_grad():
         logit = net(torch.from_numpy(net_input(ga))[None])[0, 0].numpy()
     sm = cv2.blur(logit, (3, 3), borderType=cv2.BORDER_REFLECT) if min(logit.shape) >= 3 else logit
-    return float(sm.max()), logit
+    ok = valid_cells(ga, sm.shape)
+    return (float(sm[ok].max()) if ok.any() else float(sm.min())), logit
 
 
-def train(data: Path, out: Path, gen_s: float, train_s: float, calib_n: int, seed: int, threads: int) -> dict[str, Any]:
+def train(
+    data: Path, out: Path, gen_s: float, train_s: float, calib_n: int, seed: int, threads: int,
+    cache: Path | None = None,
+) -> dict[str, Any]:
     import torch
     from safetensors.torch import save_file
 
@@ -114,10 +120,16 @@ def train(data: Path, out: Path, gen_s: float, train_s: float, calib_n: int, see
     n_cal = min(calib_n, len(files) // 5)
     cal_files, train_files = files[:n_cal], files[n_cal:]
     t0 = time.time()
-    X, Y = build_set(train_files, gen_s, rng)
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            X, Y = z["x"], z["y"]
+    else:
+        X, Y = build_set(train_files, gen_s, rng)
+        if cache is not None:
+            np.savez(cache, x=X, y=Y)
     gen_time = time.time() - t0
     net = build(16)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     pos_frac = float(Y.mean())
     pos_w = torch.tensor((1 - pos_frac) / max(pos_frac, 1e-3))
     lossf = torch.nn.BCEWithLogitsLoss(pos_weight=pos_w)
@@ -127,7 +139,7 @@ def train(data: Path, out: Path, gen_s: float, train_s: float, calib_n: int, see
     while time.time() - t1 < train_s:
         frac = (time.time() - t1) / train_s
         for g in opt.param_groups:
-            g["lr"] = 3e-3 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         idx = torch.from_numpy(rng.integers(0, len(Xt), 32))
         xb, yb = Xt[idx], Yt[idx]
         if rng.random() < 0.5:
@@ -180,9 +192,13 @@ def train(data: Path, out: Path, gen_s: float, train_s: float, calib_n: int, see
         "torch": torch.__version__,
     }
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
-    (out / "calibration.json").write_text(json.dumps({"center": round(center, 4), "scale": round(scale, 4),
-                                                      "real_peak_median": round(float(np.median(rp)), 4),
-                                                      "tampered_peak_median": round(float(np.median(fp)), 4)}, indent=2))
+    calibration = {
+        "center": round(center, 4),
+        "scale": round(scale, 4),
+        "real_peak_median": round(float(np.median(rp)), 4),
+        "tampered_peak_median": round(float(np.median(fp)), 4),
+    }
+    (out / "calibration.json").write_text(json.dumps(calibration, indent=2))
     return cfg
 
 
@@ -195,8 +211,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calib-n", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", type=Path, default=None, help="npz of generated crops (reused when present)")
     a = ap.parse_args(argv)
-    print(json.dumps(train(a.data, a.out, a.gen_seconds, a.train_seconds, a.calib_n, a.seed, a.threads), indent=2))
+    print(json.dumps(train(a.data, a.out, a.gen_seconds, a.train_seconds, a.calib_n, a.seed, a.threads, a.cache),
+                     indent=2))
 
 
 if __name__ == "__main__":

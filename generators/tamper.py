@@ -93,11 +93,11 @@ def _net_cls():
             self.enc2 = nn.Sequential(conv(w, 2 * w, s=2), conv(2 * w, 2 * w))
             self.enc3 = conv(2 * w, 3 * w, s=2)
             self.mid = nn.Sequential(*[conv(3 * w, 3 * w, d=d) for d in (1, 2, 4, 1)])
-            self.up3 = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                     conv(3 * w, 2 * w))
+            self.up3 = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv(3 * w, 2 * w)
+            )
             self.dec2 = conv(4 * w, 2 * w)
-            self.up2 = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                     conv(2 * w, w))
+            self.up2 = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv(2 * w, w))
             self.dec1 = nn.Sequential(conv(2 * w, w), nn.Conv2d(w, 1, 3, padding=1))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -215,9 +215,7 @@ def _donor_residual(
     dx, dy = best
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     # output(y, x) = res(y + dy, x + dx)
-    return cv2.warpAffine(
-        res, m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
-    )
+    return cv2.warpAffine(res, m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
 
 
 def _smooth_field(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -473,14 +471,15 @@ def inject(
 def remove(
     image: Any, at: tuple[float, float], radius: float | None = None, seed: int = 0, modality: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Remove what lies in a disk (a nodule) and fill it with plausible tissue; arguments and return as :func:`inject`."""
+    """Remove what lies in a disk (a nodule), filling it with plausible tissue; arguments and return as `inject`."""
     return _display_edit(image, "remove", at, radius, seed, modality)
 
 
 def _modality_of(img: Any) -> str | None:
     if img is None or not img.modality:
         return None
-    return "ct" if str(img.modality).upper() == "CT" else "xray" if str(img.modality).upper() in ("CR", "DX", "RG") else None
+    code = str(img.modality).upper()
+    return "ct" if code == "CT" else "xray" if code in ("CR", "DX", "RG") else None
 
 
 def _display_edit(image, mode, at, radius, seed, modality):
@@ -531,7 +530,7 @@ def _itxt(keyword: str, text: str) -> bytes:
 
 
 def _png(pixels: np.ndarray, bits: int, info: dict[str, Any] | None) -> bytes:
-    """PNG bytes; with ``info`` the medaudit provenance iTXt and an XMP packet (compositeWithTrainedAlgorithmicMedia)."""
+    """PNG bytes; with ``info``, the medaudit provenance iTXt and an XMP packet (composite source type)."""
     from forensics import provenance as P
 
     x = np.clip(pixels, 0, 1)
@@ -646,8 +645,15 @@ def tamper_bytes(
     if radius is None:
         radius = default_radius(img.pixels.shape, img.spacing_mm)
     mod = modality or _modality_of(img)
-    info = {"generator": GENERATOR_NAME, "version": VERSION, "seed": int(seed), "kind": "tampered", "mode": mode,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tool": "medaudit"}
+    info = {
+        "generator": GENERATOR_NAME,
+        "version": VERSION,
+        "seed": int(seed),
+        "kind": "tampered",
+        "mode": mode,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "tool": "medaudit",
+    }
 
     use_stored = img.format == "dicom" and img.stored is not None and img.pixels.ndim == 2 and img.frames == 1
     new_stored = None
@@ -658,8 +664,17 @@ def tamper_bytes(
         a, b = _linear_display_map(stored, img.pixels)
         # MONOCHROME1 / inverted windows: edit on the display's polarity (a lesion is brighter on screen)
         sign = 1.0 if a >= 0 else -1.0
-        res = tamper_array(sign * stored, mode, at, radius, modality=mod, units="hu" if is_ct and sign > 0 else
-                           "display", seed=seed, lo=float((sign * stored).min()), hi=float((sign * stored).max()))
+        res = tamper_array(
+            sign * stored,
+            mode,
+            at,
+            radius,
+            modality=mod,
+            units="hu" if is_ct and sign > 0 else "display",
+            seed=seed,
+            lo=float((sign * stored).min()),
+            hi=float((sign * stored).max()),
+        )
         new_stored = sign * res.values
         if stamp:
             from forensics.watermark import embed
@@ -861,5 +876,9 @@ if __name__ == "__main__":  # pragma: no cover - training entry point
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(json.dumps(train_inpainter(args.data, args.out, time_budget_s=args.budget, threads=args.threads,
-                                     seed=args.seed), indent=2))
+    print(
+        json.dumps(
+            train_inpainter(args.data, args.out, time_budget_s=args.budget, threads=args.threads, seed=args.seed),
+            indent=2,
+        )
+    )

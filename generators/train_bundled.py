@@ -38,7 +38,7 @@ PLAN = {
     "cxr_vae": ("vae", "cxr_kermany", 64, {"batch_size": 32}, {}, 660, 3000, "DX"),
     "cxr_ddpm": ("ddpm", "cxr_kermany", 32, {"output_resolution": 64}, {}, 1500, 4000, "DX"),
     "ct_gan": ("gan", "ct_lung_tcia", 64, {"batch_size": 32}, {}, 420, 4000, "CT"),
-    "derm_vae": ("vae", "derm_isic", 64, {"batch_size": 32}, {"hflip": True, "vflip": True}, 420, 4000, "XC"),
+    "derm_vae": ("vae", "derm_isic", 64, {"batch_size": 32}, {"hflip": True, "vflip": True}, 720, 4000, "XC"),
 }
 
 
@@ -127,6 +127,8 @@ def card_table(dest: Path) -> str:
     ]
     for d in sorted(p for p in dest.iterdir() if (p / "config.json").is_file()):
         cfg = json.loads((d / "config.json").read_text())
+        if "family" not in cfg:  # other models kept in weights/ (e.g. the tamper in-painter)
+            continue
         n_params = Generator.load(d, device="cpu").parameter_count()
         size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
         rows.append(

@@ -59,7 +59,8 @@ def train_torch(model, x: np.ndarray, y: np.ndarray, *, steps: int, time_budget_
     t0 = time.perf_counter()
     model.train()
     done = 0
-    for done in range(1, steps + 1):
+    while done < steps:
+        done += 1
         idx = np.concatenate([rng.choice(pos, batch // 2), rng.choice(neg, batch - batch // 2)])
         ys, xs = rng.integers(0, s - c + 1, len(idx)), rng.integers(0, s - c + 1, len(idx))
         xb = np.stack([x[i, a : a + c, b : b + c] for i, a, b in zip(idx, ys, xs, strict=True)])

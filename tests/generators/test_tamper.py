@@ -23,7 +23,8 @@ def _ct_like(size: int = 160, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
     body = ((xx - 0.5) / 0.42) ** 2 + ((yy - 0.5) / 0.33) ** 2 < 1
-    lungs = (((xx - 0.33) / 0.12) ** 2 + ((yy - 0.5) / 0.2) ** 2 < 1) | (((xx - 0.67) / 0.12) ** 2 + ((yy - 0.5) / 0.2) ** 2 < 1)
+    left = ((xx - 0.33) / 0.12) ** 2 + ((yy - 0.5) / 0.2) ** 2 < 1
+    lungs = left | (((xx - 0.67) / 0.12) ** 2 + ((yy - 0.5) / 0.2) ** 2 < 1)
     img = np.where(body, 0.55, 0.0) - np.where(lungs, 0.5, 0.0)
     img = img + body * rng.normal(0, 0.02, img.shape)
     return np.clip(img, 0, 1).astype(np.float32)
@@ -87,8 +88,16 @@ def test_unstamped_dicom_keeps_the_original_identity(ct_dicom, tmp_path):
     src = pydicom.dcmread(ct_dicom)
     info = T.tamper_file(ct_dicom, tmp_path / "out.dcm", "inject", at=(60, 70), radius=6, stamp=False, seed=0)
     out = pydicom.dcmread(tmp_path / "out.dcm")
-    for tag in ("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
-                "RescaleIntercept", "RescaleSlope", "ImageType"):
+    for tag in (
+        "PatientName",
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPInstanceUID",
+        "RescaleIntercept",
+        "RescaleSlope",
+        "ImageType",
+    ):
         assert out.get(tag) == src.get(tag), tag
     assert info["stamped"] is False and info["format"] == "dicom"
     changed = out.pixel_array.astype(int) != src.pixel_array.astype(int)

@@ -186,7 +186,7 @@ class LocalizationAnalyzer(Analyzer):
     def score_map(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
         """(uncalibrated map, analysis pixels per input pixel); one cell per ``STRIDE`` analysis pixels (cnn) or per
         pixel (noise)."""
-        from forensics.analyzers.localization.model import net_input, to_analysis
+        from forensics.analyzers.localization.model import net_input, to_analysis, valid_cells
 
         x = np.asarray(pixels, dtype=np.float32)
         g = x[..., :3] @ _LUMA if x.ndim == 3 and x.shape[2] >= 3 else (x[..., 0] if x.ndim == 3 else x)
@@ -199,6 +199,8 @@ class LocalizationAnalyzer(Analyzer):
                 logit = net(torch.from_numpy(net_input(g))[None])[0, 0].numpy()
             if min(logit.shape) >= 3:
                 logit = cv2.blur(logit, (3, 3), borderType=cv2.BORDER_REFLECT)
+            # saturated background (the air around a CT slice) holds no evidence either way
+            logit = np.where(valid_cells(g, logit.shape), logit, min(float(logit.min()), -10.0))
             return logit.astype(np.float32), s
         a, valid = anomaly_map(g, 16)
         k = 24

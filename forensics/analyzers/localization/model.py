@@ -17,15 +17,27 @@ def to_analysis(gray: np.ndarray) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(gray, dtype=np.float32), s
 
 
+IN_CHANNELS = 3
+
+
 def net_input(gray: np.ndarray) -> np.ndarray:
-    """(2, H, W): intensity centred on 0.5, and the fine residual (gray − Gaussian blur σ=1) amplified ×16."""
+    """(3, H, W): intensity centred on 0.5, the fine residual (gray − blur σ=1) ×16, the band (blur σ=1 − σ=3) ×8."""
     g = gray.astype(np.float32)
-    res = g - cv2.GaussianBlur(g, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
-    return np.stack([g - 0.5, np.clip(res * 16.0, -4, 4)])
+    b1 = cv2.GaussianBlur(g, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
+    b3 = cv2.GaussianBlur(g, (0, 0), 3.0, borderType=cv2.BORDER_REFLECT)
+    return np.stack([g - 0.5, np.clip((g - b1) * 16.0, -4, 4), np.clip((b1 - b3) * 8.0, -4, 4)])
+
+
+def valid_cells(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """bool (h, w) on the logit grid: cells with at least half their pixels off the saturated background."""
+    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 2.0)
+    inside = ((g > 0.02) & (g < 0.98)).astype(np.float32)
+    return cv2.resize(inside, (shape[1], shape[0]), interpolation=cv2.INTER_AREA) >= 0.5
 
 
 def build(width: int = 16):
-    """A fully convolutional net: (B, 2, H, W) -> logits (B, 1, H/8, W/8); receptive field ~60 px."""
+    """A fully convolutional net: (B, 3, H, W) -> logits (B, 1, H/8, W/8); receptive field ~60 px; GroupNorm (no
+    batch statistics, so a whole image at inference behaves as the crops did in training)."""
     import torch
     from torch import nn
 
@@ -36,11 +48,11 @@ def build(width: int = 16):
 
             def block(cin, cout, s=1, d=1):
                 return nn.Sequential(
-                    nn.Conv2d(cin, cout, 3, s, padding=d, dilation=d), nn.BatchNorm2d(cout), nn.SiLU()
+                    nn.Conv2d(cin, cout, 3, s, padding=d, dilation=d), nn.GroupNorm(4, cout), nn.SiLU()
                 )
 
             self.body = nn.Sequential(
-                block(2, w), block(w, w),
+                block(IN_CHANNELS, w), block(w, w),
                 block(w, 2 * w, s=2), block(2 * w, 2 * w),
                 block(2 * w, 3 * w, s=2), block(3 * w, 3 * w),
                 block(3 * w, 4 * w, s=2), block(4 * w, 4 * w, d=2), block(4 * w, 4 * w, d=2),
@@ -50,5 +62,4 @@ def build(width: int = 16):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.body(x)
 
-    del torch
     return LocalNet(width)

@@ -1,0 +1,261 @@
+"""Benchmark protocols: which items train, calibrate and test a detector, and the loop that measures it.
+
+Registered protocols (``list_protocols()``; each yields :class:`Task` s from a :class:`BenchmarkSet`):
+
+- ``in_distribution``: train on every generator's train split and real train images, test on the test splits.
+- ``leave_one_generator_out``: for each generator whose modality has another one, train on the others of that
+  modality, test on the held-out one (its fakes are *unseen*) against that modality's real test images.
+- ``gan_to_diffusion``: per modality with both, train on GAN generators, test on diffusion ones.
+- ``cross_modality``: train on chest X-ray (reals + its generators), test on CT (reals + CT generators).
+
+Per in-distribution task the same fitted detector is also measured under the perturbation grid (both classes) and
+on the shortcut controls (real test images only; flag rate at the detector's shipped threshold).
+
+Fitting policy: trainable detectors are fitted anew for every task on its train split; the validation split picks
+``bacc@val``'s threshold. Pre-trained detectors (``pretrained = True``: our shipped analyzers and suite) are not
+refitted; their training data covers every bundled generator, so on unseen-generator protocols their rows are
+marked ``unseen = 0`` and the leaderboard does not rank them there.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmarks import metrics as M
+from benchmarks.datasets import BenchmarkSet, Item
+from forensics.registry import Registry
+
+PROTOCOLS = Registry("protocol")
+register_protocol = PROTOCOLS.register
+
+
+@dataclass
+class Task:
+    protocol: str
+    subset: str
+    train: list[Item]
+    val: list[Item]
+    test: list[Item]
+    unseen: bool  # the test fakes come from generators absent from train
+    heldout: list[str] = field(default_factory=list)  # generators only in test
+
+
+def list_protocols(pattern: str = "*") -> list[str]:
+    return PROTOCOLS.names(pattern)
+
+
+def tasks(ds: BenchmarkSet, names: Sequence[str] | None = None) -> tuple[list[Task], list[str]]:
+    """(tasks of the named protocols, notes on protocols that had nothing to run and why)."""
+    out, notes = [], []
+    for name in names or list_protocols():
+        made = list(PROTOCOLS.create(name, ds=ds))
+        if made and isinstance(made[0], str):
+            notes += [f"{name}: {m}" for m in made]
+            continue
+        out += made
+    return out, notes
+
+
+def _gens_by_modality(ds: BenchmarkSet) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for it in ds.items:
+        if it.generator:
+            out.setdefault(it.modality, [])
+            if it.generator not in out[it.modality]:
+                out[it.modality].append(it.generator)
+    return out
+
+
+@register_protocol("in_distribution")
+def in_distribution(ds: BenchmarkSet) -> Iterator[Task]:
+    yield Task("in_distribution", "all", ds.select(split="train"), ds.select(split="val"), ds.select(split="test"),
+               unseen=False)
+
+
+@register_protocol("leave_one_generator_out")
+def leave_one_generator_out(ds: BenchmarkSet) -> Iterator[Any]:
+    any_task = False
+    for modality, gens in sorted(_gens_by_modality(ds).items()):
+        if len(gens) < 2:
+            continue
+        for g in sorted(gens):
+            others = [o for o in gens if o != g]
+
+            def part(split: str, gen_filter: Sequence[str], modality=modality) -> list[Item]:
+                return ds.select(split=split, modality=modality, label=0) + ds.select(split=split, generator=gen_filter)
+
+            any_task = True
+            yield Task("leave_one_generator_out", g, part("train", others), part("val", others), part("test", [g]),
+                       unseen=True, heldout=[g])
+    if not any_task:
+        yield "needs two generators of one modality; " + ", ".join(
+            f"{m}: {', '.join(g)}" for m, g in _gens_by_modality(ds).items())
+
+
+@register_protocol("gan_to_diffusion")
+def gan_to_diffusion(ds: BenchmarkSet) -> Iterator[Any]:
+    found = False
+    for modality, gens in sorted(_gens_by_modality(ds).items()):
+        gans = [g for g in gens if ds.family_of(g) == "gan"]
+        diff = [g for g in gens if ds.family_of(g) in ("ddpm", "diffusion", "ldm")]
+        if not gans or not diff:
+            continue
+        found = True
+
+        def part(split: str, gf: Sequence[str], modality=modality) -> list[Item]:
+            return ds.select(split=split, modality=modality, label=0) + ds.select(split=split, generator=gf)
+
+        yield Task("gan_to_diffusion", modality, part("train", gans), part("val", gans), part("test", diff),
+                   unseen=True, heldout=diff)
+    if not found:
+        yield "needs a GAN and a diffusion generator of one modality (diffusion generators bundled: " + (
+            ", ".join(g for g in ds.generators if ds.family_of(g) == "ddpm") or "none") + ")"
+
+
+@register_protocol("cross_modality")
+def cross_modality(ds: BenchmarkSet) -> Iterator[Any]:
+    gm = _gens_by_modality(ds)
+    if "cxr" not in gm or "ct" not in gm:
+        yield f"needs chest X-ray and CT generators (have: {', '.join(sorted(gm)) or 'none'})"
+        return
+
+    def part(split: str, modality: str) -> list[Item]:
+        return ds.select(split=split, modality=modality)
+
+    yield Task("cross_modality", "cxr_to_ct", part("train", "cxr"), part("val", "cxr"), part("test", "ct"),
+               unseen=True, heldout=gm["ct"])
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+@dataclass
+class DetectorSpec:
+    """How to make a fresh detector for each task (a factory), and what it is called on the board."""
+
+    name: str
+    factory: Callable[[], Any]
+
+
+def _subsample(items: list[Item], n: int | None, seed: int) -> list[Item]:
+    """At most ``n`` items, stratified by label (deterministic)."""
+    if n is None or len(items) <= n:
+        return items
+    rng = np.random.default_rng(seed)
+    out = []
+    for lab in (0, 1):
+        group = [it for it in items if it.label == lab]
+        k = min(len(group), max(1, round(n * len(group) / len(items))))
+        out += [group[i] for i in sorted(rng.choice(len(group), k, replace=False))]
+    return out
+
+
+def _log(msg: str, progress: bool) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def run(
+    ds: BenchmarkSet,
+    detectors: Sequence[DetectorSpec],
+    *,
+    protocols: Sequence[str] | None = None,
+    perturbations: dict[str, Callable] | None = None,
+    controls: dict[str, Callable] | None = None,
+    record: Callable[..., None],
+    n_boot: int = 200,
+    grid_max: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[str]:
+    """Fit and measure every detector on every task; ``record(**row)`` receives each result row.
+
+    Rows: ``kind`` = ``metric`` (detector, version, weights_hash, protocol, subset, perturbation, metric, value, lo,
+    hi, n_real, n_fake, unseen), ``curve`` (detector, protocol, subset, perturbation, curve kind, points) or
+    ``skip`` (detector, reason). Returns notes (protocols that could not run, detectors skipped).
+    """
+    from benchmarks.detectors import availability
+
+    all_tasks, notes = tasks(ds, protocols)
+    for note in notes:
+        _log(f"skipped protocol {note}", progress)
+    cache: dict[tuple[str, ...], tuple[list[np.ndarray], np.ndarray]] = {}
+
+    def arrays(items: list[Item]) -> tuple[list[np.ndarray], np.ndarray]:
+        key = tuple(it.id for it in items)
+        if key not in cache:
+            cache.clear()  # keep one set in memory at a time besides the dataset's own cache
+            cache[key] = ds.arrays(items)
+        return cache[key]
+
+    for spec in detectors:
+        probe = spec.factory()
+        ok, why = availability(probe)
+        if not ok:
+            notes.append(f"detector {spec.name} skipped: {why}")
+            record(kind="skip", detector=spec.name, reason=why)
+            _log(f"skip {spec.name}: {why}", progress)
+            continue
+        for task in all_tasks:
+            det = probe if getattr(probe, "pretrained", False) else spec.factory()
+            t0 = time.perf_counter()
+            if not getattr(det, "pretrained", False):
+                x, y = arrays(task.train)
+                det.fit(x, y)
+            fit_s = time.perf_counter() - t0
+            xv, yv = arrays(task.val)
+            vthr = M.val_threshold(yv, det.predict_proba(xv)) if len(set(yv.tolist())) == 2 else None
+            xt, yt = arrays(task.test)
+            t1 = time.perf_counter()
+            st = det.predict_proba(xt)
+            ms_per_image = 1000 * (time.perf_counter() - t1) / max(1, len(xt))
+            unseen = int(task.unseen and not getattr(det, "pretrained", False)) if task.unseen else None
+            base = {"detector": spec.name, "version": str(det.version), "weights_hash": det.weights_hash(),
+                    "protocol": task.protocol, "subset": task.subset}
+            thr = float(getattr(det, "threshold", 0.5))
+            _emit(record, base, "none", yt, st, thr, vthr, unseen, n_boot, seed)
+            extra = {"fit_s": fit_s, "ms_per_image": ms_per_image, "threshold": thr,
+                     "val_threshold": float("nan") if vthr is None else vthr}
+            for k, v in extra.items():
+                record(kind="metric", **base, perturbation="none", metric=k, value=float(v), lo=float("nan"),
+                       hi=float("nan"), n_real=int((yt == 0).sum()), n_fake=int((yt == 1).sum()), unseen=unseen)
+            _log(f"{spec.name} {task.protocol}/{task.subset}: auc {M.roc_auc(yt, st):.3f} "
+                 f"tpr@1%fpr {M.tpr_at_fpr(yt, st, 0.01):.3f} (fit {fit_s:.0f} s)", progress)
+            if task.protocol != "in_distribution":
+                continue
+            sub = _subsample(task.test, grid_max, seed)
+            xs, ys = arrays(sub) if sub is not task.test else (xt, yt)
+            for pname, fn in (perturbations or {}).items():
+                from benchmarks.perturbations import apply
+
+                sp = det.predict_proba(apply(fn, xs))
+                _emit(record, base, pname, ys, sp, thr, vthr, unseen, n_boot, seed, curves=False)
+            reals = [x for x, lab in zip(xs, ys, strict=True) if lab == 0]
+            for cname, fn in (controls or {}).items():
+                from benchmarks.perturbations import apply
+
+                sc = det.predict_proba(apply(fn, reals))
+                est = M.flag_rate_ci(sc, thr, n_boot=n_boot, seed=seed)
+                record(kind="metric", **base, perturbation=f"control:{cname}", metric="flag_rate", value=est.value,
+                       lo=est.lo, hi=est.hi, n_real=len(reals), n_fake=0, unseen=None)
+            sr = det.predict_proba(reals)
+            est = M.flag_rate_ci(sr, thr, n_boot=n_boot, seed=seed)
+            record(kind="metric", **base, perturbation="control:none", metric="flag_rate", value=est.value,
+                   lo=est.lo, hi=est.hi, n_real=len(reals), n_fake=0, unseen=None)
+            _log(f"{spec.name}: perturbations and controls done", progress)
+    return notes
+
+
+def _emit(record, base: dict, perturbation: str, y: np.ndarray, s: np.ndarray, thr: float, vthr: float | None,
+          unseen: int | None, n_boot: int, seed: int, curves: bool = True) -> None:
+    n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
+    for name, est in M.bootstrap(y, s, threshold=thr, val_thr=vthr, n_boot=n_boot, seed=seed).items():
+        record(kind="metric", **base, perturbation=perturbation, metric=name, value=est.value, lo=est.lo, hi=est.hi,
+               n_real=n_real, n_fake=n_fake, unseen=unseen)
+    if curves and n_real and n_fake:
+        record(kind="curve", **base, perturbation=perturbation, curve="roc", points=M.roc_points(y, s))
+        record(kind="curve", **base, perturbation=perturbation, curve="reliability", points=M.reliability(y, s))
