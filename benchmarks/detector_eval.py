@@ -62,16 +62,15 @@ def _fusion_config(weights_dir: Path | None):
 def score(analyzers: dict[str, Any], fusion_cfg, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Calibrated scores per analyzer and the fused ``risk`` (through :func:`forensics.fusion.fuse`)."""
     from forensics.fusion import fuse
-    from forensics.records import Finding
+    from forensics.records import MedicalImage
 
     out: dict[str, list[float]] = {n: [] for n in [*analyzers, "risk"]}
     kinds = {n: "pixel" for n in analyzers}
     for im in images:
-        findings = []
-        for n, a in analyzers.items():
-            s = a.score_pixels(im)[0]
-            out[n].append(s)
-            findings.append(Finding(analyzer=n, score=s))
+        record = im if isinstance(im, MedicalImage) else MedicalImage(pixels=im, path="", sha256="", format="png")
+        findings = [a.analyze(record) for a in analyzers.values()]
+        for n, f in zip(analyzers, findings, strict=True):
+            out[n].append(np.nan if f.score is None else f.score)  # None: blank image, no pixel evidence
         out["risk"].append(fuse(findings, kinds, fusion_cfg))
     return {k: np.asarray(v) for k, v in out.items()}
 
@@ -171,8 +170,11 @@ def dicom_check(analyzers: dict[str, Any], cfg) -> dict[str, Any]:
         if min(im.pixels.shape[:2]) < 16:
             levels[Path(p).name] = "too small"
             continue
-        risk = float(score(analyzers, cfg, [im.pixels])["risk"][0])
-        levels[f"{Path(p).parent.name}/{Path(p).name}"] = f"{level_of(risk, cfg)} ({risk:.2f})"
+        s = score(analyzers, cfg, [im])
+        risk = float(s["risk"][0])
+        blank = all(np.isnan(s[n][0]) for n in analyzers)
+        note = "no pixel score: blank image" if blank else f"{risk:.2f}"
+        levels[f"{Path(p).parent.name}/{Path(p).name}"] = f"{level_of(risk, cfg)} ({note})"
     return levels
 
 

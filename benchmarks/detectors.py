@@ -183,19 +183,14 @@ class AnalyzerDetector(BaseDetector):
 
 def _fusion_config(weights_dir: Path | None = None, high: float | None = None):
     """The shipped fusion config: ``fusion.json`` beside the pixel weights when there is one."""
-    import json
+    from dataclasses import replace
 
     from forensics.analyzers.frequency import DEFAULT_WEIGHTS_DIR
     from forensics.fusion import FusionConfig
 
     path = Path(weights_dir or DEFAULT_WEIGHTS_DIR) / "fusion.json"
-    kw: dict[str, Any] = {}
-    if path.is_file():
-        d = json.loads(path.read_text())
-        kw = {"pixel_weights": d.get("pixel_weights", {}), "pixel_bias": d.get("pixel_bias", 0.0)}
-    if high is not None:
-        kw["high"] = high
-    return FusionConfig(**kw)
+    config = FusionConfig.from_json(path) if path.is_file() else FusionConfig()
+    return config if high is None else replace(config, high=high)
 
 
 class SuiteDetector(BaseDetector):

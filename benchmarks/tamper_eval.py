@@ -79,10 +79,12 @@ def _pixel_stats(heat: np.ndarray, mask: np.ndarray, center: tuple[int, int], ra
     return {"iou": float(inter / union) if union else 0.0, "hit": hit, "up": up}
 
 
-def evaluate(data: Path, n: int, seed: int = 0, methods: tuple[str, ...] = ("cnn", "noise")) -> dict[str, Any]:
+def evaluate(
+    data: Path, n: int, seed: int = 0, methods: tuple[str, ...] = ("cnn", "noise"), weights_dir: Path | None = None
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     files = _held_out(data, n, rng)
-    analyzers = {m: LocalizationAnalyzer(method=m) for m in methods}
+    analyzers = {m: LocalizationAnalyzer(weights_dir, method=m, max_cells=96) for m in methods}
     analyzers = {m: a for m, a in analyzers.items() if a.availability()[0]}
     rows: list[dict[str, Any]] = []
     pix: dict[str, dict[str, list]] = {m: {"y": [], "s": []} for m in analyzers}
@@ -203,11 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="cnn,noise")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--weights", type=Path, default=None, help="localization weights folder (default: bundled)")
     a = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
-    res = evaluate(a.data, a.n, a.seed, tuple(a.methods.split(",")))
+    res = evaluate(a.data, a.n, a.seed, tuple(a.methods.split(",")), a.weights)
     cmd = "python -m benchmarks.tamper_eval " + " ".join(argv if argv is not None else sys.argv[1:])
     md = render(res, cmd)
     if a.out:

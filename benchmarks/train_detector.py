@@ -161,6 +161,8 @@ def train_detector_cli(
     if not real:
         raise ValueError(f"no readable real images in {list(map(str, real_dirs))}")
     real_groups = [source_group(p) for p in paths]
+    if generator_names is None:  # fakes from folders need no generators; without folders, every bundled one
+        generator_names = [] if fake_dirs else bundled_generator_names()
     natives: set[int] = set()
     for g in generator_names:
         natives.update(generator_natives(g))
@@ -227,19 +229,10 @@ FAKE_RATIO = 2.0  # synthetic sources per real source (each fake takes one forma
 
 
 def bundled_generator_names() -> list[str]:
-    """Names of the bundled image generators (checkpoints with a ``family``); other bundled models, e.g. the tamper
-    in-painter, are not sources of whole synthetic images and are left out."""
-    from generators.api import WEIGHTS_DIR
+    """Names of the bundled image generators (the tamper in-painter is not one: ``list_bundled`` leaves it out)."""
+    from generators import list_bundled
 
-    names = []
-    for d in sorted(WEIGHTS_DIR.iterdir()) if WEIGHTS_DIR.is_dir() else []:
-        try:
-            cfg = json.loads((d / "config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if (d / "weights.safetensors").is_file() and "family" in cfg:
-            names.append(d.name)
-    return names
+    return [g["name"] for g in list_bundled()]
 
 
 def folder_natives(folder: str) -> list[int]:
@@ -359,7 +352,7 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
         kind = str(vs.kind[0]) if len(vs.kind) else "?"
         n_src = len(set(vs.source.tolist()))
         if vs.label[:1].tolist() == [0]:
-            lines.append(f"- real `{kind}`: {n_src} files (the held-out 20% by patient / slice block excluded), "
+            lines.append(f"- real `{kind}`: {n_src} files (held-out 20% excluded, split by patient / slice block / file), "
                          f"{REAL_VARIANTS} format-path draws each, about half through a native-size round trip "
                          f"({', '.join(map(str, folder_natives(kind)))} px); licence {LICENCES.get(kind, '?')}")
         else:

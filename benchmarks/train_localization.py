@@ -107,7 +107,7 @@ def image_peak(net, gray: np.ndarray) -> tuple[float, np.ndarray]:
 
 def train(
     data: Path, out: Path, gen_s: float, train_s: float, calib_n: int, seed: int, threads: int,
-    cache: Path | None = None,
+    cache: Path | None = None, extra_caches: list[Path] | None = None,
 ) -> dict[str, Any]:
     import torch
     from safetensors.torch import save_file
@@ -127,6 +127,9 @@ def train(
         X, Y = build_set(train_files, gen_s, rng)
         if cache is not None:
             np.savez(cache, x=X, y=Y)
+    for extra in extra_caches or ():
+        with np.load(extra) as z:
+            X, Y = np.concatenate([X, z["x"]]), np.concatenate([Y, z["y"]])
     gen_time = time.time() - t0
     net = build(16)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
@@ -134,7 +137,11 @@ def train(
     pos_w = torch.tensor((1 - pos_frac) / max(pos_frac, 1e-3))
     lossf = torch.nn.BCEWithLogitsLoss(pos_weight=pos_w)
     t1, step, losses = time.time(), 0, []
-    Xt, Yt = torch.from_numpy(X.astype(np.float32)), torch.from_numpy(Y)
+    # 10 % of the crops held back to report a cell-level AUC
+    perm = rng.permutation(len(X))
+    n_val = max(1, len(X) // 10)
+    Xv, Yv = torch.from_numpy(X[perm[:n_val]].astype(np.float32)), Y[perm[:n_val]]
+    Xt, Yt = torch.from_numpy(X[perm[n_val:]].astype(np.float32)), torch.from_numpy(Y[perm[n_val:]])
     net.train()
     while time.time() - t1 < train_s:
         frac = (time.time() - t1) / train_s
@@ -151,6 +158,12 @@ def train(
         losses.append(loss.item())
         step += 1
     net.eval()
+    from sklearn.metrics import roc_auc_score
+
+    with torch.no_grad():
+        pv = torch.cat([net(Xv[i : i + 64]) for i in range(0, len(Xv), 64)]).numpy().ravel()
+    yv = Yv.ravel() > 0.5
+    cell_auc = float(roc_auc_score(yv, pv)) if 0 < yv.sum() < yv.size else None
 
     # calibration on held-back training-split images: real peaks and tampered peaks -> logistic
     real_peaks, fake_peaks = [], []
@@ -168,8 +181,6 @@ def train(
 
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
-    from sklearn.metrics import roc_auc_score
-
     auc = float(roc_auc_score(np.r_[np.zeros(rp.size), np.ones(fp.size)], np.r_[rp, fp])) if fp.size else None
     cfg = {
         "name": "localization",
@@ -183,6 +194,7 @@ def train(
         "gen_seconds": round(gen_time, 1),
         "train_seconds": round(time.time() - t1, 1),
         "final_train_loss": round(float(np.mean(losses[-100:])), 4),
+        "val_cell_auc": None if cell_auc is None else round(cell_auc, 4),
         "calibration_images": int(rp.size),
         "calibration_auc": None if auc is None else round(auc, 4),
         "data": list(FOLDERS),
@@ -212,9 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", type=Path, default=None, help="npz of generated crops (reused when present)")
+    ap.add_argument("--extra-cache", type=Path, nargs="*", default=None, help="more crop npz files to train on")
     a = ap.parse_args(argv)
-    print(json.dumps(train(a.data, a.out, a.gen_seconds, a.train_seconds, a.calib_n, a.seed, a.threads, a.cache),
-                     indent=2))
+    cfg = train(a.data, a.out, a.gen_seconds, a.train_seconds, a.calib_n, a.seed, a.threads, a.cache, a.extra_cache)
+    print(json.dumps(cfg, indent=2))
 
 
 if __name__ == "__main__":

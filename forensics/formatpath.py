@@ -61,6 +61,15 @@ def standardize(pixels: np.ndarray, size: int = STANDARD_SIZE) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
+#: Standardized images whose pixel standard deviation is below this carry no texture to judge (blank frames).
+FLAT_STD = 1e-3
+
+
+def is_flat(standardized: np.ndarray) -> bool:
+    """True for a blank standardized image: pixel analyzers return no score for it (not evidence either way)."""
+    return float(np.std(standardized)) < FLAT_STD
+
+
 def native_roundtrip(pixels: np.ndarray, native_size: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Down to ``native_size`` on the short side (area) and back to the original size (random interpolation).
 

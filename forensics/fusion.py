@@ -21,6 +21,10 @@ from pathlib import Path
 from forensics.records import Finding
 
 _EPS = 1e-4
+# Kinds of evidence that can raise the risk only up to rules_cap: header anomalies, look-alike matches in the
+# reuse index, local-inconsistency maps (a decisive finding of any kind still settles the question).
+_BOUNDED = ("rules", "reuse", "mark", "local")
+BUNDLED = Path(__file__).resolve().parent / "weights" / "fusion.json"
 
 
 @dataclass
@@ -39,7 +43,14 @@ class FusionConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> FusionConfig:
-        return cls(**json.loads(Path(path).read_text()))
+        """Fields of a fusion JSON (other keys, e.g. the validation figures stored beside them, are ignored)."""
+        data = json.loads(Path(path).read_text())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
+    def bundled(cls) -> FusionConfig:
+        """The pixel weights fitted on validation data with the bundled detectors (defaults when absent)."""
+        return cls.from_json(BUNDLED) if BUNDLED.is_file() else cls()
 
     def thresholds(self) -> dict[str, float]:
         return {"medium": self.medium, "high": self.high}
@@ -72,7 +83,7 @@ def fuse(findings: list[Finding], kinds: dict[str, str], config: FusionConfig) -
         base = 0.0
 
     # Bounded metadata/reuse evidence: noisy-OR of the other scores, capped, then added to what pixels leave.
-    other = [f.score for f in findings if kinds.get(f.analyzer) in ("rules", "reuse", "mark") and f.score is not None]
+    other = [f.score for f in findings if kinds.get(f.analyzer) in _BOUNDED and f.score is not None]
     bounded = min(config.rules_cap, 1.0 - math.prod(1.0 - s for s in other)) if other else 0.0
     return base + (1.0 - base) * bounded
 

@@ -22,7 +22,7 @@ from forensics.fusion import FusionConfig, fuse, level_of
 from forensics.inputs import iter_inputs
 from forensics.io import DEFAULT_MAX_PIXELS, load
 from forensics.phi import is_phi, redact
-from forensics.records import MedicalImage, ScanError, ScanResult
+from forensics.records import Evidence, Finding, MedicalImage, ScanError, ScanResult
 
 THUMBNAIL_PX = 160
 # Header facts shown in reports; identifying ones are redacted unless include_phi.
@@ -37,12 +37,13 @@ class ScanOptions:
     """What a scan runs and how. Plain data, so it can be sent to worker processes."""
 
     analyzers: list[str] | None = None  # None: every available analyzer
-    fusion: FusionConfig = field(default_factory=FusionConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig.bundled)
     max_pixels: int = DEFAULT_MAX_PIXELS
     timeout_s: float = 60.0
     thumbnails: bool = False
     include_phi: bool = False
     index_path: str | None = None  # reuse index (SQLite) for the reuse analyzer; without it, reuse is skipped
+    weights_dir: str | None = None  # pixel detectors trained by `medaudit train detector`; None: the bundled ones
 
 
 class Scanner:
@@ -54,13 +55,21 @@ class Scanner:
         self.analyzers: list[Analyzer] = []
         self.skipped: dict[str, str] = {}
         for name in names:
-            analyzer = create_analyzer(name, **({"index_path": self.options.index_path} if name == "reuse" else {}))
+            analyzer = create_analyzer(name, **self._settings(name))
             ok, why = analyzer.availability()
             if ok:
                 self.analyzers.append(analyzer)
             else:
                 self.skipped[name] = why
         self._kinds = {a.name: a.kind for a in self.analyzers}
+
+    def _settings(self, name: str) -> dict:
+        """Constructor arguments from the options, for the analyzers that take them."""
+        if name == "reuse":
+            return {"index_path": self.options.index_path}
+        if name in ("cnn", "frequency") and self.options.weights_dir:
+            return {"weights_dir": self.options.weights_dir}
+        return {}
 
     def scan_file(self, path: str, claim_id: str | None = None, data: bytes | None = None) -> ScanResult:
         """Scan one file (or its ``data``, already read); ``claim_id`` tells the reuse analyzer whose it is."""
@@ -89,7 +98,7 @@ class Scanner:
         return result
 
     def _analyze(self, image: MedicalImage, result: ScanResult) -> None:
-        findings = [analyzer.analyze(image) for analyzer in self.analyzers]
+        findings = [a.analyze(image) if a.applies_to(image) else _abstain(a, image) for a in self.analyzers]
         risk = fuse(findings, self._kinds, self.options.fusion)
         h, w = image.pixels.shape[:2]
         result.status, result.error = "ok", None
@@ -112,6 +121,11 @@ class Scanner:
                 text = str(value)
                 details[keyword] = redact(text) if is_phi(keyword) and not self.options.include_phi else text
         return details
+
+
+def _abstain(analyzer: Analyzer, image: MedicalImage) -> Finding:
+    why = f"not trained on modality {image.modality} (only {', '.join(sorted(analyzer.modalities or ()))}): no score"
+    return Finding(analyzer.name, None, [Evidence(f"{analyzer.name}.out_of_domain", why, 0.0)])
 
 
 def thumbnail(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:

@@ -87,6 +87,7 @@ def atomic_write_text(path: Path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and cards are meant to be read by everyone
     os.replace(tmp, path)
     return path
 
@@ -606,6 +607,6 @@ def write_model_card(out: Path, report: dict[str, Any]) -> Path:
     lines += [f"| {k} | {v} |" for k, v in report.get("files", {}).items()]
     lines += ["", f"Wall time: {report['wall_s']} s (data preparation {report['prep_wall_s']} s).", "",
               "Limits: validation numbers come from the same generators as training; see docs/BENCHMARKS.md for "
-              "unseen-generator and perturbation results. Scores are calibrated probabilities on the validation "
-              "mix of classes (about half synthetic); base rates in real claims are far lower.", ""]
+              "unseen-generator and perturbation results. Scores are calibrated for a 50/50 prior (classes weighted "
+              "equally in the Platt fit); base rates in real claims are far lower.", ""]
     return atomic_write_text(out / "MODEL_CARD.md", "\n".join(lines))

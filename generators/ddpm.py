@@ -1,6 +1,6 @@
 """Pixel-space diffusion: ``TinyUNet`` (network) + ``DDPMScheduler`` (training noise) + ``ddim_sample`` (loop).
 
-Trained with the DDPM ε-prediction objective, sampled with DDIM (50 steps by default), EMA weights for
+Trained with the DDPM ε-prediction objective, sampled with DDIM (100 steps, eta = 1 by default), EMA weights for
 sampling. On 2 CPU cores, 32 px and ``block_out_channels=(32, 64, 64)`` give clean images in ~2k steps.
 """
 
@@ -23,7 +23,8 @@ class DDPMGenerator(Generator):
     Args:
         block_out_channels, layers_per_block, norm_num_groups, attention_levels: ``TinyUNet`` shape.
         num_train_timesteps, beta_schedule: the noise schedule.
-        num_inference_steps, eta: DDIM sampling.
+        num_inference_steps, eta: DDIM sampling; eta = 1 (stochastic, DDPM-like) gives visibly cleaner samples
+            than the deterministic eta = 0 for these small, briefly trained models.
         ema_decay: EMA of the UNet used for sampling (0 disables).
         weight_decay: AdamW weight decay.
     """
@@ -45,8 +46,8 @@ class DDPMGenerator(Generator):
         attention_levels: tuple[int, ...] = (),
         num_train_timesteps: int = 1000,
         beta_schedule: str = "cosine",
-        num_inference_steps: int = 50,
-        eta: float = 0.0,
+        num_inference_steps: int = 100,
+        eta: float = 1.0,
         ema_decay: float = 0.999,
         weight_decay: float = 0.0,
         **kw,

@@ -36,7 +36,16 @@ LICENCES = {
 PLAN = {
     "cxr_gan": ("gan", "cxr_kermany", 64, {"batch_size": 32}, {}, 480, 4000, "DX"),
     "cxr_vae": ("vae", "cxr_kermany", 64, {"batch_size": 32}, {}, 660, 3000, "DX"),
-    "cxr_ddpm": ("ddpm", "cxr_kermany", 32, {"output_resolution": 64}, {}, 1500, 4000, "DX"),
+    "cxr_ddpm": (
+        "ddpm",
+        "cxr_kermany",
+        32,
+        {"output_resolution": 64, "eta": 1.0, "num_inference_steps": 100},
+        {},
+        1500,
+        4000,
+        "DX",
+    ),
     "ct_gan": ("gan", "ct_lung_tcia", 64, {"batch_size": 32}, {}, 420, 4000, "CT"),
     "derm_vae": ("vae", "derm_isic", 64, {"batch_size": 32}, {"hflip": True, "vflip": True}, 720, 4000, "XC"),
 }

@@ -140,3 +140,27 @@ def test_dask_engine_gives_the_same_records_as_local(mixed_folder):
     assert dask.exit_code == 0, dask.output
     strip = lambda rs: [(r["path"], r["status"], r["risk"], r.get("error")) for r in rs]  # noqa: E731
     assert strip([json.loads(x) for x in dask.stdout.splitlines()]) == strip(local)
+
+
+@pytest.mark.slow
+def test_train_detector_from_folders_then_scan_with_it(tmp_path):
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for kind in ("real", "fake"):
+        (tmp_path / kind).mkdir()
+    for i in range(16):  # "real": sharp heavy-tailed texture; "fake": the same, smoothed
+        base = cv2.GaussianBlur(rng.random((96, 96)).astype(np.float32), (0, 0), 3)
+        real = np.clip((base - base.min()) / np.ptp(base) + rng.standard_t(3, (96, 96)) * 0.05, 0, 1)
+        cv2.imwrite(str(tmp_path / "real" / f"r{i}.png"), (real * 255).astype(np.uint8))
+        cv2.imwrite(str(tmp_path / "fake" / f"f{i}.png"), (cv2.GaussianBlur(real, (0, 0), 1.5) * 255).astype(np.uint8))
+    out = tmp_path / "detector"
+    trained = CliRunner().invoke(main, ["train", "detector", "-q", "--real", str(tmp_path / "real"),
+                                        "--fake", str(tmp_path / "fake"), "--out", str(out), "--time-budget", "15"])
+    assert trained.exit_code == 0, trained.output
+    assert {"fusion.json", "MODEL_CARD.md"} <= {p.name for p in out.iterdir()}
+    assert (out / "cnn" / "weights.safetensors").is_file() and (out / "frequency" / "calibration.json").is_file()
+    scanned = CliRunner().invoke(main, ["scan", "-q", str(tmp_path / "fake" / "f0.png"), "--weights", str(out)])
+    record = json.loads(scanned.stdout)
+    assert {f["analyzer"] for f in record["findings"] if f["score"] is not None} >= {"cnn", "frequency"}

@@ -7,6 +7,13 @@ from pathlib import Path
 
 from forensics.records import Finding, MedicalImage
 
+# DICOM modalities of the images the bundled pixel detectors learned from: chest X-ray (CR, DX), CT, and
+# photographs/dermoscopy (XC); OT/SC for secondary captures. On anything else (MR, US, NM …) their scores mean
+# nothing, so they abstain. Files without a modality (PNG, JPEG) are always analysed.
+TRAINED_MODALITIES = frozenset({"CR", "DX", "CT", "XC", "OT", "SC"})
+# Where the tamper localizer was trained: chest CT and chest X-ray.
+TAMPER_MODALITIES = frozenset({"CR", "DX", "CT", "OT", "SC"})
+
 
 class Analyzer:
     """Base class. Subclasses set ``name`` and ``version`` and implement ``analyze``.
@@ -18,6 +25,10 @@ class Analyzer:
     name: str = "base"
     version: str = "0"
     kind: str = "rules"
+    modalities: frozenset[str] | None = None  # DICOM modalities it applies to; None: every image
+
+    def applies_to(self, image: MedicalImage) -> bool:
+        return self.modalities is None or image.modality is None or image.modality in self.modalities
 
     def availability(self) -> tuple[bool, str]:
         """(True, "") when the analyzer can run; else (False, why not), as pydicom's decoder plugins do."""

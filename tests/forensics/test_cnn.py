@@ -100,3 +100,9 @@ def test_bundled_cnn():
     assert analyzer.availability() == (True, "")
     f = analyzer.analyze(_image(np.random.default_rng(0).random((300, 260)).astype(np.float32)))
     assert f.heatmap.shape == (4, 4) and 0.0 <= f.score <= 1.0
+
+
+def test_blank_image_has_no_score(trained):
+    out, _ = trained
+    f = CNNAnalyzer(weights_dir=out).analyze(_image(np.full((80, 80), 0.3, np.float32)))
+    assert f.score is None and f.heatmap is None and f.evidence[0].code == "cnn.not_applicable"

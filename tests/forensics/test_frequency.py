@@ -30,6 +30,12 @@ def test_features_are_finite_and_named():
     assert f.shape == (len(FEATURE_NAMES),) and np.isfinite(f).all()
 
 
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_features_of_a_flat_image_are_finite(value):
+    f = extract_features(np.full((64, 64), value, np.float32))
+    assert np.isfinite(f).all()
+
+
 def test_sklearn_contract(toy_features):
     X, y = toy_features
     det = FrequencyDetector(C=0.3)
@@ -86,3 +92,10 @@ def test_bundled_weights_give_a_finding():
     assert isinstance(f, Finding) and f.analyzer == "frequency" and 0.0 <= f.score <= 1.0
     assert f.evidence[0].code == "frequency.score"
     assert any(e.code == "frequency.residual_kurtosis" for e in f.evidence)
+
+
+@pytest.mark.skipif(not (DEFAULT_WEIGHTS_DIR / "frequency" / "model.json").is_file(), reason="no bundled weights")
+def test_blank_image_has_no_score():
+    f = FrequencyAnalyzer().analyze(MedicalImage(pixels=np.zeros((96, 128), np.float32), path="b.dcm", sha256="0",
+                                                 format="dicom"))
+    assert f.score is None and f.evidence[0].code == "frequency.not_applicable"

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from forensics.analyzers import register_analyzer
-from forensics.analyzers.base import Analyzer
-from forensics.formatpath import standardize
+from forensics.analyzers.base import TRAINED_MODALITIES, Analyzer
+from forensics.formatpath import is_flat, standardize
 from forensics.records import Evidence, Finding, MedicalImage
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -33,6 +33,7 @@ class CNNAnalyzer(Analyzer):
     name = "cnn"
     version = "1.0"
     kind = "pixel"
+    modalities = TRAINED_MODALITIES
 
     def __init__(self, weights_dir: str | Path | None = None, threads: int | None = None):
         self.weights_dir = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
@@ -84,6 +85,10 @@ class CNNAnalyzer(Analyzer):
         return p, heat
 
     def analyze(self, image: MedicalImage) -> Finding:
+        self._load()
+        if is_flat(standardize(image.pixels, self._config["size"])):
+            return Finding(analyzer=self.name, score=None, evidence=[
+                Evidence("cnn.not_applicable", "blank image: no texture to analyse", 0.0)])
         p, heat = self.score_pixels(image.pixels)
         n = heat.size
         k = int((heat >= 0.5).sum())

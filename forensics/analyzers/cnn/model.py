@@ -63,10 +63,12 @@ def save_checkpoint(model, config: dict[str, Any], directory: str | Path) -> lis
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".weights.", suffix=".tmp")
     os.close(fd)
     save_file(tensors, tmp, metadata={"format": "pt", "arch": config["arch"]})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, d / "weights.safetensors")
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".config.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(config, fh, indent=1)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, d / "config.json")
     return [d / "weights.safetensors", d / "config.json"]
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from forensics.analyzers import register_analyzer
-from forensics.analyzers.base import Analyzer
+from forensics.analyzers.base import TRAINED_MODALITIES, Analyzer
 from forensics.analyzers.frequency.detector import FrequencyDetector
 from forensics.analyzers.frequency.features import FEATURE_NAMES, extract_features
-from forensics.formatpath import STANDARD_SIZE, standardize
+from forensics.formatpath import STANDARD_SIZE, is_flat, standardize
 from forensics.records import Evidence, Finding, MedicalImage
 
 #: Bundled weights: forensics/weights/frequency/{model,calibration}.json
@@ -37,6 +37,7 @@ class FrequencyAnalyzer(Analyzer):
     name = "frequency"
     version = "1.0"
     kind = "pixel"
+    modalities = TRAINED_MODALITIES
 
     def __init__(self, weights_dir: str | Path | None = None):
         self.weights_dir = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
@@ -76,6 +77,9 @@ class FrequencyAnalyzer(Analyzer):
         return float(self._calibration(z)), feats
 
     def analyze(self, image: MedicalImage) -> Finding:
+        if is_flat(standardize(image.pixels, STANDARD_SIZE)):
+            return Finding(analyzer=self.name, score=None, evidence=[
+                Evidence("frequency.not_applicable", "blank image: no texture to analyse", 0.0)])
         p, feats = self.score_pixels(image.pixels)
         evidence = [Evidence("frequency.score", f"spectral and noise-residual model: P(synthetic) = {p:.2f}", p)]
         evidence += self._feature_evidence(feats)

@@ -92,7 +92,9 @@ def _local_kurtosis(r: np.ndarray, block: int = 32) -> tuple[float, float]:
     var = b2.mean(axis=1) + 1e-12
     k = (b2 * b2).mean(axis=1) / var**2
     # flat blocks (background, clipped regions) say little about noise texture
-    k = k[var > np.quantile(var, 0.25)] if k.size >= 4 else k
+    if k.size >= 4:
+        busy = var > np.quantile(var, 0.25)
+        k = k[busy] if busy.any() else k  # a flat image has no busier blocks: keep them all
     return float(np.quantile(k, 0.1)), float(np.median(k))
 
 
@@ -159,11 +161,11 @@ def extract_features(image: np.ndarray) -> np.ndarray:
     for name in _RESIDUALS:
         std, kurt, skew, mad = _moments(res[name])
         stds[name] = std
-        feats += [float(np.log(std + 1e-6)), float(np.log(kurt)), float(skew), mad]
+        feats += [float(np.log(std + 1e-6)), float(np.log(max(kurt, 1e-3))), float(skew), mad]
     feats.append(float(np.log((stds["lap"] + 1e-6) / (stds["dog"] + 1e-6))))
     feats.append(float(np.log((stds["dx"] + 1e-6) / (stds["dy"] + 1e-6))))
     kp10, kmed = _local_kurtosis(res["lap"])
-    feats += [float(np.log(kp10)), float(np.log(kmed))]
+    feats += [float(np.log(max(kp10, 1e-3))), float(np.log(max(kmed, 1e-3)))]  # kurtosis >= 1 unless flat
 
     # 4. upsampling periodicity in the residual spectrum
     mag = np.abs(np.fft.fft2(res["lap"]))

@@ -25,14 +25,13 @@ import cv2
 import numpy as np
 
 from forensics.analyzers import register_analyzer
-from forensics.analyzers.base import Analyzer
+from forensics.analyzers.base import TAMPER_MODALITIES, Analyzer
 from forensics.records import Evidence, Finding, MedicalImage
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "localization"
 # the training-free ``noise`` method's logistic; centre at about the 95th percentile of real chest CT / CXR peaks
 _NOISE_CALIBRATION = {"center": 7.0, "scale": 0.5}
 _MIN_SIDE = 48
-_MAX_GRID = 64
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 __all__ = ["LocalizationAnalyzer", "anomaly_map"]
@@ -112,16 +111,22 @@ class LocalizationAnalyzer(Analyzer):
             ``forensics/weights/localization``.
         method: ``auto``, ``cnn`` or ``noise``.
         threads: when given, ``torch.set_num_threads(threads)`` at load.
+        max_cells: the heatmap has at most this many cells per side (max-pooled; it travels in every JSON line).
     """
 
     name = "localization"
     version = "1.0"
     kind = "local"
+    modalities = TAMPER_MODALITIES
 
-    def __init__(self, weights_dir: str | Path | None = None, method: str = "auto", threads: int | None = None):
+    def __init__(
+        self, weights_dir: str | Path | None = None, method: str = "auto", threads: int | None = None,
+        max_cells: int = 32,
+    ):
         self.weights_dir = weights_dir
         self.method = method
         self.threads = threads
+        self.max_cells = max_cells
         self._net: Any = None
         self._calibration: dict[str, float] | None = None
 
@@ -216,9 +221,10 @@ class LocalizationAnalyzer(Analyzer):
             return Finding(self.name, None, [Evidence("localization.too_small", f"{w}x{h} px is too small", 0.0)])
         sm, s = self.score_map(pixels)
         cell = STRIDE if self._method() == "cnn" else 1
-        if cell == 1:  # noise map is per pixel: pool it into cells of about 8 px for the heatmap
-            cell = max(8, math.ceil(max(sm.shape) / _MAX_GRID))
-            sm = _max_pool(sm, cell)
+        pool = max(1, math.ceil(max(sm.shape) / self.max_cells), (8 if cell == 1 else 1))
+        if pool > 1:  # keep the heatmap small; max-pooled so the hottest cell keeps the peak
+            sm = _max_pool(sm, pool)
+            cell *= pool
         peak = float(sm.max())
         py, px = np.unravel_index(int(np.argmax(sm)), sm.shape)
         score = float(self._prob(peak))
