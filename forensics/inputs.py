@@ -11,11 +11,10 @@ import os
 from collections.abc import Iterable, Iterator
 
 from forensics.errors import InputError
+from forensics.io import has_image_suffix
 
 # Files that are never images and clutter real folders; skipped silently inside folders (not when named).
 _IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
-# A folder inside a walk whose name says it is an image is reported, not entered: someone expected a file there.
-_IMAGE_LIKE = (".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".nii", ".nii.gz")
 
 
 def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, InputError | None]]:
@@ -56,7 +55,7 @@ def _walk(folder: str, seen: set[tuple[int, int]]) -> Iterator[tuple[str, InputE
             is_dir = entry.is_dir()  # follows symlinks; loops are caught by the (dev, inode) set
         except OSError:
             is_dir = False
-        if is_dir and entry.name.lower().endswith(_IMAGE_LIKE):
+        if is_dir and has_image_suffix(entry.name):  # someone expected a file there: report it, don't enter
             yield entry.path, InputError("not_a_file", "a folder named like an image file; not entered")
         elif is_dir:
             yield from _walk(entry.path, seen)

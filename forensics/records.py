@@ -151,6 +151,16 @@ class ScanResult:
             out["error"] = self.error.to_dict()
         return out
 
+    def top_evidence(self) -> tuple[Finding, Evidence] | None:
+        """The observation that weighs most: decisive findings first, then by weight, then by the finding's score."""
+        best, best_key = None, None
+        for f in self.findings:
+            for e in f.evidence:
+                key = (f.decisive, e.weight, -1.0 if f.score is None else f.score)
+                if best_key is None or key > best_key:
+                    best, best_key = (f, e), key
+        return best
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScanResult:
         """The record back from its JSON line (what ``--resume`` reads); thumbnails and details are not kept."""

@@ -19,7 +19,7 @@ from forensics.records import ScanResult
 
 FORMATS = ("jsonl", "csv", "table")
 CSV_COLUMNS = ("path", "sha256", "status", "risk", "level", "format", "modality", "error_code", "error_message",
-               "evidence_codes")
+               "evidence_codes", "top_evidence")
 
 
 def csv_safe(value: object) -> str:
@@ -30,10 +30,11 @@ def csv_safe(value: object) -> str:
 
 def csv_row(result: ScanResult) -> list[str]:
     risk = None if result.risk is None else f"{result.risk:.4f}"
-    codes = ";".join(e.code for f in result.findings for e in f.evidence if e.weight > 0)
+    codes = ";".join(dict.fromkeys(e.code for f in result.findings for e in f.evidence if e.weight > 0))
+    top = result.top_evidence()
     err = result.error
     values = (result.path, result.sha256, result.status, risk, result.level, result.format, result.modality,
-              err.code if err else None, err.message if err else None, codes)
+              err.code if err else None, err.message if err else None, codes, top[1].message if top else None)
     return [csv_safe(v) for v in values]
 
 
@@ -55,8 +56,8 @@ def _table_line(result: ScanResult) -> str:
     if result.status == "error":
         what = f"error  {result.error.code if result.error else ''}"
     else:
-        top = max((e for f in result.findings for e in f.evidence), key=lambda e: e.weight, default=None)
-        what = f"{result.level:<6} {result.risk:5.2f}  {top.code if top and top.weight > 0 else ''}"
+        top = result.top_evidence()
+        what = f"{result.level:<6} {result.risk:5.2f}  {top[1].code if top and top[1].weight > 0 else ''}"
     return f"{what:<48} {result.path}\n"
 
 

@@ -18,15 +18,12 @@ import jinja2
 import numpy as np
 
 from forensics.phi import PHI_KEYWORDS, redact
-from forensics.records import Evidence, Finding, ScanResult
+from forensics.records import ScanResult
 from forensics.report.images import overlay_uri, thumbnail_uri
+from forensics.writers import CSV_COLUMNS, csv_row
 
 REPORT_SCHEMA_VERSION = "1.0"
 
-CSV_COLUMNS = (
-    "path", "sha256", "status", "risk", "level", "format", "modality",
-    "error_code", "error_message", "evidence_codes", "top_evidence",
-)  # fmt: skip
 
 SUMMARY_KEYS = ("total", "low", "medium", "high", "error", "unscored")
 
@@ -37,7 +34,6 @@ RISK_NOTE = (
 
 _HERE = Path(__file__).resolve().parent
 _LEVEL_RANK = {"high": 3, "medium": 2, "low": 1}
-_CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 # ----------------------------------------------------------------------------------------------- public API
@@ -164,47 +160,16 @@ def _scrub_phi(details: Mapping[str, Any] | None, include_phi: bool) -> dict[str
 # ----------------------------------------------------------------------------------------------- CSV
 
 
-def csv_safe(cell: Any) -> str:
-    """``cell`` as text that spreadsheets will not run as a formula (OWASP CSV injection)."""
-    text = "" if cell is None else str(cell)
-    return "'" + text if text.startswith(_CSV_TRIGGERS) else text
-
-
 def render_csv(results: list[ScanResult]) -> str:
+    """The rows ``medaudit scan --format csv`` writes, one per input, under a header."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for r in results:
-        top = top_evidence(r)
-        row = {
-            "path": r.path,
-            "sha256": r.sha256,
-            "status": r.status,
-            "risk": _fmt_risk(r.risk),
-            "level": r.level,
-            "format": r.format,
-            "modality": r.modality,
-            "error_code": r.error.code if r.error else None,
-            "error_message": r.error.message if r.error else None,
-            "evidence_codes": ";".join(dict.fromkeys(e.code for f in r.findings for e in f.evidence)),
-            "top_evidence": top[1].message if top else None,
-        }
-        writer.writerow([csv_safe(row[c]) for c in CSV_COLUMNS])
+    writer.writerows(csv_row(r) for r in results)
     return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------------------------- HTML
-
-
-def top_evidence(result: ScanResult) -> tuple[Finding, Evidence] | None:
-    """The observation that weighs most: decisive findings first, then by weight, then by the finding's score."""
-    best, best_key = None, None
-    for f in result.findings:
-        for e in f.evidence:
-            key = (bool(f.decisive), _num(e.weight), _num(f.score))
-            if best_key is None or key > best_key:
-                best, best_key = (f, e), key
-    return best
 
 
 def render_html(
@@ -241,7 +206,7 @@ def render_html(
 
 
 def _row(index: int, r: ScanResult, include_phi: bool) -> dict[str, Any]:
-    top = top_evidence(r)
+    top = r.top_evidence()
     level = r.level if r.status == "ok" else "error"
     findings = []
     for f in r.findings:
