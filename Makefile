@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch/torchvision wheels of this size are cached locally on the project's machines; pip takes them from there.
 TORCH := torch>=2.2,<=2.14.1 torchvision>=0.17,<=0.29.1
 
-.PHONY: demo test bench fuzz lint clean
+.PHONY: demo test bench bench-all fuzz lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,19 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
+# The leaderboard (quick profile, about 20 minutes on 2 cores) and scan throughput, local vs dask.
 bench: $(VENV)/.installed
 	$(BIN)/medaudit bench run --profile quick --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench scan-speed -n 400 --analyzers metadata --engines local,dask --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench scan-speed -n 100 --size 256 --analyzers all --engines local,dask --write-docs docs/BENCHMARKS.md
+
+# Everything else that has a section in docs/BENCHMARKS.md (about 40 more minutes on 2 cores).
+bench-all: bench
+	$(BIN)/medaudit bench detectors --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench generators -n 200 --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench watermark -n 100 --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench reuse --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench tamper --write-docs docs/BENCHMARKS.md
 
 fuzz: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.fuzz --seconds 600 --kill-resume 50 --kill-resume-screen 20

@@ -375,18 +375,20 @@ _write_docs = click.option("--write-docs", type=click.Path(dir_okay=False), defa
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--size", type=click.IntRange(8), default=512, show_default=True)
 @click.option("--analyzers", default="metadata", show_default=True, help="Comma-separated; 'all' for every one.")
+@click.option("--engines", default="local", show_default=True, help="Comma-separated: local, dask (side by side).")
 @_write_docs
-def bench_scan_speed(n, workers, size, analyzers, write_docs):
-    """Images/s of `medaudit scan` on generated PNG and DICOM files."""
+def bench_scan_speed(n, workers, size, analyzers, engines, write_docs):
+    """Images/s of `medaudit scan` on generated PNG and DICOM files, per engine."""
     from benchmarks import scan_speed
 
     names = None if analyzers == "all" else analyzers.split(",")
-    table = scan_speed.to_markdown(scan_speed.run(n, workers, names, size))
+    table = scan_speed.to_markdown(scan_speed.run(n, workers, names, size, tuple(engines.split(","))))
     click.echo(table)
     if write_docs:
         from benchmarks.docs import update_section
 
-        update_section(write_docs, "scan-speed", "Scan throughput", table)
+        section = f"scan-speed-{analyzers.replace(',', '-')}-{size}"
+        update_section(write_docs, section, f"Scan throughput: {analyzers} analyzers, {size}²", table)
 
 
 _data_option = click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -567,3 +569,54 @@ def train_detector_cmd(real, fake, generator_names, out, time_budget, seed, quie
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(json.dumps(report, indent=2, default=str))
+
+
+def _module_bench(module: str, args: list[str], section: str, title: str, write_docs: str | None) -> None:
+    """Run a measurement script's ``main`` (it writes Markdown to a file); print it and update the docs section."""
+    import importlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "section.md"
+        status = importlib.import_module(module).main([*args, "--out", str(out)])
+        if status:
+            raise click.ClickException(f"{module} exited with {status}")
+        text = out.read_text()
+    if write_docs:
+        from benchmarks.docs import update_section
+
+        update_section(write_docs, section, title, text)
+    else:
+        click.echo(text)
+
+
+@bench.command("detectors")
+@_data_option
+@click.option("--lofo-budget", type=click.FloatRange(0), default=240.0, show_default=True,
+              help="Training seconds per leave-one-family-out fold (0 skips them).")
+@_write_docs
+def bench_detectors(data_dir, lofo_budget, write_docs):
+    """Bundled pixel detectors: in-distribution, leave-one-family-out, perturbations, calibration, controls, speed."""
+    _module_bench("benchmarks.detector_eval", ["--data", str(data_dir), "--lofo-budget", str(lofo_budget)],
+                  "detectors", "Pixel detectors (frequency, cnn, fused)", write_docs)
+
+
+@bench.command("reuse")
+@_data_option
+@click.option("--n-pos", type=click.IntRange(1), default=40, show_default=True,
+              help="Transformed copies per transform and modality.")
+@_write_docs
+def bench_reuse(data_dir, n_pos, write_docs):
+    """Reuse index: recall per transform and false-match rate between different patients, per modality."""
+    _module_bench("benchmarks.reuse_eval", ["--data", str(data_dir), "--n-pos", str(n_pos)],
+                  "reuse", "Image-reuse index", write_docs)
+
+
+@bench.command("tamper")
+@_data_option
+@click.option("-n", "n", type=click.IntRange(2), default=100, show_default=True, help="Images per modality.")
+@_write_docs
+def bench_tamper(data_dir, n, write_docs):
+    """Localization analyzer on tampered (unstamped) vs untouched images: image- and pixel-level figures."""
+    _module_bench("benchmarks.tamper_eval", ["--data", str(data_dir), "--n", str(n)],
+                  "tamper", "Tamper localization", write_docs)
