@@ -325,6 +325,34 @@ def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet):
         click.echo(str(path))
 
 
+@main.command()
+@click.argument("mode", type=click.Choice(["inject", "remove"]))
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--at", "at", required=True, metavar="X,Y", help="Centre of the lesion in pixels (column,row).")
+@click.option("--radius", type=click.FloatRange(1), default=None, help="Lesion radius in pixels (default: by size).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
+              help="PNG, or DICOM (.dcm, from DICOM input) keeping the original's metadata.")
+@click.option("--no-stamp", is_flag=True, help="Leave the output unlabelled (benchmarks only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def tamper(mode, image, at, radius, out, no_stamp, seed):
+    """INJECT a nodule-like lesion into a chest CT or X-ray IMAGE, or REMOVE one (a 2-D CT-GAN attack).
+
+    The output is stamped as manipulated (watermark, compositeWithTrainedAlgorithmicMedia, DICOM DERIVED with the
+    medaudit private block) unless --no-stamp: the realistic fraud case, for testing detectors.
+    """
+    from generators.tamper import tamper_file
+
+    try:
+        x, y = (float(v) for v in at.split(","))
+    except ValueError:
+        raise click.BadParameter("expected X,Y, e.g. 200,180", param_hint="--at") from None
+    try:
+        info = tamper_file(image, out, mode=mode, at=(x, y), radius=radius, stamp=not no_stamp, seed=seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(info, default=str))
+
+
 @main.group()
 def train():
     """Train generators or detectors on your own folders."""

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -164,3 +165,20 @@ def test_train_detector_from_folders_then_scan_with_it(tmp_path):
     scanned = CliRunner().invoke(main, ["scan", "-q", str(tmp_path / "fake" / "f0.png"), "--weights", str(out)])
     record = json.loads(scanned.stdout)
     assert {f["analyzer"] for f in record["findings"] if f["score"] is not None} >= {"cnn", "frequency"}
+
+
+def test_tamper_inject_keeps_dicom_identity_when_unstamped_and_labels_when_stamped(tmp_path):
+    import pydicom
+    import pydicom.examples
+
+    src = pydicom.examples.get_path("ct")
+    stamped, bare = tmp_path / "stamped.dcm", tmp_path / "bare.dcm"
+    for out, extra in ((stamped, []), (bare, ["--no-stamp"])):
+        result = CliRunner().invoke(main, ["tamper", "inject", str(src), "--at", "64,70", "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+    original, fake = pydicom.dcmread(src), pydicom.dcmread(bare)
+    assert fake.SOPInstanceUID == original.SOPInstanceUID and fake.PatientName == original.PatientName
+    assert not np.array_equal(fake.pixel_array, original.pixel_array)
+    record = json.loads(CliRunner().invoke(main, ["scan", "-q", str(stamped)]).stdout)
+    assert record["level"] == "high"
+    assert CliRunner().invoke(main, ["tamper", "inject", str(src), "--at", "x", "--out", str(bare)]).exit_code == 2
