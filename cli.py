@@ -256,13 +256,14 @@ def list_cmd(fmt):
         analyzer = create_analyzer(name)
         ok, why = analyzer.availability()
         rows.append({"type": "analyzer", "name": name, "version": analyzer.version, "kind": analyzer.kind,
-                     "available": ok, "reason": why})
+                     "available": ok, "reason": why, "default": analyzer.default})
     rows += _bundled_generator_rows()
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
         state = "available" if r["available"] else f"unavailable: {r['reason']}"
+        state += "" if r.get("default", True) else " (opt-in: --analyzers)"
         click.echo(f"{r['type']:<10} {r['name']:<14} {r['version']:<8} {r.get('kind', ''):<8} {state}")
 
 

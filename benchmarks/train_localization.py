@@ -187,7 +187,7 @@ def train(
         "model": {"width": 16},
         "stride": STRIDE,
         "crop": CROP,
-        "inputs": ["gray - 0.5", "16 x (gray - GaussianBlur(sigma=1))"],
+        "inputs": ["gray - 0.5", "16 x (gray - blur sigma 1)", "8 x (blur sigma 1 - blur sigma 3)"],
         "n_crops": int(len(X)),
         "positive_cell_fraction": round(pos_frac, 4),
         "steps": step,

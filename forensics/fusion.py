@@ -21,9 +21,10 @@ from pathlib import Path
 from forensics.records import Finding
 
 _EPS = 1e-4
-# Kinds of evidence that can raise the risk only up to rules_cap: header anomalies, look-alike matches in the
-# reuse index, local-inconsistency maps (a decisive finding of any kind still settles the question).
-_BOUNDED = ("rules", "reuse", "mark", "local")
+# Kinds of evidence that can raise the risk only up to rules_cap: header anomalies and look-alike matches in the
+# reuse index (a decisive finding of any kind still settles the question). Other kinds ("local": the experimental
+# tamper localizer) are shown in reports but do not move the risk.
+_BOUNDED = ("rules", "reuse", "mark")
 BUNDLED = Path(__file__).resolve().parent / "weights" / "fusion.json"
 
 

@@ -51,11 +51,13 @@ class Scanner:
 
     def __init__(self, options: ScanOptions | None = None):
         self.options = options or ScanOptions()
-        names = self.options.analyzers if self.options.analyzers is not None else list_analyzers()
+        chosen = self.options.analyzers
         self.analyzers: list[Analyzer] = []
         self.skipped: dict[str, str] = {}
-        for name in names:
+        for name in chosen if chosen is not None else list_analyzers():
             analyzer = create_analyzer(name, **self._settings(name))
+            if chosen is None and not analyzer.default:
+                continue  # opt-in analyzers run only when named
             ok, why = analyzer.availability()
             if ok:
                 self.analyzers.append(analyzer)

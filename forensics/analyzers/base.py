@@ -26,6 +26,7 @@ class Analyzer:
     version: str = "0"
     kind: str = "rules"
     modalities: frozenset[str] | None = None  # DICOM modalities it applies to; None: every image
+    default: bool = True  # runs when no --analyzers are named; experimental ones opt in
 
     def applies_to(self, image: MedicalImage) -> bool:
         return self.modalities is None or image.modality is None or image.modality in self.modalities
