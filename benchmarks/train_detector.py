@@ -352,7 +352,8 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
         kind = str(vs.kind[0]) if len(vs.kind) else "?"
         n_src = len(set(vs.source.tolist()))
         if vs.label[:1].tolist() == [0]:
-            lines.append(f"- real `{kind}`: {n_src} files (held-out 20% excluded, split by patient / slice block / file), "
+            lines.append(f"- real `{kind}`: {n_src} files (held-out 20% excluded, split by patient / slice block / "
+                         "file), "
                          f"{REAL_VARIANTS} format-path draws each, about half through a native-size round trip "
                          f"({', '.join(map(str, folder_natives(kind)))} px); licence {LICENCES.get(kind, '?')}")
         else:

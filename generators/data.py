@@ -1,9 +1,8 @@
 """Training sets for the generators: a folder (recursive) of PNG / JPEG / DICOM files, or a DICOM series.
 
-Images are read with ``forensics.io.load`` (a cv2 / pydicom fallback is used while that module is not
-importable), brought to [0, 1] (CT DICOM: Hounsfield units through a lung or soft-tissue window; everything
-else: the loader's pixels), resized with area interpolation so the short side matches the resolution,
-center-cropped to a square and kept in memory as one float32 tensor. Augmentation is done per batch on the
+Images are read with ``forensics.io.load``, brought to [0, 1] (CT DICOM: Hounsfield units through a lung or
+soft-tissue window; everything else: the loader's pixels), resized with area interpolation so the short side
+matches the resolution, center-cropped to a square and kept in memory as one float32 tensor. Augmentation is done per batch on the
 tensor: small shifts and scales and brightness/contrast jitter. Horizontal flips are off by default because
 chest X-rays have laterality (heart on the left); turn them on for dermoscopy.
 """
@@ -19,21 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGE_SUFFIXES = {
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".jfif",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".webp",
-    ".dcm",
-    ".dicom",
-    ".dic",
-    ".ima",
-}
+from forensics.io import has_image_suffix, load
+
 # HU windows as (center, width)
 WINDOWS = {"lung": (-600.0, 1500.0), "soft_tissue": (40.0, 400.0), "bone": (400.0, 1800.0)}
 
@@ -77,58 +63,13 @@ def _candidate_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
                     if name.startswith("."):
                         continue
                     f = Path(root) / name
-                    if f.suffix.lower() in IMAGE_SUFFIXES or (f.suffix == "" and _is_dicom(f)):
+                    if has_image_suffix(f) or (f.suffix == "" and _is_dicom(f)):
                         files.append(f)
         elif p.is_file():
             files.append(p)
         else:
             raise FileNotFoundError(f"no such file or folder: {p}")
     return files
-
-
-def _frames_fallback(path: Path, window: str | tuple[float, float]) -> tuple[list[np.ndarray], str | None]:
-    """Read without forensics.io: pydicom for DICOM, cv2 for the rest. Returns [0,1] frames and modality."""
-    if _is_dicom(path) or path.suffix.lower() in {".dcm", ".dicom", ".dic", ".ima"}:
-        import pydicom
-
-        ds = pydicom.dcmread(str(path))
-        arr = ds.pixel_array
-        modality = str(getattr(ds, "Modality", "") or "") or None
-        photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
-        spp = int(getattr(ds, "SamplesPerPixel", 1))
-        frames = [arr] if (arr.ndim == 2 or (arr.ndim == 3 and spp == 3)) else list(arr)
-        out = []
-        for fr in frames:
-            if spp == 3:
-                if photometric.startswith("YBR"):
-                    from pydicom.pixels import convert_color_space
-
-                    fr = convert_color_space(fr, photometric, "RGB")
-                maxv = float(2 ** int(ds.BitsStored) - 1)
-                out.append(np.clip(fr.astype(np.float32) / maxv, 0, 1))
-                continue
-            fr = fr.astype(np.float32)
-            if modality == "CT":
-                slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-                intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-                out.append(apply_window(fr * slope + intercept, window))
-                continue
-            lo, hi = float(fr.min()), float(fr.max())
-            im = (fr - lo) / (hi - lo) if hi > lo else np.zeros_like(fr)
-            if photometric == "MONOCHROME1":
-                im = 1.0 - im
-            out.append(im.astype(np.float32))
-        return out, modality
-    import cv2
-
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise ValueError(f"cannot decode image {path}")
-    maxv = 65535.0 if raw.dtype == np.uint16 else 255.0
-    im = raw.astype(np.float32) / maxv
-    if im.ndim == 3:
-        im = im[..., :3][..., ::-1] if im.shape[2] >= 3 else im[..., 0]
-    return [np.ascontiguousarray(im, dtype=np.float32)], None
 
 
 def load_frames(
@@ -138,12 +79,7 @@ def load_frames(
 
     Uses ``forensics.io.load``; CT DICOM goes through the HU window from ``MedicalImage.stored``.
     """
-    path = Path(path)
-    try:
-        from forensics.io import load as _load
-    except ImportError:
-        return _frames_fallback(path, window)
-    img = _load(path)
+    img = load(Path(path))
     modality = getattr(img, "modality", None)
     stored = getattr(img, "stored", None)
     pixels = np.asarray(img.pixels, dtype=np.float32)
