@@ -3,8 +3,8 @@
 Images are read with ``forensics.io.load``, brought to [0, 1] (CT DICOM: Hounsfield units through a lung or
 soft-tissue window; everything else: the loader's pixels), resized with area interpolation so the short side
 matches the resolution, center-cropped to a square and kept in memory as one float32 tensor. Augmentation is
-done per batch on the tensor: small shifts and scales and brightness/contrast jitter. Horizontal flips are off by default because
-chest X-rays have laterality (heart on the left); turn them on for dermoscopy.
+done per batch on the tensor: small shifts and scales and brightness/contrast jitter. Horizontal flips are off
+by default because chest X-rays have laterality (heart on the left); turn them on for dermoscopy.
 """
 
 from __future__ import annotations
