@@ -121,14 +121,14 @@ def train(
     cal_files, train_files = files[:n_cal], files[n_cal:]
     t0 = time.time()
     if cache is not None and cache.is_file():
-        with np.load(cache) as z:
+        with np.load(cache, allow_pickle=False) as z:
             X, Y = z["x"], z["y"]
     else:
         X, Y = build_set(train_files, gen_s, rng)
         if cache is not None:
             np.savez(cache, x=X, y=Y)
     for extra in extra_caches or ():
-        with np.load(extra) as z:
+        with np.load(extra, allow_pickle=False) as z:
             X, Y = np.concatenate([X, z["x"]]), np.concatenate([Y, z["y"]])
     gen_time = time.time() - t0
     net = build(16)
