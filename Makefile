@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # torch/torchvision wheels of this size are cached locally on the project's machines; pip takes them from there.
-TORCH := torch>=2.2,<=2.14.1 torchvision>=0.17,<=0.29.1
+TORCH := "torch>=2.2,<=2.14.1" "torchvision>=0.17,<=0.29.1"
 
 .PHONY: demo test bench bench-all fuzz lint clean
 
@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev,dask]'
 	touch $@
 
