@@ -1,6 +1,6 @@
 """Measure the pixel detectors (frequency, cnn, their fusion) on held-out data, format-matched, with controls.
 
-    python -m benchmarks.detector_eval --data ../shared/data --out docs/detector_eval.md [--lofo-budget 240]
+    medaudit bench detectors --data ../shared/data --write-docs docs/BENCHMARKS.md [--lofo-budget 240]
 
 What it reports (targets from the detector-suite issue in brackets):
 - in-distribution ROC-AUC per modality, format-matched: held-out real files (20% by patient, never trained on) and

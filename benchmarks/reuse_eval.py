@@ -6,7 +6,8 @@ images stays <= 0.05 % each (<= 0.1 % together). The *report* half is filed in a
 and measured with those thresholds, never tuned on: recall per transform (original filed, transformed copy
 queried) and the false-match rate over all pairs of different images (every image queried against all others).
 
-    python -m benchmarks.reuse_eval --data /work/shared/data --out docs/reuse_eval.md [--write-thresholds]
+    medaudit bench reuse --data ../shared/data --write-docs docs/BENCHMARKS.md
+    python -m benchmarks.reuse_eval --data ../shared/data --out FILE.md --write-thresholds   # recalibrate
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def evaluate(pixels: list[np.ndarray], limits: dict, modality: str, n_pos: int, 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=Path("docs/reuse_eval.md"))
+    ap.add_argument("--out", type=Path, required=True, help="Markdown file")
     ap.add_argument("--n-pos", type=int, default=50, help="transformed copies per transform and modality")
     ap.add_argument("--limit", type=int, default=0, help="use only this many images per folder (0: all)")
     ap.add_argument("--seed", type=int, default=0)

@@ -14,7 +14,7 @@ again with ``forensics.io.load``, and the untouched original as loaded from its 
 The ``noise`` row is the training-free method; ``cnn`` was trained on tampering from the same generator, so it is
 an in-distribution number, not a claim about other tampering tools.
 
-    python -m benchmarks.tamper_eval --data /work/shared/data --n 100 --out docs/tamper_eval.md
+    medaudit bench tamper --data ../shared/data -n 100 --write-docs docs/BENCHMARKS.md
 """
 
 from __future__ import annotations

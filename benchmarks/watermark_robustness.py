@@ -5,7 +5,7 @@ sizes (64 and 128 px, as our generators output them) and keeps them at native si
 perturbation, and reports the detection rate on the marked images (TPR) and on the unmarked originals under the
 same perturbation (FPR), plus the PSNR of marking.
 
-    python -m benchmarks.watermark_robustness --data ../shared/data --n 100 --out docs/watermark_robustness.md
+    medaudit bench watermark --data ../shared/data -n 100 --write-docs docs/BENCHMARKS.md
 """
 
 from __future__ import annotations

@@ -76,8 +76,8 @@ def test_rgb_and_tiny_inputs():
 
 
 def test_cnn_is_calm_on_an_untouched_phantom():
-    # The bundled network does not reliably find this generator's lesions (see docs/tamper_eval.md: image AUC ~0.5,
-    # pixel AUC ~0.66), so only its contract and its false-positive side are tested here.
+    # The bundled network does not reliably find this generator's lesions (docs/BENCHMARKS.md, "Tamper
+    # localization": image AUC ~0.5, pixel AUC ~0.66), so only its contract and its false-positive side are tested.
     a = LocalizationAnalyzer(method="cnn")
     if not a.availability()[0]:
         pytest.skip(a.availability()[1])
