@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from forensics.formatpath import encode_png
+
 DEFAULT_CACHE = Path(".cache") / "medaudit-bench"
 #: Data folder -> modality tag, and the generator-name prefix of that modality.
 FOLDER_MODALITY = {"cxr_kermany": "cxr", "ct_lung_tcia": "ct", "derm_isic": "derm"}
@@ -162,19 +164,6 @@ def _cap(x: np.ndarray, side: int) -> np.ndarray:
     if s < 1:
         x = cv2.resize(x, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     return np.asarray(x, dtype=np.float32)
-
-
-def _encode_png(x: np.ndarray, bits: int = 8) -> bytes:
-    import cv2
-
-    top = 255 if bits == 8 else 65535
-    q = np.round(np.clip(x, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
-    if q.ndim == 3:
-        q = q[..., ::-1]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(q))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
 
 
 def square_resize(x: np.ndarray, size: int) -> np.ndarray:
@@ -312,7 +301,7 @@ def build_dataset(
                         from forensics.io import load
 
                         x = load(p).pixels
-                        data = _encode_png(matched_path(x, size, _item_rng(seed, iid)))
+                        data = encode_png(matched_path(x, size, _item_rng(seed, iid)))
                         rel = f"real/{folder}/{p.stem}.png"
                         _write(work / rel, data)
                         sha, fname = hashlib.sha256(data).hexdigest(), rel
@@ -336,7 +325,7 @@ def build_dataset(
                     x = np.clip(np.asarray(x, dtype=np.float32), 0, 1)
                     if variant == "matched":
                         x = matched_path(x, size, _item_rng(seed, iid))
-                    data = _encode_png(x)
+                    data = encode_png(x)
                     rel = f"fake/{gname}/{split}_{i:04d}.png"
                     _write(work / rel, data)
                     items.append(Item(iid, 1, modality, gname, gname, family, split, f"{gname}/seed{s0}/{i}", rel,

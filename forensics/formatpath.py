@@ -100,17 +100,23 @@ def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
     return (dec.astype(np.float32) / 255.0).reshape(x.shape)
 
 
-def png_roundtrip(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
-    """Lossless PNG round trip at 8 or 16 bits per sample (the quantization is the only change)."""
-    x = np.asarray(pixels, dtype=np.float32)
+def encode_png(pixels: np.ndarray, bits: int = 8) -> bytes:
+    """PNG bytes of float pixels in [0, 1] at 8 or 16 bits per sample (RGB stays RGB)."""
     top = 255 if bits == 8 else 65535
-    q = np.round(np.clip(x, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
+    q = np.round(np.clip(np.asarray(pixels, dtype=np.float32), 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
     if q.ndim == 3:
         q = q[..., ::-1]
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(q))
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return buf.tobytes()
+
+
+def png_roundtrip(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Lossless PNG round trip at 8 or 16 bits per sample (the quantization is the only change)."""
+    x = np.asarray(pixels, dtype=np.float32)
+    top = 255 if bits == 8 else 65535
+    dec = cv2.imdecode(np.frombuffer(encode_png(x, bits), np.uint8), cv2.IMREAD_UNCHANGED)
     if dec.ndim == 3:
         dec = dec[..., ::-1]
     return (dec.astype(np.float32) / top).reshape(x.shape)
