@@ -32,7 +32,7 @@ bench: $(VENV)/.installed
 bench-all: bench
 	$(BIN)/medaudit bench detectors --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench generators -n 200 --write-docs docs/BENCHMARKS.md
-	$(BIN)/medaudit bench watermark -n 100 --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench watermark -n 100 --generators 60 --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench reuse --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench tamper --write-docs docs/BENCHMARKS.md
 

@@ -429,13 +429,17 @@ _data_option = click.option("--data", "data_dir", type=click.Path(exists=True, f
 @_data_option
 @click.option("-n", "n", type=click.IntRange(1), default=100, show_default=True, help="Images per data set.")
 @click.option("--sizes", default="64,128,native", show_default=True, help="Pixel sizes and/or 'native'.")
+@click.option("--generators", "n_generated", type=click.IntRange(0), default=60, show_default=True,
+              help="Also measure this many stamped outputs of each bundled generator (0: skip).")
 @_write_docs
-def bench_watermark(data_dir, n, sizes, write_docs):
+def bench_watermark(data_dir, n, sizes, n_generated, write_docs):
     """Watermark detection rate and false positives on real images under JPEG, resizing, 16→8 bit …"""
     from benchmarks import watermark_robustness
 
     size_list = [None if s == "native" else int(s) for s in sizes.split(",")]
     table, _ = watermark_robustness.run(data_dir, n, size_list)
+    if n_generated:
+        table += "\n" + watermark_robustness.run_generators(n_generated)
     click.echo(table)
     if write_docs:
         from benchmarks.docs import update_section
