@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/medaudit bench run --profile quick --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench scan-speed -n 400 --analyzers metadata --engines local,dask --write-docs docs/BENCHMARKS.md
-	$(BIN)/medaudit bench scan-speed -n 100 --size 256 --analyzers all --engines local,dask --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench scan-speed -n 200 --size 256 --analyzers all --engines local,dask --write-docs docs/BENCHMARKS.md
 
 # Everything else that has a section in docs/BENCHMARKS.md (about 40 more minutes on 2 cores).
 bench-all: bench
