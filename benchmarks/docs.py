@@ -15,13 +15,18 @@ import sys
 from pathlib import Path
 
 
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    if os.path.exists("/proc/cpuinfo"):
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (or what platform knows)."""
+    try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine() -> str:
     system = f"{platform.system()} {platform.release()}"
-    return f"{os.cpu_count()} cores, {cpu}, {system}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores, {cpu_name()}, {system}, Python {platform.python_version()}"
 
 
 def stamp(command: str | None = None) -> str:

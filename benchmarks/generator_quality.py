@@ -60,7 +60,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -69,6 +68,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.docs import cpu_name
 
 NEAR_COPY_NCC = 0.95
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -88,17 +89,6 @@ def _as_nchw(images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     return x
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (or what platform knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ---------------------------------------------------------------------------------------------------- extractors
