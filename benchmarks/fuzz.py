@@ -87,7 +87,9 @@ def xmp_packet(source_type: str = "trainedAlgorithmicMedia", creator_tool: str =
     )
 
 
-def _cbor(value) -> bytes:
+def cbor(value) -> bytes:
+    """Minimal CBOR encoder for str / int / list / dict (enough for C2PA test manifests)."""
+
     def head(major: int, n: int) -> bytes:
         if n < 24:
             return bytes([major << 5 | n])
@@ -101,30 +103,30 @@ def _cbor(value) -> bytes:
     if isinstance(value, int):
         return head(0, value)
     if isinstance(value, list):
-        return head(4, len(value)) + b"".join(_cbor(v) for v in value)
+        return head(4, len(value)) + b"".join(cbor(v) for v in value)
     if isinstance(value, dict):
-        return head(5, len(value)) + b"".join(_cbor(k) + _cbor(v) for k, v in value.items())
+        return head(5, len(value)) + b"".join(cbor(k) + cbor(v) for k, v in value.items())
     raise TypeError(value)
 
 
-def _box(tbox: bytes, payload: bytes) -> bytes:
+def box(tbox: bytes, payload: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), tbox) + payload
 
 
-def _superbox(label: str, *children: bytes) -> bytes:
-    return _box(b"jumb", _box(b"jumd", b"\x00" * 16 + b"\x03" + label.encode() + b"\x00") + b"".join(children))
+def superbox(label: str, *children: bytes) -> bytes:
+    return box(b"jumb", box(b"jumd", b"\x00" * 16 + b"\x03" + label.encode() + b"\x00") + b"".join(children))
 
 
 def c2pa_store(generator: str = "TestTool/1.0", source_type: str = "trainedAlgorithmicMedia") -> bytes:
     """A minimal (unsigned) C2PA manifest store: actions with a digital source type and a claim generator."""
     action = {"action": "c2pa.created", "digitalSourceType": _IPTC + source_type}
-    manifest = _superbox(
+    manifest = superbox(
         "urn:c2pa:00000000-0000-0000-0000-000000000001",
-        _superbox("c2pa.assertions", _superbox("c2pa.actions.v2", _box(b"cbor", _cbor({"actions": [action]})))),
-        _superbox("c2pa.claim.v2", _box(b"cbor", _cbor({"claim_generator": generator}))),
-        _superbox("c2pa.signature", _box(b"cbor", b"\xa0")),
+        superbox("c2pa.assertions", superbox("c2pa.actions.v2", box(b"cbor", cbor({"actions": [action]})))),
+        superbox("c2pa.claim.v2", box(b"cbor", cbor({"claim_generator": generator}))),
+        superbox("c2pa.signature", box(b"cbor", b"\xa0")),
     )
-    return _superbox("c2pa", manifest)
+    return superbox("c2pa", manifest)
 
 
 def app11_segments(store: bytes, split: int = 2) -> list[bytes]:

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom import examples
 
+from benchmarks.fuzz import box, cbor, superbox
 from forensics import provenance
 from forensics.analyzers.metadata import CODES, MetadataAnalyzer
 from forensics.analyzers.metadata.c2pa import decode_cbor, join_app11, read_jumbf
@@ -134,37 +135,6 @@ def xmp_packet(source_type: str = "", creator_tool: str = "", extra: str = "") -
         f' xmlns:Iptc4xmpExt="{provenance.IPTC_NS}" xmlns:xmp="http://ns.adobe.com/xap/1.0/"{attrs}>{extra}'
         '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
     )
-
-
-def cbor(value) -> bytes:
-    """Minimal CBOR encoder for str / int / list / dict (enough for C2PA test manifests)."""
-
-    def head(major: int, n: int) -> bytes:
-        if n < 24:
-            return bytes([major << 5 | n])
-        if n < 256:
-            return bytes([major << 5 | 24, n])
-        return bytes([major << 5 | 25]) + struct.pack(">H", n)
-
-    if isinstance(value, str):
-        raw = value.encode()
-        return head(3, len(raw)) + raw
-    if isinstance(value, int):
-        return head(0, value)
-    if isinstance(value, list):
-        return head(4, len(value)) + b"".join(cbor(v) for v in value)
-    if isinstance(value, dict):
-        return head(5, len(value)) + b"".join(cbor(k) + cbor(v) for k, v in value.items())
-    raise TypeError(value)
-
-
-def box(tbox: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), tbox) + payload
-
-
-def superbox(label: str, *children: bytes) -> bytes:
-    jumd = box(b"jumd", b"\x00" * 16 + b"\x03" + label.encode() + b"\x00")
-    return box(b"jumb", jumd + b"".join(children))
 
 
 def c2pa_store(
