@@ -81,6 +81,8 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def load_images(folder: Path, rgb: bool, n: int) -> list[np.ndarray]:
+    if not folder.is_dir():  # a data set that is not there is skipped by the caller
+        return []
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXTS)[:n]
     out = []
     for p in files:
