@@ -9,12 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def needs_shared_data():
-    return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} (training data) is not here")
-
 
 @pytest.fixture
 def mixed_folder(tmp_path: Path) -> Path:
