@@ -1,5 +1,8 @@
 """medaudit's invisible provenance watermark: a keyed low-frequency ±1 pattern added to luminance.
 
+What it proves: that an honest pipeline using medaudit made the image. The key is in this open-source file, so
+anyone can remove the mark or add it to a real image; a found mark is provenance, not proof against an adversary.
+
 How it works:
     * Key: for each grid size ``G`` in ``_SCALES`` a fixed pseudo-random ±1 grid ``s_G`` (G, G), drawn from a
       seed derived from ``_KEY``. The grid is stretched over the whole image (bilinear), so it scales with the
