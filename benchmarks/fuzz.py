@@ -503,20 +503,16 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2, timeout: float = 120.0) -> dict:
-    """Start ``medaudit scan folder -o out``, SIGKILL it once ``out.partial`` holds ``kill_after`` lines, resume.
+_ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
-    Returns a dict with ``inputs``, ``records``, ``lost`` (inputs with no record), ``duplicated`` (more than one),
-    ``cut_lines`` (lines that were not JSON; always raises before), ``killed_at`` (lines seen when killed, or None
-    when the run finished first), ``partial_left`` (a .partial still there at the end).
+
+def _run_and_kill(cmd: list[str], partial: Path, kill_after: int, timeout: float) -> int | None:
+    """Run ``cmd``; SIGKILL it (and its workers) once ``partial`` holds ``kill_after`` lines.
+
+    Returns the line count seen at the kill, or None when the run finished first.
     """
-    partial = out.with_name(out.name + ".partial")
-    for stale in (out, partial):
-        stale.unlink(missing_ok=True)
-    inputs = sorted(str(p) for p in folder.rglob("*") if p.is_file())
-    cmd = [*medaudit_command(), "scan", str(folder), "-o", str(out), "--workers", str(workers), "-q"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV,
+                            start_new_session=True)
     killed_at = None
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
@@ -532,14 +528,35 @@ def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2,
     proc.wait(timeout=30)
     if proc.poll() is None:  # pragma: no cover
         os.killpg(proc.pid, signal.SIGKILL)
+    return killed_at
+
+
+def _resume(cmd: list[str], timeout: float) -> None:
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, timeout=timeout, env=_ENV)
+    if resumed.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} --resume exited {resumed.returncode}: "
+                           f"{resumed.stderr.decode(errors='replace')[-2000:]}")
+
+
+def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2, timeout: float = 120.0) -> dict:
+    """Start ``medaudit scan folder -o out``, SIGKILL it once ``out.partial`` holds ``kill_after`` lines, resume.
+
+    Returns a dict with ``inputs``, ``records``, ``lost`` (inputs with no record), ``duplicated`` (more than one),
+    ``cut_lines`` (lines that were not JSON; always raises before), ``killed_at`` (lines seen when killed, or None
+    when the run finished first), ``partial_left`` (a .partial still there at the end).
+    """
+    partial = out.with_name(out.name + ".partial")
+    for stale in (out, partial):
+        stale.unlink(missing_ok=True)
+    inputs = sorted(str(p) for p in folder.rglob("*") if p.is_file())
+    cmd = [*medaudit_command(), "scan", str(folder), "-o", str(out), "--workers", str(workers), "-q"]
+    killed_at = _run_and_kill(cmd, partial, kill_after, timeout)
     after_kill = {"final": out.exists(), "partial": partial.exists()}
     if after_kill["final"]:  # renamed before the kill landed: then it must be whole
         complete = len(_read_jsonl(out)) == len(inputs)
     else:
         complete = None
-    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, timeout=timeout, env=env)
-    if resumed.returncode != 0:
-        raise RuntimeError(f"resume exited {resumed.returncode}: {resumed.stderr.decode(errors='replace')[-2000:]}")
+    _resume(cmd, timeout)
     records = _read_jsonl(out)
     seen: dict[str, int] = {}
     for r in records:
@@ -591,25 +608,8 @@ def kill_resume_screen_once(claims_csv: Path, out: Path, kill_after: int, worker
     lines = claims_csv.read_text().splitlines()[1:]
     pairs = {tuple(line.split(",", 1)) for line in lines}
     cmd = [*medaudit_command(), "screen", str(claims_csv), "--out", str(out), "--workers", str(workers), "-q"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
-    killed_at = None
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            seen = partial.read_bytes().count(b"\n")
-        except FileNotFoundError:
-            seen = 0
-        if seen >= kill_after:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed_at = seen
-            break
-        time.sleep(0.005)
-    proc.wait(timeout=30)
-    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, timeout=timeout, env=env)
-    if resumed.returncode != 0:
-        raise RuntimeError(f"screen --resume exited {resumed.returncode}: {resumed.stderr.decode()[-2000:]}")
+    killed_at = _run_and_kill(cmd, partial, kill_after, timeout)
+    _resume(cmd, timeout)
     records = _read_jsonl(out / "images.jsonl")
     got: dict[tuple, int] = {}
     for r in records:
