@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from forensics.formatpath import FORMAT_PATH_VERSION
+
 #: Which bundled generators imitate which data folder (by name prefix).
 MODALITY_PREFIX = {"cxr_kermany": "cxr_", "ct_lung_tcia": "ct_", "derm_isic": "derm_"}
 LICENCES = {
@@ -284,7 +286,7 @@ def real_variants(data: Path, folder: str, *, heldout: bool = False, seed: int =
 
     natives = folder_natives(folder)
     key = None if cache is None else cache / f"real_{folder}_{'test' if heldout else 'train'}_s{seed}_" \
-        f"n{'-'.join(map(str, natives))}_v{REAL_VARIANTS}.npz"
+        f"n{'-'.join(map(str, natives))}_v{REAL_VARIANTS}_fp{FORMAT_PATH_VERSION}.npz"
 
     def make():
         paths = [p for p in image_files([data / folder]) if is_heldout(p) == heldout]
@@ -302,7 +304,8 @@ def fake_variants(name: str, n: int, *, sample_seed: int, seed: int = 0, cache: 
     """(VariantSet of ``n`` samples of generator ``name``, their groups); kind = generator name."""
     from forensics.training import make_variants
 
-    key = None if cache is None else cache / f"fake_{name}_n{n}_seed{sample_seed}_s{seed}_v{FAKE_VARIANTS}.npz"
+    key = None if cache is None else \
+        cache / f"fake_{name}_n{n}_seed{sample_seed}_s{seed}_v{FAKE_VARIANTS}_fp{FORMAT_PATH_VERSION}.npz"
 
     def make():
         x = sample_generator(name, n, seed=sample_seed)

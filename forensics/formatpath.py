@@ -5,8 +5,12 @@ that is the file format and the resolution, not synthesis (research/generalizati
 through the *same* random chain here before a detector sees them:
 
     [down to the generator's native size and back]   (reals only, as negatives: resolution is never the cue)
-    -> resize 0.5-1.5x (area / linear / cubic) -> blur -> noise -> window/level jitter
-    -> 16 -> 8 bit quantization -> JPEG (quality 50-100) or PNG round trip
+    -> resize: 0.5-1.5x, or to a common export side (128-1024 px) (area / linear / cubic)
+    -> blur -> noise -> window/level jitter -> 16 -> 8 bit quantization -> JPEG (quality 50-100) or PNG round trip
+
+The export sizes matter: a 64 px fake is usually enlarged to a plausible size *before* it is saved, so its JPEG
+blocks sit on the enlarged grid (the benchmark harness does the same at 256 px). Without them the detectors had
+only seen JPEG traces that the enlargement had smoothed away, and lost calibration on such files.
 
 Metadata is stripped by construction: only pixels go in and out.
 
@@ -22,6 +26,10 @@ import numpy as np
 #: The side of the standardized square every pixel detector works on.
 STANDARD_SIZE = 256
 _INTERPOLATIONS = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+#: Bumped whenever :func:`format_path` changes, so caches of its outputs are not reused across versions.
+FORMAT_PATH_VERSION = 2
+#: Short sides images are commonly exported at (model inputs, PACS thumbnails, web exports).
+EXPORT_SIDES = (128, 224, 256, 320, 384, 512, 768, 1024)
 
 
 def to_gray(pixels: np.ndarray) -> np.ndarray:
@@ -129,6 +137,7 @@ def format_path(
     native_size: int | None = None,
     p_native: float = 0.5,
     p_resize: float = 0.7,
+    p_export: float = 0.5,
     p_blur: float = 0.25,
     p_noise: float = 0.25,
     p_window: float = 0.4,
@@ -141,8 +150,9 @@ def format_path(
         rng: the random source; the same seed gives the same output.
         native_size: a generator's native side in pixels. When given, with probability ``p_native`` the image is
             taken down to it and back first (use for real images, which then become resolution-matched negatives).
-        p_*: probabilities of each step (resize 0.5-1.5x, Gaussian blur sigma 0.3-1.2 px, Gaussian noise
-            sigma 0.003-0.02, window/level jitter, JPEG quality 50-100 vs PNG).
+        p_*: probabilities of each step (resize, Gaussian blur sigma 0.3-1.2 px, Gaussian noise
+            sigma 0.003-0.02, window/level jitter, JPEG quality 50-100 vs PNG); ``p_export`` is the share of
+            resizes that go to one of :data:`EXPORT_SIDES` instead of a 0.5-1.5x factor.
 
     Returns:
         float32 with the input's channel layout, values in [0, 1]; the size changes when the resize step runs.
@@ -151,8 +161,11 @@ def format_path(
     if native_size is not None and rng.random() < p_native:
         x = native_roundtrip(x, int(native_size), rng)
     if rng.random() < p_resize:
-        f = float(rng.uniform(0.5, 1.5))
         h, w = x.shape[:2]
+        if rng.random() < p_export:
+            f = EXPORT_SIDES[int(rng.integers(len(EXPORT_SIDES)))] / min(h, w)
+        else:
+            f = float(rng.uniform(0.5, 1.5))
         x = _resize(x, max(8, round(h * f)), max(8, round(w * f)), _INTERPOLATIONS[int(rng.integers(3))])
     if rng.random() < p_blur:
         x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.3, 1.2)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forensics.formatpath import format_path, jpeg_roundtrip, native_roundtrip, png_roundtrip, standardize
+from forensics.formatpath import EXPORT_SIDES, format_path, jpeg_roundtrip, native_roundtrip, png_roundtrip, standardize
 
 
 @pytest.fixture
@@ -29,6 +29,11 @@ def test_format_path_is_seeded(image):
     c = format_path(image, np.random.default_rng(8), native_size=32)
     assert np.array_equal(a, b)
     assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_export_resize_lands_on_an_export_side(image):
+    sides = {min(format_path(image, np.random.default_rng(s), p_resize=1.0, p_export=1.0).shape) for s in range(20)}
+    assert sides <= set(EXPORT_SIDES) and len(sides) > 2  # a 80 px image is enlarged up to 1024 px before encoding
 
 
 def test_png_roundtrip_is_only_quantization(image):
