@@ -5,8 +5,9 @@ Three kinds of evidence, used differently (DESIGN.md, fusion):
   risk to their score, near 1;
 - pixel analyzers give calibrated probabilities; they are combined in logit space with weights fitted on held-out
   validation data (stored as JSON beside the weights; equal weights until a fit exists);
-- metadata anomalies raise the risk as bounded evidence: each adds its weight's log-odds, and together they can add
-  at most ``rules_cap`` of probability mass, so no amount of header oddity alone reaches ``high``.
+- metadata anomalies, reuse matches and local tampering traces raise the risk as bounded evidence: each adds its
+  weight's log-odds, and together they can add at most ``rules_cap`` of probability mass, so no amount of header
+  oddity alone reaches ``high``.
 
 Absence of evidence gives risk 0 ("nothing found"), never a claim of authenticity: reports say so.
 """
@@ -21,10 +22,10 @@ from pathlib import Path
 from forensics.records import Finding
 
 _EPS = 1e-4
-# Kinds of evidence that can raise the risk only up to rules_cap: header anomalies and look-alike matches in the
-# reuse index (a decisive finding of any kind still settles the question). Other kinds ("local": the experimental
-# tamper localizer) are shown in reports but do not move the risk.
-_BOUNDED = ("rules", "reuse", "mark")
+# Kinds of evidence that can raise the risk only up to rules_cap: header anomalies, look-alike matches in the reuse
+# index and local tampering traces (copied grain) - each has a few percent of false alarms on real scans, so alone
+# it asks for review (medium), never high. A decisive finding of any kind still settles the question.
+_BOUNDED = ("rules", "reuse", "mark", "local")
 BUNDLED = Path(__file__).resolve().parent / "weights" / "fusion.json"
 
 

@@ -3,6 +3,8 @@
 The run files every image of the batch in a reuse index under its claim before scanning, so an image filed
 under two claims is caught whether the other copy arrived earlier (a persistent ``index_path``) or in the same
 batch. Per-image records stream to ``images.jsonl`` (resumable); summaries and the report are written at the end.
+Screening runs every analyzer by default, the opt-in ones included: local tampering (``localization``) is one of the
+three frauds a claim screen is for, and worth its cost here.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def screen_claims(
     for claim, paths in by_claim.items():  # filing is idempotent: a resumed run re-files nothing twice
         add_paths(str(index), paths, claim)
     options = replace(options, index_path=str(index))
+    if options.analyzers is None:
+        from forensics.analyzers import list_analyzers
+
+        options = replace(options, analyzers=list_analyzers())
 
     started = now_utc()
     writer = ResultWriter("jsonl", out / "images.jsonl", resume=resume)

@@ -37,6 +37,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from forensics.body import body_mask
+
 GENERATOR_NAME = "tamper"
 VERSION = "1.0"
 PATCH = 32
@@ -488,22 +490,6 @@ def _display_edit(image, mode, at, radius, seed, modality):
         radius = default_radius(pixels.shape, img.spacing_mm)
     out, res = _apply_display(pixels, at, radius, mode, modality or _modality_of(img), seed)
     return out, res.mask
-
-
-def body_mask(gray: np.ndarray) -> np.ndarray:
-    """bool (H, W): the patient (Otsu foreground, largest component, holes such as the lungs filled)."""
-    g = np.clip(_gray(gray), 0, 1)
-    u8 = (cv2.GaussianBlur(g, (0, 0), 2.0) * 255).astype(np.uint8)
-    _, fg = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return np.ones(g.shape, bool)
-    big = (lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
-    # fill holes: flood the background from the border, everything not reached is body
-    pad = np.pad(big, 1)
-    flood = pad.copy()
-    cv2.floodFill(flood, np.zeros((pad.shape[0] + 2, pad.shape[1] + 2), np.uint8), (0, 0), 2)
-    return (flood != 2)[1:-1, 1:-1]
 
 
 def random_body_point(gray: np.ndarray, radius: float, rng: np.random.Generator) -> tuple[int, int]:

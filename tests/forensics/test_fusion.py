@@ -5,7 +5,7 @@ import pytest
 from forensics.fusion import FusionConfig, fuse, level_of
 from forensics.records import Evidence, Finding
 
-KINDS = {"metadata": "rules", "watermark": "mark", "cnn": "pixel", "frequency": "pixel"}
+KINDS = {"metadata": "rules", "watermark": "mark", "cnn": "pixel", "frequency": "pixel", "localization": "local"}
 
 
 def test_decisive_evidence_sets_risk():
@@ -17,6 +17,11 @@ def test_rules_alone_never_reach_high():
     anomalies = [Finding("metadata", 0.35), Finding("metadata", 0.35), Finding("metadata", 0.35)]
     risk = fuse(anomalies, KINDS, FusionConfig())
     assert risk == pytest.approx(0.6)
+    assert level_of(risk, FusionConfig()) == "medium"
+
+
+def test_a_local_tampering_trace_asks_for_review_but_never_reaches_high():
+    risk = fuse([Finding("localization", 0.99), Finding("cnn", 0.01)], KINDS, FusionConfig())
     assert level_of(risk, FusionConfig()) == "medium"
 
 

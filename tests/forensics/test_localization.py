@@ -38,16 +38,27 @@ def test_registered_with_kind_local():
     assert a.availability()[0]
 
 
-@pytest.mark.parametrize("method", ["noise", "auto"])
+def _clone_stamped(img: np.ndarray, cx: int, cy: int, r: int, dx: int, dy: int) -> np.ndarray:
+    """The disk at (cx, cy) gets the grain of the disk at (cx + dx, cy + dy) over its own smooth content: the
+    CT-GAN-style noise touch-up (generators.tamper) and what a clone-stamp tool leaves."""
+    yy, xx = np.mgrid[0 : img.shape[0], 0 : img.shape[1]]
+    disk = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    low = cv2.GaussianBlur(img, (0, 0), 2.0)
+    grain = img - low
+    donor = np.roll(grain, (-dy, -dx), axis=(0, 1))
+    return np.clip(np.where(disk, low + 0.05 + donor, img), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("method", ["noise", "copymove"])
 def test_finding_shape(method):
     f = LocalizationAnalyzer(method=method).analyze(_image(_textured()))
     assert isinstance(f, Finding) and f.analyzer == "localization"
     assert 0.0 <= f.score <= 1.0
     assert f.heatmap is not None and f.heatmap.ndim == 2 and f.heatmap.dtype == np.float32
     assert 0.0 <= f.heatmap.min() and f.heatmap.max() <= 1.0
-    assert f.data["method"] in ("cnn", "noise")
+    assert f.data["method"] == method
     for e in f.evidence:
-        assert e.code == "localization.inconsistent_region" and 0 <= e.weight <= 1
+        assert e.code.startswith("localization.") and 0 <= e.weight <= 1
     f.to_dict()  # JSON-ready
 
 
@@ -60,6 +71,33 @@ def test_noise_heatmap_peaks_at_the_altered_region():
     assert abs(f.data["at"][0] - cx) < 24 and abs(f.data["at"][1] - cy) < 24
     clean = LocalizationAnalyzer(method="noise").analyze(_image(_textured()))
     assert f.score > 5 * clean.score
+
+
+def test_copymove_finds_pasted_grain_and_its_source():
+    cx, cy, dx, dy = 90, 150, 60, -45
+    img = np.round(_clone_stamped(_textured(), cx, cy, 14, dx, dy) * 255) / 255  # saved as 8-bit
+    f = LocalizationAnalyzer().analyze(_image(img))
+    assert f.score > 0.5 and f.evidence[0].code == "localization.copied_texture"
+    spots = {tuple(f.data["at"]), tuple(f.data["source_at"])}
+    assert any(abs(x - cx) < 6 and abs(y - cy) < 6 for x, y in spots)
+    assert any(abs(x - cx - dx) < 6 and abs(y - cy - dy) < 6 for x, y in spots)
+    hy, hx = np.unravel_index(int(np.argmax(f.heatmap)), f.heatmap.shape)
+    cell = f.data["cell_px"]
+    assert min(np.hypot((hx + 0.5) * cell - x, (hy + 0.5) * cell - y) for x, y in spots) < 2 * cell
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_copymove_is_calm_on_independent_grain(seed):
+    f = LocalizationAnalyzer().analyze(_image(np.round(_textured(seed=seed) * 255) / 255))
+    assert f.score < 0.5 and not f.evidence
+
+
+def test_copymove_ignores_periodic_texture():
+    # a tiled texture repeats both ways at its period: natural (a grid, a detector pattern), not a pasted region
+    tile = np.random.default_rng(5).normal(0, 0.03, (32, 32))
+    img = np.clip(_textured() + np.tile(tile, (8, 8)), 0, 1)
+    f = LocalizationAnalyzer().analyze(_image(img))
+    assert f.score < 0.5
 
 
 def test_noise_is_calm_on_a_clean_image():

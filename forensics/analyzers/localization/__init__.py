@@ -1,17 +1,21 @@
 """The ``localization`` analyzer: finds a local manipulation (an injected or removed lesion) in an otherwise real image.
 
-Two methods, one output (a calibrated image score and a heatmap of cells, both in [0, 1]):
+Three methods, one output (a calibrated image score and a heatmap of cells, both in [0, 1]):
 
-* ``cnn`` (default when its weights are present): a fully convolutional patch network (``model.py``; intensity and
-  fine residual as the two input channels, one logit per 8 x 8 pixels) trained by ``benchmarks.train_localization``
+* ``copymove`` (default): grain copied from elsewhere in the same image (``copymove.py``). Tools hide an edit by
+  pasting a neighbour's noise onto it; the noise *level* then matches, but two regions with pixel-identical residuals
+  do not occur in a real scan. Score: a logistic of the log area of the largest copied region.
+* ``cnn`` (experimental, at chance on our tamper benchmark): a fully convolutional patch network (``model.py``;
+  intensity and residuals as input channels, one logit per 8 x 8 pixels) trained by ``benchmarks.train_localization``
   on crops tampered by ``generators.tamper`` (unstamped) vs untouched crops of real chest CT and CXR.
-* ``noise`` (training-free fallback): noise-level inconsistency, as in splicing forensics (Mahdian & Saic 2009;
-  Lyu et al. 2014). Per window: ``log σ`` of the fine residual (image − blur σ=1) and of a band-pass residual
-  (blur σ=1 − blur σ=3), and the kurtosis of the fine residual, each compared with what the same image shows at the
-  same brightness (per-image, per-intensity-bin median) as a robust z-score (MAD); edges left out.
+* ``noise`` (training-free; catches crude edits such as a smoothed patch): noise-level inconsistency, as in
+  splicing forensics (Mahdian & Saic 2009; Lyu et al. 2014). Per window: ``log σ`` of the fine residual (image −
+  blur σ=1) and of a band-pass residual (blur σ=1 − blur σ=3), and the kurtosis of the fine residual, each compared
+  with what the same image shows at the same brightness (per-image, per-intensity-bin median) as a robust z-score
+  (MAD); edges left out.
 
-The image score is a logistic of the map's peak, centred on real images (``calibration.json``): about 3-5 % of
-real chest CT / CXR images score above 0.5. See README.md in this folder for measured numbers and limits.
+The cnn and noise scores are a logistic of the map's peak, centred on real images (``calibration.json``). See
+README.md in this folder for measured numbers and limits.
 """
 
 from __future__ import annotations
@@ -26,11 +30,17 @@ import numpy as np
 
 from forensics.analyzers import register_analyzer
 from forensics.analyzers.base import TAMPER_MODALITIES, Analyzer
+from forensics.analyzers.localization.copymove import copy_move
 from forensics.records import Evidence, Finding, MedicalImage
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "localization"
 # the training-free ``noise`` method's logistic; centre at about the 95th percentile of real chest CT / CXR peaks
 _NOISE_CALIBRATION = {"center": 7.6, "scale": 0.5}
+# ``copymove``: logistic of log(area px) of the largest copied region; centre and scale set on training-split chest
+# CT / CXR files tampered by generators.tamper (never the benchmark's held-out files), see README.md
+_COPY_CALIBRATION = {"center": math.log(250.0), "scale": 0.25}
+# copies are only exact at native resolution; beyond this many pixels the image is reduced (copies then blur)
+_COPY_MAX_PIXELS = 1 << 22
 _MIN_SIDE = 48
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -102,30 +112,29 @@ def anomaly_map(gray: np.ndarray, window: int = 16) -> tuple[np.ndarray, np.ndar
 class LocalizationAnalyzer(Analyzer):
     """Where in an otherwise real image a region was altered: a heatmap and a calibrated image score.
 
-    Two methods: ``cnn`` (a fully convolutional patch network trained on tampered vs untouched crops, with the
-    residual as a second input channel) and ``noise`` (the training-free noise / texture inconsistency map of
-    :func:`anomaly_map`). ``auto`` uses ``cnn`` when its weights are present.
-
     Args:
-        weights_dir: folder with ``weights.safetensors``, ``config.json``, ``calibration.json``; default
-            ``forensics/weights/localization``.
-        method: ``auto``, ``cnn`` or ``noise``.
-        threads: when given, ``torch.set_num_threads(threads)`` at load.
+        weights_dir: the ``cnn`` method's folder (``weights.safetensors``, ``config.json``, ``calibration.json``);
+            default ``forensics/weights/localization``.
+        method: ``copymove`` (default), ``cnn`` or ``noise`` (see the module docstring).
+        threads: when given, ``torch.set_num_threads(threads)`` at load (``cnn``).
         max_cells: the heatmap has at most this many cells per side (max-pooled; it travels in every JSON line).
     """
 
     name = "localization"
-    version = "1.0"
+    version = "2.0"
     kind = "local"
-    # Opt-in (--analyzers ...,localization) and report-only: on this repo's tamper benchmark it is at chance
-    # (docs/BENCHMARKS.md, "Tamper localization"), so it must not cost time or raise risk in default scans.
+    # Opt-in for `scan` (--analyzers ...,localization): copy search runs at native resolution, about 0.1-0.3 s per
+    # megapixel here, too slow for the default fast triage; `screen` turns it on.
     default = False
     modalities = TAMPER_MODALITIES
+    METHODS = ("copymove", "cnn", "noise")
 
     def __init__(
-        self, weights_dir: str | Path | None = None, method: str = "auto", threads: int | None = None,
+        self, weights_dir: str | Path | None = None, method: str = "copymove", threads: int | None = None,
         max_cells: int = 32,
     ):
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
         self.weights_dir = weights_dir
         self.method = method
         self.threads = threads
@@ -141,16 +150,11 @@ class LocalizationAnalyzer(Analyzer):
         d = self._dir()
         return [d / "weights.safetensors", d / "config.json", d / "calibration.json"]
 
-    def _method(self) -> str:
-        if self.method != "auto":
-            return self.method
-        return "cnn" if all(p.is_file() for p in self._files) else "noise"
-
     def model_files(self) -> list[Path]:
-        return [p for p in self._files if p.is_file()] if self._method() == "cnn" else []
+        return [p for p in self._files if p.is_file()] if self.method == "cnn" else []
 
     def availability(self) -> tuple[bool, str]:
-        if self._method() == "cnn":
+        if self.method == "cnn":
             missing = [str(p) for p in self._files if not p.is_file()]
             if missing:
                 return False, f"localization weights not found: {', '.join(missing)}"
@@ -164,11 +168,11 @@ class LocalizationAnalyzer(Analyzer):
     @property
     def calibration(self) -> dict[str, float]:
         if self._calibration is None:
-            if self._method() == "cnn":
+            if self.method == "cnn":
                 cal = json.loads((self._dir() / "calibration.json").read_text())
                 self._calibration = {"center": float(cal["center"]), "scale": float(cal["scale"])}
             else:
-                self._calibration = dict(_NOISE_CALIBRATION)
+                self._calibration = dict(_COPY_CALIBRATION if self.method == "copymove" else _NOISE_CALIBRATION)
         return self._calibration
 
     def _prob(self, x: np.ndarray | float) -> np.ndarray:
@@ -192,14 +196,12 @@ class LocalizationAnalyzer(Analyzer):
         return self._net
 
     def score_map(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
-        """(uncalibrated map, analysis pixels per input pixel); one cell per ``STRIDE`` analysis pixels (cnn) or per
-        pixel (noise)."""
+        """(uncalibrated map, analysis pixels per input pixel) of the ``cnn`` (one cell per ``STRIDE`` analysis
+        pixels) or ``noise`` (one per pixel) method."""
         from forensics.analyzers.localization.model import net_input, to_analysis, valid_cells
 
-        x = np.asarray(pixels, dtype=np.float32)
-        g = x[..., :3] @ _LUMA if x.ndim == 3 and x.shape[2] >= 3 else (x[..., 0] if x.ndim == 3 else x)
-        g, s = to_analysis(np.clip(g, 0, 1))
-        if self._method() == "cnn":
+        g, s = to_analysis(_luma(pixels))
+        if self.method == "cnn":
             import torch
 
             net = self._load()
@@ -216,14 +218,43 @@ class LocalizationAnalyzer(Analyzer):
         return np.where(den > 0.5, num / np.maximum(den, 1e-6), 0.0).astype(np.float32), s
 
     def analyze(self, image: MedicalImage) -> Finding:
-        from forensics.analyzers.localization.model import STRIDE
-
         pixels = np.asarray(image.pixels)
         h, w = pixels.shape[:2]
         if min(h, w) < _MIN_SIDE:
             return Finding(self.name, None, [Evidence("localization.too_small", f"{w}x{h} px is too small", 0.0)])
+        if self.method == "copymove":
+            return self._copymove(pixels)
+        return self._peak_finding(pixels)
+
+    def _copymove(self, pixels: np.ndarray) -> Finding:
+        g = _luma(pixels)
+        s = min(1.0, math.sqrt(_COPY_MAX_PIXELS / g.size))
+        if s < 1.0:
+            g = cv2.resize(g, (round(g.shape[1] * s), round(g.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        found = copy_move(g)
+        score = float(self._prob(math.log(max(found.area, 1))))
+        pool = max(1, math.ceil(max(g.shape) / self.max_cells))
+        heat = (_max_pool(found.map, pool) * score).astype(np.float32)
+        data: dict[str, Any] = {"method": "copymove", "area_px": round(found.area / (s * s)),
+                                "cell_px": round(pool / s, 2)}
+        evidence = []
+        if found.at is not None:
+            at = [int(v / s) for v in found.at]
+            src = [int(v / s) for v in found.source_at]
+            data.update(at=at, source_at=src)
+            if score >= 0.5:
+                evidence.append(Evidence(
+                    "localization.copied_texture",
+                    f"the fine grain of a {data['area_px']} px region at ({at[0]}, {at[1]}) is a pixel-for-pixel copy "
+                    f"of the region at ({src[0]}, {src[1]}); editing tools paste texture like this to hide a change",
+                    round(score, 4)))
+        return Finding(self.name, score, evidence, heatmap=heat, data=data)
+
+    def _peak_finding(self, pixels: np.ndarray) -> Finding:
+        from forensics.analyzers.localization.model import STRIDE
+
         sm, s = self.score_map(pixels)
-        cell = STRIDE if self._method() == "cnn" else 1
+        cell = STRIDE if self.method == "cnn" else 1
         pool = max(1, math.ceil(max(sm.shape) / self.max_cells), (8 if cell == 1 else 1))
         if pool > 1:  # keep the heatmap small; max-pooled so the hottest cell keeps the peak
             sm = _max_pool(sm, pool)
@@ -236,7 +267,7 @@ class LocalizationAnalyzer(Analyzer):
         n_hot = int((heat >= 0.5).sum())
         r_px = math.sqrt(max(n_hot, 1) / math.pi) * cell / s
         data: dict[str, Any] = {
-            "method": self._method(),
+            "method": self.method,
             "peak": round(peak, 3),
             "at": [int(x_in), int(y_in)],
             "cell_px": round(cell / s, 2),
@@ -252,6 +283,12 @@ class LocalizationAnalyzer(Analyzer):
                 )
             )
         return Finding(self.name, score, evidence, heatmap=heat, data=data)
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    x = np.asarray(pixels, dtype=np.float32)
+    g = x[..., :3] @ _LUMA if x.ndim == 3 and x.shape[2] >= 3 else (x[..., 0] if x.ndim == 3 else x)
+    return np.clip(g, 0, 1).astype(np.float32)
 
 
 def _max_pool(a: np.ndarray, k: int) -> np.ndarray:
