@@ -235,7 +235,7 @@ class LocalizationAnalyzer(Analyzer):
         found = copy_move(g)
         score = float(self._prob(math.log(max(found.area, 1))))
         pool = max(1, math.ceil(max(g.shape) / self.max_cells))
-        heat = (_max_pool(found.map, pool) * score).astype(np.float32)
+        heat = self._prob(np.log(np.maximum(_max_pool(found.map, pool), 1.0))).astype(np.float32)
         data: dict[str, Any] = {"method": "copymove", "area_px": round(found.area / (s * s)),
                                 "cell_px": round(pool / s, 2)}
         evidence = []

@@ -6,9 +6,10 @@ neighbour's noise onto the edited disk so the local noise level matches. Noise-l
 image are independent, so two regions whose high-pass residuals agree pixel for pixel at one offset do not occur
 naturally (Fridrich et al. 2003, block matching; Cozzolino et al. 2015, dense matching of local features).
 
-1. residual ``r = gray - blur(sigma=1)``; positions with texture (residual energy above a floor, not saturated);
-2. every position's 7 x 7 residual block, normalized and projected to a few dimensions, goes into locality-
-   sensitive hash tables; blocks sharing a bucket propose the offset between them, and offsets are voted on;
+1. residual ``r = gray - blur(sigma=1)``; positions with grain (residual energy above a floor, not saturated, off
+   strong edges, and on CT slices inside the body);
+2. every position's 7 x 7 residual block, normalized and sketched by random projections, goes into locality-
+   sensitive hash tables; near-identical blocks at least ``MIN_OFFSET`` apart vote for the offset between them;
 3. each offset with enough votes is verified densely: the windowed normalized cross-correlation of ``r`` with
    ``r`` shifted by that offset; pixels above ``NCC_MIN`` form the copy map (both the source and the copy light up);
 4. the image's statistic is the area (px) of the largest verified copied region (:func:`copy_move`).
@@ -29,11 +30,11 @@ from forensics.body import body_mask
 BLOCK = 7
 MIN_OFFSET = 12  # px: nearer offsets see correlated grain (CT reconstruction kernels, interpolation), not copies
 NCC_WINDOW = 7
-NCC_MIN = 0.75
-EDGE_FACTOR = 6.0
+NCC_MIN = 0.75  # a copied pixel's windowed correlation with its source (8-bit requantization keeps ~0.8-0.99)
+NCC_OTHER_MAX = 0.5  # the correlation the opposite offset may reach at a copied pixel
+EDGE_FACTOR = 6.0  # gradients above this many times the image's median are anatomy edges, not grain
 EDGE_DILATE = 3
 RES_SIGMA = 1.0
-NCC_OTHER_MAX = 0.5  # the correlation the opposite offset may reach at a copied pixel
 _SKETCH = 16
 _PROJ_DIMS = 3
 _BUCKET = 0.8
@@ -150,8 +151,9 @@ def offset_ncc(r: np.ndarray, valid: np.ndarray, dy: int, dx: int) -> np.ndarray
 
 @dataclass
 class CopyMove:
-    """The largest copied region found: ``map`` float32 (H, W) in {0, 1} marks every verified copy and its source;
-    ``area`` px of the largest; ``at`` / ``source_at`` (x, y) centres of that region and of its partner."""
+    """What was found: ``map`` float32 (H, W) holds, on every verified copy and on its source, that region's area in
+    px (0 elsewhere), so chance matches stay small next to a real paste; ``area`` px of the largest region;
+    ``at`` / ``source_at`` (x, y) centres of that region and of its partner."""
 
     map: np.ndarray
     area: int = 0
@@ -179,9 +181,9 @@ def copy_move(gray: np.ndarray) -> CopyMove:
         if n <= 1:
             continue
         k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        region = (lab == k).astype(np.float32)
-        best.map = np.maximum(best.map, np.maximum(region, shifted(region, -dy, -dx)))
         area = int(stats[k, cv2.CC_STAT_AREA])
+        region = (lab == k).astype(np.float32) * area
+        best.map = np.maximum(best.map, np.maximum(region, shifted(region, -dy, -dx)))
         if area > best.area:
             cx, cy = (int(round(v)) for v in centroids[k])
             best.area, best.at, best.source_at = area, (cx, cy), (cx + dx, cy + dy)
