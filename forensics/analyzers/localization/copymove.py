@@ -7,7 +7,7 @@ image are independent, so two regions whose high-pass residuals agree pixel for 
 naturally (Fridrich et al. 2003, block matching; Cozzolino et al. 2015, dense matching of local features).
 
 1. residual ``r = gray - blur(sigma=1)``; positions with grain (residual energy above a floor, not saturated, off
-   strong edges, and on CT slices inside the body);
+   strong edges and the image border, and on CT slices inside the body);
 2. every position's 7 x 7 residual block, normalized and sketched by random projections, goes into locality-
    sensitive hash tables; near-identical blocks at least ``MIN_OFFSET`` apart vote for the offset between them;
 3. each offset with enough votes is verified densely: the windowed normalized cross-correlation of ``r`` with
@@ -34,6 +34,7 @@ NCC_MIN = 0.75  # a copied pixel's windowed correlation with its source (8-bit r
 NCC_OTHER_MAX = 0.5  # the correlation the opposite offset may reach at a copied pixel
 EDGE_FACTOR = 6.0  # gradients above this many times the image's median are anatomy edges, not grain
 EDGE_DILATE = 3
+BORDER = 0.03  # share of the short side left out along every image border
 RES_SIGMA = 1.0
 _SKETCH = 16
 _PROJ_DIMS = 3
@@ -65,6 +66,8 @@ def textured(gray: np.ndarray, r: np.ndarray, floor: float = 0.6 / 255) -> np.nd
     edge = grad > EDGE_FACTOR * float(np.median(grad[inside])) + 1e-6 if inside.any() else np.zeros_like(inside)
     edge = cv2.dilate(edge.astype(np.uint8), np.ones((EDGE_DILATE, EDGE_DILATE), np.uint8)).astype(bool)
     valid = (energy > floor) & inside & ~edge
+    m = max(BLOCK, round(BORDER * min(g.shape)))  # rulers, labels and collimator edges live at the border
+    valid[:m], valid[-m:], valid[:, :m], valid[:, -m:] = False, False, False, False
     if _dark_field(g):  # a CT slice: only the patient, not the table or the labels in the field around it
         valid &= body_mask(g)
     return valid
