@@ -35,6 +35,7 @@ bench-all: bench
 	$(BIN)/medaudit bench watermark -n 100 --generators 60 --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench reuse --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench tamper --write-docs docs/BENCHMARKS.md
+	$(BIN)/medaudit bench screen --write-docs docs/BENCHMARKS.md
 
 fuzz: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.fuzz --seconds 600 --kill-resume 50 --kill-resume-screen 20

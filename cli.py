@@ -645,6 +645,17 @@ def bench_reuse(data_dir, n_pos, write_docs):
                   "reuse", "Image-reuse index", write_docs)
 
 
+@bench.command("screen")
+@_data_option
+@click.option("--per-kind", type=click.IntRange(1), default=4, show_default=True,
+              help="Claims of each kind (clean, reused, tampered, synthetic) per modality.")
+@_write_docs
+def bench_screen(data_dir, per_kind, write_docs):
+    """Claim screening end to end, locally and on dask: is each fraud flagged for the right cause?"""
+    _module_bench("benchmarks.screen_eval", ["--data", str(data_dir), "--per-kind", str(per_kind)],
+                  "screen", "Claim screening end to end", write_docs)
+
+
 @bench.command("tamper")
 @_data_option
 @click.option("-n", "n", type=click.IntRange(2), default=100, show_default=True, help="Images per modality.")
