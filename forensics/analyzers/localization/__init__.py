@@ -124,8 +124,8 @@ class LocalizationAnalyzer(Analyzer):
     name = "localization"
     version = "2.0"
     kind = "local"
-    # Opt-in for `scan` (--analyzers ...,localization): copy search runs at native resolution, about 0.1-0.3 s per
-    # megapixel here, too slow for the default fast triage; `screen` turns it on.
+    # Opt-in for `scan` (--analyzers ...,localization): the copy search runs at native resolution and takes seconds
+    # per chest X-ray on one CPU core, too slow for the default triage; `screen` turns it on.
     default = False
     modalities = TAMPER_MODALITIES
     METHODS = ("copymove", "cnn", "noise")
