@@ -3,8 +3,9 @@
 A claims CSV is built from held-out real chest X-rays and CT slices (``generators.tamper.is_holdout``), four claims
 of each kind, cycling:
 
-* ``clean``: an untouched real file;
-* ``reused``: the previous clean claim's image filed again - mirrored, resized to 90 % and re-saved as JPEG 85;
+* ``clean``: an untouched real file, filed once;
+* ``original``: an untouched real file that the next claim files again (both claims should be flagged as reuse);
+* ``reused``: the original's image filed again - mirrored, resized to 90 % and re-saved as JPEG 85;
 * ``tampered``: a real file with a lesion removed or injected by ``generators.tamper`` (unstamped PNG);
 * ``synthetic``: an unstamped sample of a bundled generator of that modality, enlarged to 512 px, JPEG 90 (pixels
   only: no labels, no watermark).
@@ -31,7 +32,9 @@ import numpy as np
 from generators import tamper as T
 
 FOLDERS = {"cxr_kermany": "cxr_gan", "ct_lung_tcia": "ct_gan"}
-KINDS = ("clean", "reused", "tampered", "synthetic")
+KINDS = ("clean", "original", "reused", "tampered", "synthetic")
+EXPECTED = {"clean": "clean", "original": "reused", "reused": "reused", "tampered": "tampered",
+            "synthetic": "synthetic"}
 CAUSES = {"reuse": "reused", "localization": "tampered", "cnn": "synthetic", "frequency": "synthetic",
           "watermark": "synthetic", "metadata": "synthetic"}
 
@@ -47,15 +50,15 @@ def build_claims(data: Path, out: Path, per_kind: int, seed: int = 0) -> list[tu
                        if p.suffix.lower() in (".png", ".jpg", ".jpeg") and T.is_holdout(p.name))
         rng.shuffle(files)
         samples = np.asarray(load_generator(gen_name).sample(per_kind, seed=seed))
-        last_clean = None
+        original = None
         for i in range(per_kind * len(KINDS)):
             kind, k = KINDS[i % len(KINDS)], i // len(KINDS)
             claim = f"{folder[:3]}-{i:03d}"
             src = files[i]
-            if kind == "clean":
-                path, last_clean = str(src), src
+            if kind in ("clean", "original"):
+                path, original = str(src), src
             elif kind == "reused":
-                im = cv2.imread(str(last_clean), cv2.IMREAD_GRAYSCALE)[:, ::-1]
+                im = cv2.imread(str(original), cv2.IMREAD_GRAYSCALE)[:, ::-1]
                 im = cv2.resize(im, None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)
                 path = str(out / f"{claim}.jpg")
                 cv2.imwrite(path, im, [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -94,11 +97,13 @@ def screen(rows, out: Path, engine: str) -> tuple[dict[str, str], float]:
 
 def render(rows, results: dict[str, tuple[dict[str, str], float]], command: str) -> str:
     kinds = {c: k for c, _, k in rows}
-    lines = [f"Command: `{command}` ({len(rows)} claims: held-out chest X-ray and CT files, {len(rows) // 8} of "
+    lines = [f"Command: `{command}` ({len(rows)} claims: held-out chest X-ray and CT files, "
+             f"{len(rows) // (2 * len(KINDS))} of "
              "each kind per modality; reused = mirrored, 90 %, JPEG 85; tampered = generators.tamper, unstamped; "
              "synthetic = unstamped generator sample, 512 px JPEG 90).", "",
-             "Cell: claims of that kind whose verdict (low -> clean; else the family of the top reason) is the column.",
-             ""]
+             "Cell: claims of that kind whose verdict (low -> clean; else the family of the top reason) is the column; "
+             "*right*: share with the expected verdict (an original whose image another claim filed again is "
+             "expected to be flagged as reuse too).", ""]
     for engine, (found, seconds) in results.items():
         lines += [f"**{engine}** ({seconds:.0f} s, 2 workers)", "",
                   "| kind | n | " + " | ".join(("clean", "reused", "tampered", "synthetic", "other")) + " | right |",
@@ -107,7 +112,7 @@ def render(rows, results: dict[str, tuple[dict[str, str], float]], command: str)
             got = [found[c] for c, k in kinds.items() if k == kind]
             counts = [sum(v == col for v in got) for col in ("clean", "reused", "tampered", "synthetic", "other")]
             lines.append(f"| {kind} | {len(got)} | " + " | ".join(map(str, counts))
-                         + f" | {sum(v == kind for v in got) / max(1, len(got)):.2f} |")
+                         + f" | {sum(v == EXPECTED[kind] for v in got) / max(1, len(got)):.2f} |")
         lines.append("")
     if len(results) == 2:
         a, b = (r[0] for r in results.values())
