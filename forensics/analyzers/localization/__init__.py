@@ -30,7 +30,8 @@ import numpy as np
 
 from forensics.analyzers import register_analyzer
 from forensics.analyzers.base import TAMPER_MODALITIES, Analyzer
-from forensics.analyzers.localization.copymove import copy_move
+from forensics.analyzers.localization.copymove import box_mean, copy_move
+from forensics.formatpath import to_gray
 from forensics.records import Evidence, Finding, MedicalImage
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "localization"
@@ -43,13 +44,8 @@ _COPY_CALIBRATION = {"center": math.log(120.0), "scale": 0.25}
 # copies are only exact at native resolution; beyond this many pixels the image is reduced (copies then blur)
 _COPY_MAX_PIXELS = 1 << 22
 _MIN_SIDE = 48
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 __all__ = ["LocalizationAnalyzer", "anomaly_map"]
-
-
-def _box(x: np.ndarray, k: int) -> np.ndarray:
-    return cv2.boxFilter(x, cv2.CV_32F, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
 def _robust_z(v: np.ndarray, mu: np.ndarray, valid: np.ndarray, bins: int = 12) -> np.ndarray:
@@ -90,12 +86,12 @@ def anomaly_map(gray: np.ndarray, window: int = 16) -> tuple[np.ndarray, np.ndar
     # anatomy edges (several times the typical gradient) carry structure, not noise; smooth slopes stay in
     thr = 5.0 * float(np.median(grad[inside])) + 1e-6 if inside.sum() > 64 else np.inf
     w = (inside & (grad <= thr)).astype(np.float32)
-    wsum = _box(w, window)
+    wsum = box_mean(w, window)
     eps = 1e-10
-    m2 = np.maximum(_box(w * r1 * r1, window), 0) / (wsum + eps)
-    m4 = np.maximum(_box(w * r1**4, window), 0) / (wsum + eps)
-    e2 = np.maximum(_box(w * r2 * r2, window), 0) / (wsum + eps)
-    mu = _box(g, window)
+    m2 = np.maximum(box_mean(w * r1 * r1, window), 0) / (wsum + eps)
+    m4 = np.maximum(box_mean(w * r1**4, window), 0) / (wsum + eps)
+    e2 = np.maximum(box_mean(w * r2 * r2, window), 0) / (wsum + eps)
+    mu = box_mean(g, window)
     # saturated background is left out by ``inside``; a flat region inside the body is itself suspicious, so the
     # floor (a tenth of an 8-bit grey level) only keeps the logarithm finite
     valid = wsum > 0.35
@@ -201,7 +197,7 @@ class LocalizationAnalyzer(Analyzer):
         pixels) or ``noise`` (one per pixel) method."""
         from forensics.analyzers.localization.model import net_input, to_analysis, valid_cells
 
-        g, s = to_analysis(_luma(pixels))
+        g, s = to_analysis(to_gray(pixels))
         if self.method == "cnn":
             import torch
 
@@ -215,7 +211,7 @@ class LocalizationAnalyzer(Analyzer):
             return logit.astype(np.float32), s
         a, valid = anomaly_map(g, 16)
         k = 24
-        num, den = _box(a, k), _box(valid.astype(np.float32), k)
+        num, den = box_mean(a, k), box_mean(valid.astype(np.float32), k)
         return np.where(den > 0.5, num / np.maximum(den, 1e-6), 0.0).astype(np.float32), s
 
     def analyze(self, image: MedicalImage) -> Finding:
@@ -228,7 +224,7 @@ class LocalizationAnalyzer(Analyzer):
         return self._peak_finding(pixels)
 
     def _copymove(self, pixels: np.ndarray) -> Finding:
-        g = _luma(pixels)
+        g = to_gray(pixels)
         s = min(1.0, math.sqrt(_COPY_MAX_PIXELS / g.size))
         if s < 1.0:
             g = cv2.resize(g, (round(g.shape[1] * s), round(g.shape[0] * s)), interpolation=cv2.INTER_AREA)
@@ -284,12 +280,6 @@ class LocalizationAnalyzer(Analyzer):
                 )
             )
         return Finding(self.name, score, evidence, heatmap=heat, data=data)
-
-
-def _luma(pixels: np.ndarray) -> np.ndarray:
-    x = np.asarray(pixels, dtype=np.float32)
-    g = x[..., :3] @ _LUMA if x.ndim == 3 and x.shape[2] >= 3 else (x[..., 0] if x.ndim == 3 else x)
-    return np.clip(g, 0, 1).astype(np.float32)
 
 
 def _max_pool(a: np.ndarray, k: int) -> np.ndarray:

@@ -50,7 +50,8 @@ def residual(gray: np.ndarray) -> np.ndarray:
     return g - cv2.GaussianBlur(g, (0, 0), RES_SIGMA, borderType=cv2.BORDER_REFLECT)
 
 
-def _box(x: np.ndarray, k: int) -> np.ndarray:
+def box_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """Mean over the k x k window around every pixel (borders reflected)."""
     return cv2.boxFilter(x, cv2.CV_32F, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
@@ -58,8 +59,8 @@ def textured(gray: np.ndarray, r: np.ndarray, floor: float = 0.6 / 255) -> np.nd
     """bool map of positions whose neighbourhood has grain to match: not flat, not saturated, not near a strong
     edge (an edge's residual repeats along it, and anatomy is not grain)."""
     g = gray.astype(np.float32)
-    mu = _box(g, BLOCK)
-    energy = np.sqrt(np.maximum(_box(r * r, BLOCK), 0))
+    mu = box_mean(g, BLOCK)
+    energy = np.sqrt(np.maximum(box_mean(r * r, BLOCK), 0))
     inside = (mu > 0.02) & (mu < 0.98)
     b = cv2.GaussianBlur(g, (0, 0), 2.0)
     grad = np.hypot(cv2.Sobel(b, cv2.CV_32F, 1, 0), cv2.Sobel(b, cv2.CV_32F, 0, 1))
@@ -148,8 +149,8 @@ def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
 def offset_ncc(r: np.ndarray, valid: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Windowed normalized cross-correlation of ``r`` with ``r`` shifted by (dy, dx); 0 where either side is flat."""
     s = shifted(r, dy, dx)
-    num = _box(r * s, NCC_WINDOW)
-    den = np.sqrt(np.maximum(_box(r * r, NCC_WINDOW), 0) * np.maximum(_box(s * s, NCC_WINDOW), 0)) + 1e-12
+    num = box_mean(r * s, NCC_WINDOW)
+    den = np.sqrt(np.maximum(box_mean(r * r, NCC_WINDOW), 0) * np.maximum(box_mean(s * s, NCC_WINDOW), 0)) + 1e-12
     both = valid & shifted(valid.astype(np.uint8), dy, dx).astype(bool)
     return np.where(both, num / den, 0.0).astype(np.float32)
 
