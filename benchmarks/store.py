@@ -124,11 +124,7 @@ class ResultStore:
 
     def results(self, run_id: str, **where: Any) -> list[dict[str, Any]]:
         """Metric rows of a run; NULL values come back as NaN."""
-        q = "SELECT * FROM results WHERE run_id = ?"
-        args: list[Any] = [run_id]
-        for k, v in where.items():
-            q += f" AND {k} = ?"
-            args.append(v)
+        q, args = _select("results", run_id, where)
         out = []
         for r in self.db.execute(q + " ORDER BY id", args):
             d = dict(r)
@@ -138,11 +134,7 @@ class ResultStore:
         return out
 
     def curves(self, run_id: str, **where: Any) -> Iterator[dict[str, Any]]:
-        q = "SELECT * FROM curves WHERE run_id = ?"
-        args: list[Any] = [run_id]
-        for k, v in where.items():
-            q += f" AND {k} = ?"
-            args.append(v)
+        q, args = _select("curves", run_id, where)
         for r in self.db.execute(q, args):
             d = dict(r)
             d["points"] = json.loads(d["points"])
@@ -159,3 +151,13 @@ def open_store(path: str | Path = DEFAULT_DB) -> Iterator[ResultStore]:
         yield s
     finally:
         s.close()
+
+
+def _select(table: str, run_id: str, where: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``SELECT *`` of one run's rows of ``table``, narrowed by column = value pairs (names are ours, values bound)."""
+    q = f"SELECT * FROM {table} WHERE run_id = ?"
+    args: list[Any] = [run_id]
+    for k, v in where.items():
+        q += f" AND {k} = ?"
+        args.append(v)
+    return q, args
