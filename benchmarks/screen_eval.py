@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.train_localization import data_files
 from generators import tamper as T
 
 FOLDERS = {"cxr_kermany": "cxr_gan", "ct_lung_tcia": "ct_gan"}
@@ -46,8 +47,7 @@ def build_claims(data: Path, out: Path, per_kind: int, seed: int = 0) -> list[tu
     rng = np.random.default_rng(seed)
     rows: list[tuple[str, str, str]] = []
     for folder, gen_name in FOLDERS.items():
-        files = sorted(p for p in (data / folder).iterdir()
-                       if p.suffix.lower() in (".png", ".jpg", ".jpeg") and T.is_holdout(p.name))
+        files = data_files(data, True, (folder,))
         rng.shuffle(files)
         samples = np.asarray(load_generator(gen_name).sample(per_kind, seed=seed))
         original = None

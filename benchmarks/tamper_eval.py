@@ -28,19 +28,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.train_localization import FOLDERS, data_files
 from forensics.analyzers.localization import LocalizationAnalyzer
 from forensics.io import load
 from generators import tamper as T
-
-FOLDERS = ("ct_lung_tcia", "cxr_kermany")
 
 
 def _held_out(data: Path, n: int, rng: np.random.Generator) -> list[Path]:
     per = {}
     for f in FOLDERS:
-        d = data / f
-        files = [p for p in sorted(d.iterdir()) if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-                 and T.is_holdout(p.name)] if d.is_dir() else []
+        files = data_files(data, True, (f,))
         rng.shuffle(files)
         per[f] = files
     out, i = [], 0

@@ -28,9 +28,10 @@ CROP = 64
 FOLDERS = ("ct_lung_tcia", "cxr_kermany")
 
 
-def data_files(root: Path, holdout: bool) -> list[Path]:
+def data_files(root: Path, holdout: bool, folders: tuple[str, ...] = FOLDERS) -> list[Path]:
+    """PNG/JPEG files of ``folders`` below ``root`` on one side of ``generators.tamper.is_holdout``, sorted."""
     out = []
-    for f in FOLDERS:
+    for f in folders:
         d = root / f
         if d.is_dir():
             out += [p for p in sorted(d.iterdir()) if p.suffix.lower() in (".png", ".jpg", ".jpeg")
