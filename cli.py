@@ -648,7 +648,7 @@ def bench_reuse(data_dir, n_pos, write_docs):
 @bench.command("screen")
 @_data_option
 @click.option("--per-kind", type=click.IntRange(1), default=4, show_default=True,
-              help="Claims of each kind (clean, reused, tampered, synthetic) per modality.")
+              help="Claims of each kind (clean, original, reused, tampered, synthetic) per modality.")
 @_write_docs
 def bench_screen(data_dir, per_kind, write_docs):
     """Claim screening end to end, locally and on dask: is each fraud flagged for the right cause?"""
