@@ -625,8 +625,8 @@ def _module_bench(module: str, args: list[str], section: str, title: str, write_
 
 @bench.command("detectors")
 @_data_option
-@click.option("--lofo-budget", type=click.FloatRange(0), default=240.0, show_default=True,
-              help="Training seconds per leave-one-family-out fold (0 skips them).")
+@click.option("--lofo-budget", type=click.FloatRange(0), default=450.0, show_default=True,
+              help="Training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips them).")
 @_write_docs
 def bench_detectors(data_dir, lofo_budget, write_docs):
     """Bundled pixel detectors: in-distribution, leave-one-family-out, perturbations, calibration, controls, speed."""

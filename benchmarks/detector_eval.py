@@ -1,6 +1,6 @@
 """Measure the pixel detectors (frequency, cnn, their fusion) on held-out data, format-matched, with controls.
 
-    medaudit bench detectors --data ../shared/data --write-docs docs/BENCHMARKS.md [--lofo-budget 240]
+    medaudit bench detectors --data ../shared/data --write-docs docs/BENCHMARKS.md [--lofo-budget 450]
 
 What it reports (targets from the detector-suite issue in brackets):
 - in-distribution ROC-AUC per modality, format-matched: held-out real files (20% by patient, never trained on) and
@@ -31,7 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants
+from benchmarks.detectors import fusion_config
+from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants, generator_family
 
 PIXEL_ANALYZERS = ("frequency", "cnn")
 
@@ -46,17 +47,6 @@ def _analyzers(weights_dir: Path | None) -> dict[str, Any]:
         if not ok:
             raise SystemExit(f"{name}: {why}")
     return out
-
-
-def _fusion_config(weights_dir: Path | None):
-    from forensics.analyzers.frequency import DEFAULT_WEIGHTS_DIR
-    from forensics.fusion import FusionConfig
-
-    path = Path(weights_dir or DEFAULT_WEIGHTS_DIR) / "fusion.json"
-    if path.is_file():
-        d = json.loads(path.read_text())
-        return FusionConfig(pixel_weights=d["pixel_weights"], pixel_bias=d["pixel_bias"])
-    return FusionConfig()
 
 
 def score(analyzers: dict[str, Any], fusion_cfg, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -99,7 +89,7 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
     from forensics.formatpath import jpeg_roundtrip, native_roundtrip, png_roundtrip
 
     analyzers = _analyzers(weights_dir)
-    cfg = _fusion_config(weights_dir)
+    cfg = fusion_config(weights_dir)
     sets = bundled_sets(data, heldout=True, seed=TEST_FAKE_SEED + seed, fake_ratio=fake_ratio, progress=progress)
     res: dict[str, Any] = {"modalities": {}, "fusion": cfg.to_dict()}
     pooled: dict[str, list] = {"y": [], **{k: [] for k in [*analyzers, "risk"]}}
@@ -180,7 +170,11 @@ def dicom_check(analyzers: dict[str, Any], cfg) -> dict[str, Any]:
 
 def lofo(data: Path, *, budget_s: float, seed: int = 0, cache: Path | None = None,
          progress: bool = True) -> dict[str, Any]:
-    """Leave one generator family out on chest X-ray: train on two, test on the held-out third."""
+    """Leave one generator family out on chest X-ray: train on two, test on the held-out third.
+
+    Inside each fold, calibration is fitted the way ``fit_and_save`` fits it with two or more families: across the
+    two seen families (each held out in turn), so the third one is unseen by the models and by their calibration.
+    """
     from forensics.training import VariantSet, fit_and_save, split_by_source
 
     parts = bundled_variants(data, seed=seed, cache=cache, modalities=["cxr_kermany"], progress=progress)
@@ -194,8 +188,9 @@ def lofo(data: Path, *, budget_s: float, seed: int = 0, cache: Path | None = Non
         train = VariantSet.concat([tr for k, tr, _ in splits if k != held])
         val = VariantSet.concat([va for k, _, va in splits if k != held])
         with tempfile.TemporaryDirectory() as d:
-            rep = fit_and_save(train, val, out_dir=d, seed=seed, time_budget_s=budget_s, progress=progress)
-            analyzers, cfg = _analyzers(Path(d)), _fusion_config(Path(d))
+            rep = fit_and_save(train, val, out_dir=d, families={g: generator_family(g) for g in gens}, seed=seed,
+                               time_budget_s=budget_s, progress=progress)
+            analyzers, cfg = _analyzers(Path(d)), fusion_config(Path(d))
             unseen = [x for x, k in zip(te["fake"], te["fake_kinds"], strict=True) if k == held]
             xs = _formatted(te["real"] + unseen, seed=1000 * seed + 7)
             y = np.array([0] * len(te["real"]) + [1] * len(unseen))
@@ -245,7 +240,8 @@ def render(res: dict[str, Any], command: str) -> str:
          f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."]
     if "fusion" in res:
         L += ["", f"Thresholds: high = fused risk >= {res['fusion']['high']}, medium >= {res['fusion']['medium']}. "
-                  f"Fusion weights {res['fusion']['pixel_weights']}, bias {res['fusion']['pixel_bias']}."]
+                  f"Fusion weights {res['fusion']['pixel_weights']}, gain {res['fusion'].get('pixel_gain', 1.0)}, "
+                  f"bias {res['fusion']['pixel_bias']}."]
     if res.get("modalities"):
         L += ["", "## In-distribution, format-matched (held-out reals vs new-seed samples of the bundled generators)",
               "", "| modality | n real / fake | AUC fused | AUC frequency | AUC cnn | ECE fused | FPR@high | "
@@ -292,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True, help="Markdown file")
     ap.add_argument("--weights", type=Path, default=None, help="detector weights dir (default: bundled)")
-    ap.add_argument("--lofo-budget", type=float, default=240.0, help="training seconds per LOFO fold; 0 skips")
+    ap.add_argument("--lofo-budget", type=float, default=450.0,
+                    help="training seconds per LOFO fold (three CNN fits: the fold's and two for calibration); 0 skips")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-eval", action="store_true", help="skip the in-distribution/controls part")
     ap.add_argument("--cache", type=Path, default=None, help="variant cache of benchmarks.train_detector")

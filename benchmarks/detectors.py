@@ -181,7 +181,7 @@ class AnalyzerDetector(BaseDetector):
         return hash_arrays(*[f"{k}={v}" for k, v in sorted(hashes.items())])
 
 
-def _fusion_config(weights_dir: Path | None = None, high: float | None = None):
+def fusion_config(weights_dir: Path | None = None, high: float | None = None):
     """The shipped fusion config: ``fusion.json`` beside the pixel weights when there is one."""
     from dataclasses import replace
 
@@ -219,7 +219,7 @@ class SuiteDetector(BaseDetector):
             from forensics.analyzers import list_analyzers
             from forensics.scanner import Scanner, ScanOptions
 
-            self._fusion = _fusion_config(None if self.weights_dir is None else Path(self.weights_dir))
+            self._fusion = fusion_config(None if self.weights_dir is None else Path(self.weights_dir))
             names = list(self.analyzers) if self.analyzers is not None else list_analyzers()
             self._scanner = Scanner(ScanOptions(analyzers=names, fusion=self._fusion))
             if self.weights_dir is not None:  # point the pixel analyzers at other weights
@@ -311,7 +311,7 @@ class RetrainedSuiteDetector(BaseDetector):
                                        real_variants=self.real_variants, fake_variants=self.fake_variants,
                                        cnn_max_steps=self.cnn_max_steps, cnn_batch_size=32)
         self.analyzers_ = {n: create_analyzer(n, weights_dir=d) for n in self.analyzers}
-        self.fusion_ = _fusion_config(d, high=self.high)
+        self.fusion_ = fusion_config(d, high=self.high)
         return self
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:

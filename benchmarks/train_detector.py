@@ -115,6 +115,14 @@ def generator_natives(name: str) -> list[int]:
     return sorted({int(cfg["resolution"]), int(cfg.get("output_resolution") or cfg["resolution"])})
 
 
+def generator_family(name: str) -> str:
+    """gan, vae, ddpm ... of a bundled generator name or checkpoint dir (calibration holds families out in turn)."""
+    from generators.api import _resolve
+    from generators.base import read_config
+
+    return str(read_config(_resolve(name)[1])["family"])
+
+
 def sample_generator(name: str, n: int, seed: int, batch: int = 64) -> np.ndarray:
     """``n`` unstamped samples float32 (n, H, W[, 3]) - the watermark is left out on purpose, so the detectors
     cannot learn it (the watermark analyzer covers our own marks)."""
@@ -172,7 +180,7 @@ def train_detector_cli(
         fpaths = image_files(fake_dirs)
         fake, fpaths = load_images(fpaths, progress)
         fake_groups = [str(p) for p in fpaths]
-        fake_kinds = [Path(p).parent.name for p in fpaths]
+        fake_kinds = [Path(p).parent.name for p in fpaths]  # each folder counts as a generator family of its own
         natives.update({min(f.shape[:2]) for f in fake if min(f.shape[:2]) <= 128})
     else:
         if not generator_names:
@@ -188,8 +196,9 @@ def train_detector_cli(
     note = data_note or (
         f"Real images: {len(real)} files from {', '.join(map(str, real_dirs))}. Synthetic: {len(fake)} ({origin})."
     )
+    families = {} if fake_dirs else {g: generator_family(g) for g in generator_names}
     report = train_detectors(real, fake, out_dir=out_dir, real_groups=real_groups, fake_groups=fake_groups,
-                             fake_kinds=fake_kinds, native_sizes=sorted(natives) or (64,), seed=seed,
+                             fake_kinds=fake_kinds, families=families, native_sizes=sorted(natives) or (64,), seed=seed,
                              time_budget_s=time_budget_s, data_note=note, progress=progress,
                              **train_kw)
     report["total_wall_s"] = round(time.perf_counter() - t0, 1)
@@ -370,8 +379,9 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
                  "real_variants": REAL_VARIANTS, "synthetic_variants": FAKE_VARIANTS, "native_sizes": natives,
                  "note": note}
     prep = time.perf_counter() - t0
+    families = {g: generator_family(g) for g in bundled_generator_names()}
     return fit_and_save(VariantSet.concat(trains), VariantSet.concat(vals), out_dir=out_dir, data=data_info,
-                        seed=seed, prep_s=prep, progress=progress,
+                        families=families, seed=seed, prep_s=prep, progress=progress,
                         time_budget_s=None if time_budget_s is None else time_budget_s - prep, **kw)
 
 

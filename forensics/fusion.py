@@ -3,8 +3,8 @@
 Three kinds of evidence, used differently (DESIGN.md, fusion):
 - decisive findings (our watermark or provenance label, a generator signature, DICOM Conversion Type SYN) set the
   risk to their score, near 1;
-- pixel analyzers give calibrated probabilities; they are combined in logit space with weights fitted on held-out
-  validation data (stored as JSON beside the weights; equal weights until a fit exists);
+- pixel analyzers give calibrated probabilities; they are combined in logit space - a weighted mean, then a gain and
+  a bias - fitted on held-out validation data (stored as JSON beside the weights; equal weights until a fit exists);
 - metadata anomalies, reuse matches and local tampering traces raise the risk as bounded evidence: each adds its
   weight's log-odds, and together they can add at most ``rules_cap`` of probability mass, so no amount of header
   oddity alone reaches ``high``.
@@ -37,6 +37,7 @@ class FusionConfig:
     high: float = 0.9
     rules_cap: float = 0.6
     pixel_weights: dict[str, float] = field(default_factory=dict)
+    pixel_gain: float = 1.0
     pixel_bias: float = 0.0
 
     def __post_init__(self) -> None:
@@ -79,8 +80,8 @@ def fuse(findings: list[Finding], kinds: dict[str, str], config: FusionConfig) -
     pixel = [(f.analyzer, f.score) for f in findings if kinds.get(f.analyzer) == "pixel" and f.score is not None]
     if pixel:
         weights = [config.pixel_weights.get(name, 1.0) for name, _ in pixel]
-        z = config.pixel_bias + sum(w * _logit(s) for w, (_, s) in zip(weights, pixel, strict=True)) / sum(weights)
-        base = _sigmoid(z)
+        z = sum(w * _logit(s) for w, (_, s) in zip(weights, pixel, strict=True)) / sum(weights)
+        base = _sigmoid(config.pixel_bias + config.pixel_gain * z)
     else:
         base = 0.0
 

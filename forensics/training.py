@@ -354,25 +354,34 @@ def cnn_logits(model, config: dict[str, Any], images: np.ndarray, batch: int = 3
 
 # ---------------------------------------------------------------------------------------------- fusion
 def fit_fusion(logits: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
-    """Weights and bias for :func:`forensics.fusion.fuse` (``bias + sum(w * logit) / sum(w)``) by grid search of
-    validation log-loss over calibrated logits of the pixel analyzers."""
+    """Weights, gain and bias for :func:`forensics.fusion.fuse` (``bias + gain * sum(w * logit) / sum(w)``).
+
+    The weights are a grid search of convex combinations of the analyzers' calibrated logits; gain and bias are a
+    Platt fit of the combined logit (averaging two partly independent logits leaves them under-confident). The
+    choice minimizes the class-balanced log-loss, as the analyzers' own calibration does."""
     names = sorted(logits)
-    y = np.asarray(y, dtype=float)
-    if len(names) == 1:
-        return {"pixel_weights": {names[0]: 1.0}, "pixel_bias": 0.0}
-    best = (math.inf, None)
-    grid = np.linspace(0.05, 0.95, 19)
-    for w in grid if len(names) == 2 else [None]:
-        ws = [w, 1 - w] if w is not None else [1.0] * len(names)
+    y = np.asarray(y).astype(int)
+    grid = [[w, 1 - w] for w in np.linspace(0.05, 0.95, 19)] if len(names) == 2 else [[1.0] * len(names)]
+    sample_w = np.where(y == 1, 0.5 / max(1, y.sum()), 0.5 / max(1, (1 - y).sum()))
+    best: tuple[float, Any] = (math.inf, None)
+    for ws in grid:
         z = sum(wi * logits[n] for wi, n in zip(ws, names, strict=True)) / sum(ws)
-        for b in np.linspace(-2, 2, 41):
-            p = np.clip(1 / (1 + np.exp(-(z + b))), 1e-6, 1 - 1e-6)
-            ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
-            if ll < best[0]:
-                best = (ll, (ws, b))
-    ws, b = best[1]
+        cal = Calibrator.fit(z, y)
+        p = np.clip(cal(z), 1e-6, 1 - 1e-6)
+        ll = -float(np.sum(sample_w * (y * np.log(p) + (1 - y) * np.log(1 - p))))
+        if ll < best[0]:
+            best = (ll, (ws, cal))
+    ws, cal = best[1]
     return {"pixel_weights": {n: round(float(w), 3) for n, w in zip(names, ws, strict=True)},
-            "pixel_bias": round(float(b), 3), "val_logloss": round(float(best[0]), 4)}
+            "pixel_gain": round(cal.a, 3), "pixel_bias": round(cal.b, 3), "val_logloss": round(best[0], 4)}
+
+
+def fused_probability(fusion: dict[str, Any], logits: dict[str, np.ndarray]) -> np.ndarray:
+    """What :func:`forensics.fusion.fuse` gives for these calibrated logits (of :func:`_logit`, every analyzer
+    present)."""
+    ws = fusion["pixel_weights"]
+    z = sum(ws[n] * logits[n] for n in ws) / sum(ws.values())
+    return 1 / (1 + np.exp(-(fusion["pixel_bias"] + fusion["pixel_gain"] * z)))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -389,6 +398,7 @@ def train_detectors(
     real_groups: Sequence[str] | None = None,
     fake_groups: Sequence[str] | None = None,
     fake_kinds: Sequence[str] | None = None,
+    families: dict[str, str] | None = None,
     native_sizes: Sequence[int] = (64,),
     seed: int = 0,
     time_budget_s: float | None = None,
@@ -412,7 +422,9 @@ def train_detectors(
             (the layout of ``forensics/weights``; pass it to an analyzer as ``weights_dir``).
         real_groups / fake_groups: source id per image (e.g. the file path; several crops of one patient share
             one id); the train/validation split is by these ids. Default: one id per image.
-        fake_kinds: a label per fake (generator name) - only for the per-kind validation numbers.
+        fake_kinds: a label per fake (generator name or folder): per-kind validation numbers, and the generator
+            families that calibration holds out in turn (see :func:`fit_and_save`).
+        families: generator family of each fake kind (``{"cxr_gan": "gan"}``); default: each kind its own.
         native_sizes: generators' native sides in px; reals take these round trips as negatives.
         seed: seeds the format path, the split salt and the networks.
         time_budget_s: wall-clock budget of the whole call; the CNN gets what is left after the data preparation.
@@ -434,7 +446,7 @@ def train_detectors(
     data = {"real_sources": len(real), "synthetic_sources": len(fake), "real_variants": real_variants,
             "synthetic_variants": fake_variants, "native_sizes": list(native_sizes), "note": data_note}
     prep_s = time.perf_counter() - t_start
-    return fit_and_save(train, val, out_dir=out_dir, data=data, seed=seed, analyzers=analyzers,
+    return fit_and_save(train, val, out_dir=out_dir, families=families, data=data, seed=seed, analyzers=analyzers,
                         time_budget_s=None if time_budget_s is None else time_budget_s - prep_s, prep_s=prep_s,
                         frequency_classifier=frequency_classifier,
                         cnn_config=cnn_config, cnn_max_steps=cnn_max_steps, cnn_batch_size=cnn_batch_size,
@@ -473,11 +485,82 @@ def prepare_variants(
     return VariantSet.concat([r_train, f_train]), VariantSet.concat([r_val, f_val])
 
 
+@dataclass
+class PixelModels:
+    """The pixel analyzers fitted on one training set (uncalibrated)."""
+
+    frequency: Any = None  # (FrequencyDetector, reference quantiles)
+    cnn: Any = None  # (model, config, training log)
+
+    @classmethod
+    def fit(cls, train: VariantSet, analyzers: Sequence[str], *, seed: int, frequency_classifier: str,
+            cnn_kw: dict[str, Any]) -> PixelModels:
+        models = cls()
+        if "frequency" in analyzers:
+            models.frequency = fit_frequency(train, classifier=frequency_classifier, seed=seed)
+        if "cnn" in analyzers:
+            models.cnn = fit_cnn(train, seed=seed, **cnn_kw)
+        return models
+
+    def logits(self, v: VariantSet) -> dict[str, np.ndarray]:
+        """Raw logits per analyzer of the variants ``v``."""
+        out = {}
+        if self.frequency is not None:
+            out["frequency"] = self.frequency[0].decision_function(v.features)
+        if self.cnn is not None:
+            out["cnn"] = cnn_logits(self.cnn[0], self.cnn[1], v.images)
+        return out
+
+    def save(self, out: Path, calibrators: dict[str, Calibrator], fitted_on: str) -> None:
+        from forensics.analyzers.cnn.model import save_checkpoint
+
+        if self.frequency is not None:
+            det, reference = self.frequency
+            det.save_json(out / "frequency" / "model.json", extra={"reference": reference})
+            calibrators["frequency"].save(out / "frequency" / "calibration.json", extra={"fitted_on": fitted_on})
+        if self.cnn is not None:
+            save_checkpoint(self.cnn[0], self.cnn[1], out / "cnn")
+            calibrators["cnn"].save(out / "cnn" / "calibration.json", extra={"fitted_on": fitted_on})
+
+
+def _families(v: VariantSet, families: dict[str, str]) -> np.ndarray:
+    """The generator family of each synthetic variant ("" for real ones); a kind missing from ``families`` is its
+    own family."""
+    return np.array([families.get(k, k) if y == 1 else "" for k, y in zip(v.kind, v.label, strict=True)],
+                    dtype=object)
+
+
+def held_out_families(train: VariantSet, val: VariantSet, families: dict[str, str]) -> list[str]:
+    """Families to hold out in turn for calibration: those with synthetic variants in both splits, when there are
+    at least two (with one, there is nothing left to train on)."""
+    common = set(_families(train, families)[train.label == 1]) & set(_families(val, families)[val.label == 1])
+    return sorted(common) if len(common) >= 2 else []
+
+
+def cross_family_logits(train: VariantSet, val: VariantSet, families: dict[str, str], held: Sequence[str],
+                        fit: Any) -> tuple[dict[str, np.ndarray], VariantSet]:
+    """Raw logits of models that never saw a family, on that family's validation fakes and on every validation
+    real, pooled over the held-out families (each real appears once per family).
+
+    ``fit(train_subset) -> PixelModels``. Returns ({analyzer: logits}, the matching validation variants).
+    """
+    ft, fv = _families(train, families), _families(val, families)
+    logits: dict[str, list[np.ndarray]] = {}
+    parts = []
+    for f in held:
+        part = val.subset((val.label == 0) | (fv == f))
+        for name, z in fit(train.subset(ft != f)).logits(part).items():
+            logits.setdefault(name, []).append(z)
+        parts.append(part)
+    return {n: np.concatenate(z) for n, z in logits.items()}, VariantSet.concat(parts)
+
+
 def fit_and_save(
     train: VariantSet,
     val: VariantSet,
     *,
     out_dir: str | Path,
+    families: dict[str, str] | None = None,
     data: dict[str, Any] | None = None,
     seed: int = 0,
     analyzers: Sequence[str] = ("frequency", "cnn"),
@@ -489,10 +572,72 @@ def fit_and_save(
     cnn_batch_size: int = 64,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Fit, calibrate (on ``val``) and save the detectors from prepared variants; returns the training report."""
+    """Fit, calibrate and save the detectors from prepared variants; returns the training report.
+
+    Calibration (Platt per analyzer, then the fusion weights) is fitted **across generator families** when the
+    synthetic variants come from two or more (``families`` maps a variant's kind - the generator name - to its family,
+    e.g. ``{"cxr_gan": "gan"}``; by default each kind is its own family): for each family in turn the analyzers are
+    refitted without it and score its validation fakes and the validation reals, and the calibration is fitted on
+    these pooled scores, then applied to the models fitted on everything (scikit-learn's ``CalibratedClassifierCV``
+    with ``ensemble=False``, grouped by family). Seen generators are separated almost perfectly, so a calibration
+    fitted on them alone puts an unseen generator's fakes far below ``high``; this one is fitted on what an unseen
+    generator looks like. With one family, calibration is fitted on the validation split.
+    """
     t_start = time.perf_counter()
     out = Path(out_dir)
-    kinds = val.kind
+    families = dict(families or {})
+    held = held_out_families(train, val, families)
+    fits_left = 1 + len(held)
+
+    def fit(subset: VariantSet) -> PixelModels:
+        nonlocal fits_left
+        left = None
+        if time_budget_s is not None:  # the CNN fits still to come share the time left equally
+            left = max(10.0, (time_budget_s - (time.perf_counter() - t_start) - 15) / fits_left)
+        fits_left = max(1, fits_left - 1)
+        return PixelModels.fit(subset, analyzers, seed=seed, frequency_classifier=frequency_classifier,
+                               cnn_kw={"config": cnn_config, "time_budget_s": left, "max_steps": cnn_max_steps,
+                                       "batch_size": cnn_batch_size, "progress": progress})
+
+    models = fit(train)
+    val_z = models.logits(val)
+    if held:
+        cal_z, cal_set = cross_family_logits(train, val, families, held, fit)
+        fitted_on = f"validation scores of models trained without each generator family in turn ({', '.join(held)})"
+    else:
+        cal_z, cal_set = val_z, val
+        fitted_on = "validation split"
+    calibrators = {n: Calibrator.fit(z, cal_set.label) for n, z in cal_z.items()}
+    models.save(out, calibrators, fitted_on)
+    fusion = fit_fusion({n: _logit(calibrators[n](z)) for n, z in cal_z.items()}, cal_set.label)
+
+    report: dict[str, Any] = {"seed": seed, "data": _data_summary(train, val, data), "prep_wall_s": round(prep_s, 1),
+                              "calibration": {"method": "platt", "fitted_on": fitted_on, "held_out_families": held},
+                              "analyzers": {}}
+    if models.frequency is not None:
+        report["analyzers"]["frequency"] = {"classifier": frequency_classifier,
+                                            "features": int(train.features.shape[1])}
+    if models.cnn is not None:
+        report["analyzers"]["cnn"] = {"arch": models.cnn[1]["arch"], **models.cnn[2]}
+    for n, z in val_z.items():
+        report["analyzers"][n].update(_val_metrics(val.label, calibrators[n](z), val.native, val.kind))
+    fusion["val"] = _val_metrics(val.label, fused_probability(fusion, {n: _logit(calibrators[n](z))
+                                                                       for n, z in val_z.items()}),
+                                 val.native, val.kind)
+    if held:  # the honest figure: every family scored by models that had not seen it
+        fusion["val_unseen_family"] = _val_metrics(
+            cal_set.label, fused_probability(fusion, {n: _logit(calibrators[n](z)) for n, z in cal_z.items()}),
+            cal_set.native, _families(cal_set, families))
+    atomic_write_text(out / "fusion.json", json.dumps(fusion, indent=1))
+    report["fusion"] = fusion
+    report["wall_s"] = round(time.perf_counter() - t_start + prep_s, 1)
+    report["files"] = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    write_model_card(out, report)
+    atomic_write_text(out / "training_report.json", json.dumps(report, indent=1, default=str))
+    return report
+
+
+def _data_summary(train: VariantSet, val: VariantSet, data: dict[str, Any] | None) -> dict[str, Any]:
     data = dict(data or {})
     data.update({
         "train_variants": int(len(train.label)), "val_variants": int(len(val.label)),
@@ -503,55 +648,7 @@ def fit_and_save(
     data.setdefault("synthetic_sources", len(set(train.source[train.label == 1]) | set(val.source[val.label == 1])))
     for k in ("real_variants", "synthetic_variants", "native_sizes", "note"):
         data.setdefault(k, "")
-    report: dict[str, Any] = {
-        "seed": seed,
-        "data": data,
-        "prep_wall_s": round(prep_s, 1),
-        "analyzers": {},
-    }
-    val_logits: dict[str, np.ndarray] = {}
-
-    if "frequency" in analyzers:
-        t0 = time.perf_counter()
-        det, reference = fit_frequency(train, classifier=frequency_classifier, seed=seed)
-        z = det.decision_function(val.features)
-        cal = Calibrator.fit(z, val.label)
-        det.save_json(out / "frequency" / "model.json", extra={"reference": reference})
-        cal.save(out / "frequency" / "calibration.json", extra={"fitted_on": "validation split"})
-        val_logits["frequency"] = _logit(cal(z))
-        report["analyzers"]["frequency"] = {
-            "classifier": frequency_classifier, "wall_s": round(time.perf_counter() - t0, 1),
-            "features": int(train.features.shape[1]),
-            **_val_metrics(val.label, cal(z), val.native, kinds),
-        }
-
-    if "cnn" in analyzers:
-        from forensics.analyzers.cnn.model import save_checkpoint
-
-        left = None if time_budget_s is None else max(10.0, time_budget_s - (time.perf_counter() - t_start) - 15)
-        model, cfg, log = fit_cnn(train, val, config=cnn_config, time_budget_s=left, max_steps=cnn_max_steps,
-                                  batch_size=cnn_batch_size, seed=seed, progress=progress)
-        save_checkpoint(model, cfg, out / "cnn")
-        z = cnn_logits(model, cfg, val.images)
-        cal = Calibrator.fit(z, val.label)
-        cal.save(out / "cnn" / "calibration.json", extra={"fitted_on": "validation split"})
-        val_logits["cnn"] = _logit(cal(z))
-        report["analyzers"]["cnn"] = {"arch": cfg["arch"], **log, **_val_metrics(val.label, cal(z), val.native, kinds)}
-
-    if val_logits:
-        fusion = fit_fusion(val_logits, val.label)
-        names = sorted(val_logits)
-        ws = fusion["pixel_weights"]
-        zf = fusion["pixel_bias"] + sum(ws[n] * val_logits[n] for n in names) / sum(ws.values())
-        pf = 1 / (1 + np.exp(-zf))
-        fusion["val"] = _val_metrics(val.label, pf, val.native, kinds)
-        atomic_write_text(out / "fusion.json", json.dumps(fusion, indent=1))
-        report["fusion"] = fusion
-    report["wall_s"] = round(time.perf_counter() - t_start + prep_s, 1)
-    report["files"] = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
-    write_model_card(out, report)
-    atomic_write_text(out / "training_report.json", json.dumps(report, indent=1, default=str))
-    return report
+    return data
 
 
 def _val_metrics(y: np.ndarray, p: np.ndarray, native: np.ndarray, kinds: np.ndarray) -> dict[str, Any]:
@@ -568,6 +665,7 @@ def _val_metrics(y: np.ndarray, p: np.ndarray, native: np.ndarray, kinds: np.nda
     for k in sorted(set(kinds[~real].tolist())):
         m = real | (kinds == k)
         out[f"val_auc_{k}"] = round(roc_auc(y[m], p[m]), 4)
+        out[f"val_tpr_at_0.9_{k}"] = round(float((p[kinds == k] >= 0.9).mean()), 4)
     return out
 
 
@@ -593,20 +691,24 @@ def write_model_card(out: Path, report: dict[str, Any]) -> Path:
     for name, a in report["analyzers"].items():
         desc = {k: v for k, v in a.items() if not k.startswith("val_")}
         lines.append(f"- **{name}**: " + ", ".join(f"{k} {v}" for k, v in desc.items()))
+    fusion = report["fusion"]
+    lines += ["", "## Calibration", "", f"Platt scaling per analyzer, then the fusion (`pixel_weights` "
+              f"{fusion['pixel_weights']}, `pixel_gain` {fusion['pixel_gain']}, `pixel_bias` {fusion['pixel_bias']}; "
+              f"fusion.json), fitted on {report['calibration']['fitted_on']}."]
     lines += ["", "## Validation (held-out source images, calibrated scores)", "",
               "| analyzer | metric | value |", "|---|---|---|"]
-    for name, a in [*report["analyzers"].items(), *([("fusion", report["fusion"]["val"])] if "fusion" in report
-                                                   else [])]:
+    tables = [*report["analyzers"].items(), ("fusion", fusion["val"])]
+    if "val_unseen_family" in fusion:
+        tables.append(("fusion, family unseen in training", fusion["val_unseen_family"]))
+    for name, a in tables:
         for k, v in a.items():
             if k.startswith("val_"):
                 lines.append(f"| {name} | {k[4:]} | {v} |")
-    if "fusion" in report:
-        lines += ["", f"Suggested fusion: `pixel_weights` {report['fusion']['pixel_weights']}, "
-                      f"`pixel_bias` {report['fusion']['pixel_bias']} (see fusion.json)."]
     lines += ["", "## Files", "", "| file | bytes |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.get("files", {}).items()]
     lines += ["", f"Wall time: {report['wall_s']} s (data preparation {report['prep_wall_s']} s).", "",
-              "Limits: validation numbers come from the same generators as training; see docs/BENCHMARKS.md for "
+              "Limits: validation numbers come from the generators of training (except the rows of a family unseen in "
+              "training); see docs/BENCHMARKS.md for "
               "unseen-generator and perturbation results. Scores are calibrated for a 50/50 prior (classes weighted "
               "equally in the Platt fit); base rates in real claims are far lower.", ""]
     return atomic_write_text(out / "MODEL_CARD.md", "\n".join(lines))

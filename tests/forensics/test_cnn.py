@@ -106,3 +106,67 @@ def test_blank_image_has_no_score(trained):
     out, _ = trained
     f = CNNAnalyzer(weights_dir=out).analyze(_image(np.full((80, 80), 0.3, np.float32)))
     assert f.score is None and f.heatmap is None and f.evidence[0].code == "cnn.not_applicable"
+
+
+def _toy_variants(kinds: list[str], n: int = 8):
+    """A VariantSet of n reals and n fakes per kind (frequency features only)."""
+    from forensics.training import VariantSet, make_variants
+
+    real, _ = toy_sets(n, seed=3)
+    rng = np.random.default_rng(0)
+    parts = [make_variants(real, 0, n_variants=1, rng=rng, native_sizes=(24,), cnn_size=64)]
+    for j, k in enumerate(kinds):
+        _, fake = toy_sets(n, seed=10 + j)
+        v = make_variants(fake, 1, n_variants=1, rng=rng, kinds=[k] * n, cnn_size=64)
+        v.source = v.source + 100 * (j + 1)  # distinct source ids per kind
+        parts.append(v)
+    return VariantSet.concat(parts)
+
+
+def test_held_out_families_need_two_families_on_both_sides():
+    from forensics.training import held_out_families
+
+    two = _toy_variants(["cxr_gan", "ct_gan", "cxr_vae"], n=2)
+    assert held_out_families(two, two, {"cxr_gan": "gan", "ct_gan": "gan", "cxr_vae": "vae"}) == ["gan", "vae"]
+    assert held_out_families(two, two, {}) == ["ct_gan", "cxr_gan", "cxr_vae"]  # a kind is its own family
+    one = _toy_variants(["cxr_gan"], n=2)
+    assert held_out_families(one, one, {}) == []
+    assert held_out_families(two, one, {}) == []  # only cxr_gan is in both
+
+
+def test_cross_family_logits_score_each_family_with_models_that_never_saw_it():
+    from forensics.training import cross_family_logits
+
+    v = _toy_variants(["a1", "a2", "b1"], n=3)
+    families = {"a1": "a", "a2": "a", "b1": "b"}
+    seen_in_training = []
+
+    class Recorder:
+        def __init__(self, train):
+            self.kinds = set(train.kind[train.label == 1].tolist())
+            seen_in_training.append(self.kinds)
+
+        def logits(self, part):
+            return {"frequency": np.array([float(k in self.kinds) for k in part.kind])}
+
+    logits, scored = cross_family_logits(v, v, families, ["a", "b"], Recorder)
+    assert seen_in_training == [{"b1"}, {"a1", "a2"}]
+    assert len(scored.label) == 2 * 3 + 9  # the reals once per family, every fake once
+    assert (logits["frequency"] == 0).all()  # no image was scored by a model trained on its own family
+
+
+def test_calibration_is_fitted_across_families_when_there_are_two(tmp_path):
+    from forensics.training import fit_and_save, split_by_source
+
+    v = _toy_variants(["cxr_gan", "cxr_vae"], n=10)
+    groups = [f"s{i}" for i in range(int(v.source.max()) + 1)]
+    train, val = split_by_source(v, groups, val_fraction=0.4, seed=1)
+    report = fit_and_save(train, val, out_dir=tmp_path, analyzers=("frequency",),
+                          families={"cxr_gan": "gan", "cxr_vae": "vae"})
+    assert report["calibration"]["held_out_families"] == ["gan", "vae"]
+    fusion = json.loads((tmp_path / "fusion.json").read_text())
+    assert {"pixel_weights", "pixel_gain", "pixel_bias", "val", "val_unseen_family"} <= set(fusion)
+    assert "val_auc_gan" in fusion["val_unseen_family"]
+    cal = json.loads((tmp_path / "frequency" / "calibration.json").read_text())
+    assert "without each generator family" in cal["fitted_on"]
+    assert "family unseen in training" in (tmp_path / "MODEL_CARD.md").read_text()

@@ -41,3 +41,11 @@ def test_levels_follow_configurable_thresholds():
     assert [level_of(r, config) for r in (0.29, 0.3, 0.69, 0.7)] == ["low", "medium", "medium", "high"]
     with pytest.raises(ValueError):
         FusionConfig(medium=0.9, high=0.5)
+
+
+def test_pixel_gain_scales_the_combined_logit_and_the_bias_shifts_it():
+    import math
+
+    config = FusionConfig(pixel_weights={"cnn": 1.0, "frequency": 1.0}, pixel_gain=2.0, pixel_bias=-1.0)
+    risk = fuse([Finding("cnn", 0.8), Finding("frequency", 0.8)], KINDS, config)
+    assert risk == pytest.approx(1 / (1 + math.exp(-(-1.0 + 2.0 * math.log(4)))))
