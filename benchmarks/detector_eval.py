@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from benchmarks.detectors import fusion_config
-from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants, generator_family
+from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants, calibration_families
 
 PIXEL_ANALYZERS = ("frequency", "cnn")
 
@@ -188,7 +188,7 @@ def lofo(data: Path, *, budget_s: float, seed: int = 0, cache: Path | None = Non
         train = VariantSet.concat([tr for k, tr, _ in splits if k != held])
         val = VariantSet.concat([va for k, _, va in splits if k != held])
         with tempfile.TemporaryDirectory() as d:
-            rep = fit_and_save(train, val, out_dir=d, families={g: generator_family(g) for g in gens}, seed=seed,
+            rep = fit_and_save(train, val, out_dir=d, families=calibration_families(gens), seed=seed,
                                time_budget_s=budget_s, progress=progress)
             analyzers, cfg = _analyzers(Path(d)), fusion_config(Path(d))
             unseen = [x for x, k in zip(te["fake"], te["fake_kinds"], strict=True) if k == held]

@@ -115,12 +115,17 @@ def generator_natives(name: str) -> list[int]:
     return sorted({int(cfg["resolution"]), int(cfg.get("output_resolution") or cfg["resolution"])})
 
 
-def generator_family(name: str) -> str:
-    """gan, vae, ddpm ... of a bundled generator name or checkpoint dir (calibration holds families out in turn)."""
+def calibration_families(names: Sequence[str]) -> dict[str, str]:
+    """{generator: family (gan, vae, ddpm ...)} of the generators that calibration holds out in turn: those of each
+    modality with two or more families among ``names``. A modality's only generator is always trained on."""
     from generators.api import _resolve
     from generators.base import read_config
 
-    return str(read_config(_resolve(name)[1])["family"])
+    by_modality: dict[str, dict[str, str]] = {}
+    for name in names:
+        cfg = read_config(_resolve(name)[1])
+        by_modality.setdefault(str(cfg.get("modality")), {})[name] = str(cfg["family"])
+    return {g: f for gens in by_modality.values() if len(set(gens.values())) >= 2 for g, f in gens.items()}
 
 
 def sample_generator(name: str, n: int, seed: int, batch: int = 64) -> np.ndarray:
@@ -196,7 +201,7 @@ def train_detector_cli(
     note = data_note or (
         f"Real images: {len(real)} files from {', '.join(map(str, real_dirs))}. Synthetic: {len(fake)} ({origin})."
     )
-    families = {} if fake_dirs else {g: generator_family(g) for g in generator_names}
+    families = {k: k for k in fake_kinds} if fake_dirs else calibration_families(generator_names)
     report = train_detectors(real, fake, out_dir=out_dir, real_groups=real_groups, fake_groups=fake_groups,
                              fake_kinds=fake_kinds, families=families, native_sizes=sorted(natives) or (64,), seed=seed,
                              time_budget_s=time_budget_s, data_note=note, progress=progress,
@@ -379,7 +384,7 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
                  "real_variants": REAL_VARIANTS, "synthetic_variants": FAKE_VARIANTS, "native_sizes": natives,
                  "note": note}
     prep = time.perf_counter() - t0
-    families = {g: generator_family(g) for g in bundled_generator_names()}
+    families = calibration_families(sorted({str(vs.kind[0]) for vs, _ in parts if vs.label[:1].tolist() == [1]}))
     return fit_and_save(VariantSet.concat(trains), VariantSet.concat(vals), out_dir=out_dir, data=data_info,
                         families=families, seed=seed, prep_s=prep, progress=progress,
                         time_budget_s=None if time_budget_s is None else time_budget_s - prep, **kw)

@@ -424,7 +424,8 @@ def train_detectors(
             one id); the train/validation split is by these ids. Default: one id per image.
         fake_kinds: a label per fake (generator name or folder): per-kind validation numbers, and the generator
             families that calibration holds out in turn (see :func:`fit_and_save`).
-        families: generator family of each fake kind (``{"cxr_gan": "gan"}``); default: each kind its own.
+        families: generator family of fake kinds to hold out in turn for calibration (``{"cxr_gan": "gan"}``);
+            default: none (calibration on the validation split).
         native_sizes: generators' native sides in px; reals take these round trips as negatives.
         seed: seeds the format path, the split salt and the networks.
         time_budget_s: wall-clock budget of the whole call; the CNN gets what is left after the data preparation.
@@ -524,9 +525,8 @@ class PixelModels:
 
 
 def _families(v: VariantSet, families: dict[str, str]) -> np.ndarray:
-    """The generator family of each synthetic variant ("" for real ones); a kind missing from ``families`` is its
-    own family."""
-    return np.array([families.get(k, k) if y == 1 else "" for k, y in zip(v.kind, v.label, strict=True)],
+    """The generator family of each synthetic variant; "" for real ones and for kinds ``families`` leaves out."""
+    return np.array([families.get(k, "") if y == 1 else "" for k, y in zip(v.kind, v.label, strict=True)],
                     dtype=object)
 
 
@@ -534,6 +534,7 @@ def held_out_families(train: VariantSet, val: VariantSet, families: dict[str, st
     """Families to hold out in turn for calibration: those with synthetic variants in both splits, when there are
     at least two (with one, there is nothing left to train on)."""
     common = set(_families(train, families)[train.label == 1]) & set(_families(val, families)[val.label == 1])
+    common.discard("")
     return sorted(common) if len(common) >= 2 else []
 
 
@@ -574,14 +575,15 @@ def fit_and_save(
 ) -> dict[str, Any]:
     """Fit, calibrate and save the detectors from prepared variants; returns the training report.
 
-    Calibration (Platt per analyzer, then the fusion weights) is fitted **across generator families** when the
-    synthetic variants come from two or more (``families`` maps a variant's kind - the generator name - to its family,
-    e.g. ``{"cxr_gan": "gan"}``; by default each kind is its own family): for each family in turn the analyzers are
-    refitted without it and score its validation fakes and the validation reals, and the calibration is fitted on
-    these pooled scores, then applied to the models fitted on everything (scikit-learn's ``CalibratedClassifierCV``
-    with ``ensemble=False``, grouped by family). Seen generators are separated almost perfectly, so a calibration
-    fitted on them alone puts an unseen generator's fakes far below ``high``; this one is fitted on what an unseen
-    generator looks like. With one family, calibration is fitted on the validation split.
+    Calibration (Platt per analyzer, then the fusion weights) is fitted **across generator families** when
+    ``families`` names two or more (it maps a variant's kind - the generator name - to its family, e.g.
+    ``{"cxr_gan": "gan", "cxr_vae": "vae"}``): for each family in turn the analyzers are refitted without it and score
+    its validation fakes and the validation reals, and the calibration is fitted on these pooled scores, then applied
+    to the models fitted on everything (scikit-learn's ``CalibratedClassifierCV`` with ``ensemble=False``, grouped by
+    family). Seen generators are separated almost perfectly, so a calibration fitted on them alone puts an unseen
+    generator's fakes far below ``high``; this one is fitted on what an unseen generator looks like. Kinds left out of
+    ``families`` are always trained on (e.g. the only generator of a modality: holding it out would ask about a
+    modality never seen as fake, not about a new generator). Otherwise calibration is fitted on the validation split.
     """
     t_start = time.perf_counter()
     out = Path(out_dir)

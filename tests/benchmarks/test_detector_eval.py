@@ -34,18 +34,25 @@ def test_train_detector_cli_from_folders(tmp_path):
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    (tmp_path / "real").mkdir()
-    (tmp_path / "fake").mkdir()
+    for d in ("real", "fake_a", "fake_b"):
+        (tmp_path / d).mkdir()
     for i in range(8):
         base = cv2.resize(rng.random((6, 6)).astype(np.float32), (96, 96), interpolation=cv2.INTER_CUBIC)
         real = np.clip(base + (rng.random((96, 96)) < 0.03) * 0.4, 0, 1)
         cv2.imwrite(str(tmp_path / "real" / f"r{i}.png"), (real * 255).astype(np.uint8))
-        cv2.imwrite(str(tmp_path / "fake" / f"f{i}.png"), (base * 255).astype(np.uint8))
+        cv2.imwrite(str(tmp_path / f"fake_{'ab'[i % 2]}" / f"f{i}.png"), (base * 255).astype(np.uint8))
     tiny = {"arch": "resnet10t", "model_kwargs": {"in_chans": 1, "num_classes": 1, "channels": [4, 8, 8, 8],
                                                   "stem_width": 4},
             "patch": 32, "size": 64, "grid": 2, "aggregate": "mean", "norm_mean": 0.5, "norm_std": 0.25}
-    report = train_detector_cli([tmp_path / "real"], [tmp_path / "fake"], [], tmp_path / "out", progress=False,
-                                real_variants=1, fake_variants=1, val_fraction=0.4, cnn_config=tiny,
+    report = train_detector_cli([tmp_path / "real"], [tmp_path / "fake_a", tmp_path / "fake_b"], [], tmp_path / "out",
+                                progress=False, real_variants=1, fake_variants=1, val_fraction=0.4, cnn_config=tiny,
                                 cnn_max_steps=5, cnn_batch_size=8)
     assert (tmp_path / "out" / "cnn" / "weights.safetensors").is_file()
     assert report["data"]["real_sources"] == 8
+    assert report["calibration"]["held_out_families"] == ["fake_a", "fake_b"]  # each fake folder is a family
+
+
+def test_calibration_holds_out_the_families_of_modalities_that_have_several():
+    from benchmarks.train_detector import bundled_generator_names, calibration_families
+
+    assert calibration_families(bundled_generator_names()) == {"cxr_ddpm": "ddpm", "cxr_gan": "gan", "cxr_vae": "vae"}

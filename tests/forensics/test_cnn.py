@@ -127,11 +127,13 @@ def test_held_out_families_need_two_families_on_both_sides():
     from forensics.training import held_out_families
 
     two = _toy_variants(["cxr_gan", "ct_gan", "cxr_vae"], n=2)
-    assert held_out_families(two, two, {"cxr_gan": "gan", "ct_gan": "gan", "cxr_vae": "vae"}) == ["gan", "vae"]
-    assert held_out_families(two, two, {}) == ["ct_gan", "cxr_gan", "cxr_vae"]  # a kind is its own family
+    families = {"cxr_gan": "gan", "ct_gan": "gan", "cxr_vae": "vae"}
+    assert held_out_families(two, two, families) == ["gan", "vae"]
+    assert held_out_families(two, two, {"cxr_gan": "gan", "cxr_vae": "vae"}) == ["gan", "vae"]  # ct_gan stays in
+    assert held_out_families(two, two, {}) == []  # nothing named: calibration on the validation split
+    assert held_out_families(two, two, {"cxr_gan": "gan", "ct_gan": "gan"}) == []  # one family: nothing to train on
     one = _toy_variants(["cxr_gan"], n=2)
-    assert held_out_families(one, one, {}) == []
-    assert held_out_families(two, one, {}) == []  # only cxr_gan is in both
+    assert held_out_families(two, one, families) == []  # only gan is in both splits
 
 
 def test_cross_family_logits_score_each_family_with_models_that_never_saw_it():
