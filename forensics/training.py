@@ -596,7 +596,7 @@ def fit_and_save(
         left = None
         if time_budget_s is not None:  # the CNN fits still to come share the time left equally
             left = max(10.0, (time_budget_s - (time.perf_counter() - t_start) - 15) / fits_left)
-        fits_left = max(1, fits_left - 1)
+        fits_left -= 1
         return PixelModels.fit(subset, analyzers, seed=seed, frequency_classifier=frequency_classifier,
                                cnn_kw={"config": cnn_config, "time_budget_s": left, "max_steps": cnn_max_steps,
                                        "batch_size": cnn_batch_size, "progress": progress})
@@ -610,8 +610,12 @@ def fit_and_save(
         cal_z, cal_set = val_z, val
         fitted_on = "validation split"
     calibrators = {n: Calibrator.fit(z, cal_set.label) for n, z in cal_z.items()}
+
+    def calibrated(logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {n: _logit(calibrators[n](z)) for n, z in logits.items()}
+
     models.save(out, calibrators, fitted_on)
-    fusion = fit_fusion({n: _logit(calibrators[n](z)) for n, z in cal_z.items()}, cal_set.label)
+    fusion = fit_fusion(calibrated(cal_z), cal_set.label)
 
     report: dict[str, Any] = {"seed": seed, "data": _data_summary(train, val, data), "prep_wall_s": round(prep_s, 1),
                               "calibration": {"method": "platt", "fitted_on": fitted_on, "held_out_families": held},
@@ -623,13 +627,10 @@ def fit_and_save(
         report["analyzers"]["cnn"] = {"arch": models.cnn[1]["arch"], **models.cnn[2]}
     for n, z in val_z.items():
         report["analyzers"][n].update(_val_metrics(val.label, calibrators[n](z), val.native, val.kind))
-    fusion["val"] = _val_metrics(val.label, fused_probability(fusion, {n: _logit(calibrators[n](z))
-                                                                       for n, z in val_z.items()}),
-                                 val.native, val.kind)
+    fusion["val"] = _val_metrics(val.label, fused_probability(fusion, calibrated(val_z)), val.native, val.kind)
     if held:  # the honest figure: every family scored by models that had not seen it
-        fusion["val_unseen_family"] = _val_metrics(
-            cal_set.label, fused_probability(fusion, {n: _logit(calibrators[n](z)) for n, z in cal_z.items()}),
-            cal_set.native, _families(cal_set, families))
+        fusion["val_unseen_family"] = _val_metrics(cal_set.label, fused_probability(fusion, calibrated(cal_z)),
+                                                   cal_set.native, _families(cal_set, families))
     atomic_write_text(out / "fusion.json", json.dumps(fusion, indent=1))
     report["fusion"] = fusion
     report["wall_s"] = round(time.perf_counter() - t_start + prep_s, 1)
