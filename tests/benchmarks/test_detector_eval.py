@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -29,14 +31,15 @@ def test_metrics_and_render():
     assert "| cxr | 2 / 2 |" in md and "jpeg50" in md and "ct.dcm: low" in md
 
 
-def test_train_detector_cli_from_folders(tmp_path):
+def test_train_detector_cli_from_folders(tmp_path, monkeypatch):
     import torch
 
     torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)  # relative paths: the split by file name is then the same on every run
     rng = np.random.default_rng(0)
     for d in ("real", "fake_a", "fake_b"):
         (tmp_path / d).mkdir()
-    for i in range(8):
+    for i in range(12):
         base = cv2.resize(rng.random((6, 6)).astype(np.float32), (96, 96), interpolation=cv2.INTER_CUBIC)
         real = np.clip(base + (rng.random((96, 96)) < 0.03) * 0.4, 0, 1)
         cv2.imwrite(str(tmp_path / "real" / f"r{i}.png"), (real * 255).astype(np.uint8))
@@ -44,11 +47,11 @@ def test_train_detector_cli_from_folders(tmp_path):
     tiny = {"arch": "resnet10t", "model_kwargs": {"in_chans": 1, "num_classes": 1, "channels": [4, 8, 8, 8],
                                                   "stem_width": 4},
             "patch": 32, "size": 64, "grid": 2, "aggregate": "mean", "norm_mean": 0.5, "norm_std": 0.25}
-    report = train_detector_cli([tmp_path / "real"], [tmp_path / "fake_a", tmp_path / "fake_b"], [], tmp_path / "out",
+    report = train_detector_cli([Path("real")], [Path("fake_a"), Path("fake_b")], [], tmp_path / "out",
                                 progress=False, real_variants=1, fake_variants=1, val_fraction=0.4, cnn_config=tiny,
                                 cnn_max_steps=5, cnn_batch_size=8)
     assert (tmp_path / "out" / "cnn" / "weights.safetensors").is_file()
-    assert report["data"]["real_sources"] == 8
+    assert report["data"]["real_sources"] == 12
     assert report["calibration"]["held_out_families"] == ["fake_a", "fake_b"]  # each fake folder is a family
 
 
