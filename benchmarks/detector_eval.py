@@ -116,11 +116,15 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
         pooled["y"] += list(y)
         rng = np.random.default_rng(seed + 11)
         reals = e["real"]
-        controls["native64"] += list(score(analyzers, cfg, [png_roundtrip(native_roundtrip(x, 64)) for x in reals])
-                                     ["risk"])
-        controls["noise"] += list(score(analyzers, cfg, [png_roundtrip(np.clip(
-            x + rng.normal(0, 0.02, x.shape).astype(np.float32), 0, 1)) for x in reals])["risk"])
-        controls["jpeg50"] += list(score(analyzers, cfg, [jpeg_roundtrip(x, 50) for x in reals])["risk"])
+        mine = {
+            "native64": score(analyzers, cfg, [png_roundtrip(native_roundtrip(x, 64)) for x in reals])["risk"],
+            "noise": score(analyzers, cfg, [png_roundtrip(np.clip(
+                x + rng.normal(0, 0.02, x.shape).astype(np.float32), 0, 1)) for x in reals])["risk"],
+            "jpeg50": score(analyzers, cfg, [jpeg_roundtrip(x, 50) for x in reals])["risk"],
+        }
+        for k, v in mine.items():
+            controls[k] += list(v)
+        m["controls_high"] = {k: float((v >= cfg.high).mean()) for k, v in mine.items()}
         res["modalities"][folder] = m
         if progress:
             print(f"{folder}: AUC {m['auc_risk']:.3f}", file=sys.stderr)
@@ -270,10 +274,13 @@ def render(res: dict[str, Any], command: str) -> str:
                      f"{_fmt(m['caught_high_frequency'])} / {_fmt(m['caught_high_cnn'])} | "
                      f"{_fmt(m['fpr_high_risk'])} |")
     if res.get("controls_high"):
+        per = {f: m["controls_high"] for f, m in res.get("modalities", {}).items() if "controls_high" in m}
         L += ["", "## Shortcut controls (held-out real images; share reaching high / medium)", "",
-              "| control | high | medium |", "|---|---|---|"]
+              "| control | high | medium | " + "".join(f"high, {f} | " for f in per),
+              "|---|---|---|" + "---|" * len(per)]
         for k in res["controls_high"]:
-            L.append(f"| {k} | {_fmt(res['controls_high'][k])} | {_fmt(res['controls_medium'][k])} |")
+            L.append(f"| {k} | {_fmt(res['controls_high'][k])} | {_fmt(res['controls_medium'][k])} | "
+                     + "".join(f"{_fmt(c.get(k, float('nan')))} | " for c in per.values()))
     if res.get("dicom"):
         L += ["", "## Real DICOM files (pydicom and nibabel test data; fused pixel risk)", ""]
         L += [f"- {k}: {v}" for k, v in res["dicom"].items()]

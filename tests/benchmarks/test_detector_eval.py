@@ -24,11 +24,13 @@ def test_metrics_and_render():
     res = {"fusion": {"high": 0.9, "medium": 0.5, "pixel_weights": {"cnn": 0.5}, "pixel_bias": 0.0},
            "modalities": {"cxr": {"n_real": 2, "n_fake": 2, "auc_risk": 1.0, "auc_frequency": 1.0, "auc_cnn": 0.9,
                                   "ece_risk": 0.01, "fpr_high_risk": 0.0, "tpr_high_risk": 0.5,
-                                  "auc_risk_jpeg70": 0.9, "auc_risk_resize0.5": 0.8, "auc_cxr_gan": 1.0}},
+                                  "auc_risk_jpeg70": 0.9, "auc_risk_resize0.5": 0.8, "auc_cxr_gan": 1.0,
+                                  "controls_high": {"jpeg50": 0.25}}},
            "pooled": {"risk": m}, "controls_high": {"jpeg50": 0.0}, "controls_medium": {"jpeg50": 0.1},
            "dicom": {"ct.dcm": "low (0.10)"}}
     md = render(res, "python -m benchmarks.detector_eval")
-    assert "| cxr | 2 / 2 |" in md and "jpeg50" in md and "ct.dcm: low" in md
+    assert "| cxr | 2 / 2 |" in md and "ct.dcm: low" in md
+    assert "| control | high | medium | high, cxr |" in md and "| jpeg50 | 0.000 | 0.100 | 0.250 |" in md
 
 
 def test_train_detector_cli_from_folders(tmp_path, monkeypatch):
