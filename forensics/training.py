@@ -422,10 +422,10 @@ def train_detectors(
             (the layout of ``forensics/weights``; pass it to an analyzer as ``weights_dir``).
         real_groups / fake_groups: source id per image (e.g. the file path; several crops of one patient share
             one id); the train/validation split is by these ids. Default: one id per image.
-        fake_kinds: a label per fake (generator name or folder): per-kind validation numbers, and the generator
-            families that calibration holds out in turn (see :func:`fit_and_save`).
-        families: generator family of fake kinds to hold out in turn for calibration (``{"cxr_gan": "gan"}``);
-            default: none (calibration on the validation split).
+        fake_kinds: a label per fake (generator name or folder) - for the per-kind validation numbers and for
+            ``families``.
+        families: generator family of the fake kinds to hold out in turn for calibration (``{"cxr_gan": "gan"}``,
+            see :func:`fit_and_save`); default: none (calibration on the validation split).
         native_sizes: generators' native sides in px; reals take these round trips as negatives.
         seed: seeds the format path, the split salt and the networks.
         time_budget_s: wall-clock budget of the whole call; the CNN gets what is left after the data preparation.
