@@ -276,11 +276,12 @@ def render(res: dict[str, Any], command: str) -> str:
     if res.get("controls_high"):
         per = {f: m["controls_high"] for f, m in res.get("modalities", {}).items() if "controls_high" in m}
         L += ["", "## Shortcut controls (held-out real images; share reaching high / medium)", "",
-              "| control | high | medium | " + "".join(f"high, {f} | " for f in per),
+              "| " + " | ".join(["control", "high", "medium", *(f"high, {f}" for f in per)]) + " |",
               "|---|---|---|" + "---|" * len(per)]
         for k in res["controls_high"]:
-            L.append(f"| {k} | {_fmt(res['controls_high'][k])} | {_fmt(res['controls_medium'][k])} | "
-                     + "".join(f"{_fmt(c.get(k, float('nan')))} | " for c in per.values()))
+            cells = [k, _fmt(res["controls_high"][k]), _fmt(res["controls_medium"][k]),
+                     *(_fmt(c.get(k, float("nan"))) for c in per.values())]
+            L.append("| " + " | ".join(cells) + " |")
     if res.get("dicom"):
         L += ["", "## Real DICOM files (pydicom and nibabel test data; fused pixel risk)", ""]
         L += [f"- {k}: {v}" for k, v in res["dicom"].items()]
