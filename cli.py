@@ -591,7 +591,10 @@ def train_detector_cmd(real, fake, generator_names, out, time_budget, seed, quie
 
     Both classes go through the same random format path (JPEG 50–100 or PNG, resizing, blur, noise, window/level,
     bit depth); real images also pass through each generator's resolution path as negatives; the split is by
-    source image; calibration is fitted on the validation split and stored as JSON beside the weights.
+    source image; calibration is fitted on validation data and stored as JSON beside the weights. With fakes from
+    two or more generator families (several --fake folders, or generators of one modality from different
+    families), calibration is fitted across them: refitted without each family in turn, so the `high` threshold
+    holds for a generator never seen in training (one extra CNN fit per family).
     """
     from benchmarks.train_detector import train_detector_cli
 
