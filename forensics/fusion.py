@@ -18,6 +18,9 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from forensics.records import Finding
 
@@ -67,10 +70,6 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
-
-
 def fuse(findings: list[Finding], kinds: dict[str, str], config: FusionConfig) -> float:
     """Risk in [0, 1] from the findings; ``kinds`` maps analyzer name -> rules|mark|pixel|reuse."""
     decisive = [f.score for f in findings if f.decisive and f.score is not None]
@@ -78,17 +77,20 @@ def fuse(findings: list[Finding], kinds: dict[str, str], config: FusionConfig) -
         return max(decisive)
 
     pixel = [(f.analyzer, f.score) for f in findings if kinds.get(f.analyzer) == "pixel" and f.score is not None]
-    if pixel:
-        weights = [config.pixel_weights.get(name, 1.0) for name, _ in pixel]
-        z = sum(w * _logit(s) for w, (_, s) in zip(weights, pixel, strict=True)) / sum(weights)
-        base = _sigmoid(config.pixel_bias + config.pixel_gain * z)
-    else:
-        base = 0.0
+    base = float(pixel_probability([(name, _logit(s)) for name, s in pixel], config)) if pixel else 0.0
 
     # Bounded metadata/reuse evidence: noisy-OR of the other scores, capped, then added to what pixels leave.
     other = [f.score for f in findings if kinds.get(f.analyzer) in _BOUNDED and f.score is not None]
     bounded = min(config.rules_cap, 1.0 - math.prod(1.0 - s for s in other)) if other else 0.0
     return base + (1.0 - base) * bounded
+
+
+def pixel_probability(logits: list[tuple[str, Any]], config: FusionConfig) -> Any:
+    """``sigmoid(bias + gain * weighted mean)`` of (analyzer, calibrated logit) pairs; the logits may be floats or
+    numpy arrays (training evaluates whole validation sets with it). An analyzer without a weight counts 1."""
+    weights = [config.pixel_weights.get(name, 1.0) for name, _ in logits]
+    z = sum(w * v for w, (_, v) in zip(weights, logits, strict=True)) / sum(weights)
+    return 1.0 / (1.0 + np.exp(-(config.pixel_bias + config.pixel_gain * z)))
 
 
 def level_of(risk: float, config: FusionConfig) -> str:

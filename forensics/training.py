@@ -378,10 +378,12 @@ def fit_fusion(logits: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
 
 def fused_probability(fusion: dict[str, Any], logits: dict[str, np.ndarray]) -> np.ndarray:
     """What :func:`forensics.fusion.fuse` gives for these calibrated logits (of :func:`_logit`, every analyzer
-    present)."""
-    ws = fusion["pixel_weights"]
-    z = sum(ws[n] * logits[n] for n in ws) / sum(ws.values())
-    return 1 / (1 + np.exp(-(fusion["pixel_bias"] + fusion["pixel_gain"] * z)))
+    present), with the weights, gain and bias of a :func:`fit_fusion` result."""
+    from forensics.fusion import FusionConfig, pixel_probability
+
+    config = FusionConfig(pixel_weights=fusion["pixel_weights"], pixel_gain=fusion["pixel_gain"],
+                          pixel_bias=fusion["pixel_bias"])
+    return pixel_probability(list(logits.items()), config)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
