@@ -200,10 +200,9 @@ def _item_rng(seed: int, key: str) -> np.random.Generator:
 # ---------------------------------------------------------------------------------------------- building
 def _generator_info(name: str) -> tuple[str, str, int]:
     """(modality tag, family, native side) of a bundled generator or checkpoint dir."""
-    from generators.api import _resolve
-    from generators.base import read_config
+    from generators.api import generator_config
 
-    cfg = read_config(_resolve(name)[1])
+    cfg = generator_config(name)
     prefix = name.split("_", 1)[0]
     modality = prefix if prefix in FOLDER_MODALITY.values() else str(cfg.get("modality") or "unknown").lower()
     return modality, str(cfg["family"]), int(cfg["resolution"])

@@ -187,12 +187,13 @@ def lofo(data: Path, *, budget_s: float, seed: int = 0, cache: Path | None = Non
     te = test_sets["cxr_kermany"]
     splits = [(str(vs.kind[0]), *split_by_source(vs, groups, val_fraction=0.2, seed=seed)) for vs, groups in parts]
     gens = [k for k, *_ in splits if k.startswith("cxr_") and k != "cxr_kermany"]
+    families = calibration_families(gens)
     out: dict[str, Any] = {}
     for held in gens:
         train = VariantSet.concat([tr for k, tr, _ in splits if k != held])
         val = VariantSet.concat([va for k, _, va in splits if k != held])
         with tempfile.TemporaryDirectory() as d:
-            rep = fit_and_save(train, val, out_dir=d, families=calibration_families(gens), seed=seed,
+            rep = fit_and_save(train, val, out_dir=d, families=families, seed=seed,
                                time_budget_s=budget_s, progress=progress)
             analyzers, cfg = _analyzers(Path(d)), fusion_config(Path(d))
             unseen = [x for x, k in zip(te["fake"], te["fake_kinds"], strict=True) if k == held]

@@ -108,22 +108,20 @@ def _cap_rgb(px: np.ndarray, side: int = 512) -> np.ndarray:
 
 def generator_natives(name: str) -> list[int]:
     """The sides a generator's images pass through: its native resolution and its output resolution."""
-    from generators.api import _resolve
-    from generators.base import read_config
+    from generators.api import generator_config
 
-    cfg = read_config(_resolve(name)[1])
+    cfg = generator_config(name)
     return sorted({int(cfg["resolution"]), int(cfg.get("output_resolution") or cfg["resolution"])})
 
 
 def calibration_families(names: Sequence[str]) -> dict[str, str]:
     """{generator: family (gan, vae, ddpm ...)} of the generators that calibration holds out in turn: those of each
     modality with two or more families among ``names``. A modality's only generator is always trained on."""
-    from generators.api import _resolve
-    from generators.base import read_config
+    from generators.api import generator_config
 
     by_modality: dict[str, dict[str, str]] = {}
     for name in names:
-        cfg = read_config(_resolve(name)[1])
+        cfg = generator_config(name)
         by_modality.setdefault(str(cfg.get("modality")), {})[name] = str(cfg["family"])
     return {g: f for gens in by_modality.values() if len(set(gens.values())) >= 2 for g, f in gens.items()}
 

@@ -58,6 +58,11 @@ def _resolve(name_or_ckpt: str | os.PathLike) -> tuple[str, Path]:
     raise FileNotFoundError(f"{name_or_ckpt!r} is neither a bundled generator ({known}) nor a checkpoint dir")
 
 
+def generator_config(name_or_ckpt: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` (family, modality, resolution, ...) of a bundled generator name or a checkpoint dir."""
+    return read_config(_resolve(name_or_ckpt)[1])
+
+
 def load_generator(name_or_ckpt: str | os.PathLike, device: str = "auto") -> Generator:
     """Load a bundled generator by name (``cxr_gan``...) or a checkpoint dir written by ``save`` / training."""
     name, path = _resolve(name_or_ckpt)
