@@ -64,3 +64,17 @@ def test_bench_screen_on_a_tiny_data_folder(tmp_path):
     for kind in ("clean", "original", "reused", "tampered", "synthetic"):
         assert text.count(f"| {kind} | 2 |") == 2  # one row per engine, both modalities counted
     assert "identical for 10 of 10 claims" in text
+
+
+def test_bench_detectors_hands_its_options_to_the_evaluation(tmp_path, monkeypatch):
+    import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "_module_bench", lambda *args: calls.append(args))
+    result = CliRunner().invoke(main, ["bench", "detectors", "--data", str(tmp_path), "--lofo-budget", "0"])
+    assert result.exit_code == 0, result.output
+    module, args, section, *_ = calls[0]
+    assert (module, args, section) == ("benchmarks.detector_eval", ["--data", str(tmp_path), "--lofo-budget", "0.0"],
+                                       "detectors")
+    help_text = CliRunner().invoke(main, ["bench", "detectors", "--help"]).output
+    assert "--lofo-budget" in help_text and "three CNN fits" in help_text and "450" in help_text
