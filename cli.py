@@ -62,8 +62,7 @@ def _build_options(analyzers, max_pixels, timeout_s, weights_dir, threshold_medi
     from forensics.io import DEFAULT_MAX_PIXELS
     from forensics.scanner import ScanOptions
 
-    own_fusion = Path(weights_dir, "fusion.json") if weights_dir else None
-    fusion = FusionConfig.from_json(own_fusion) if own_fusion and own_fusion.is_file() else FusionConfig.bundled()
+    fusion = FusionConfig.for_weights(weights_dir or None)
     try:
         fusion = replace(
             fusion,
@@ -397,6 +396,40 @@ def bench():
 
 _write_docs = click.option("--write-docs", type=click.Path(dir_okay=False), default=None,
                            help="Update this benchmark's section of a Markdown file (docs/BENCHMARKS.md).")
+_bench_db = click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+                         default=Path(".cache/medaudit-bench/results.sqlite"), show_default=True,
+                         help="SQLite results store.")
+DATA_ENV = "MEDAUDIT_DATA"
+_DATA_FOLDERS = "a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/ or any of them"
+
+
+def _require_data(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:
+        raise click.UsageError(f"no data folder: give --data DIR or set {DATA_ENV} ({_DATA_FOLDERS})", ctx=ctx)
+    return value
+
+
+def _data_option(help: str = "Real images: cxr_kermany/, ct_lung_tcia/, derm_isic/ below it."):
+    """``--data DIR`` (or $MEDAUDIT_DATA) for the commands that read a data folder; required, with no default."""
+    return click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        envvar=DATA_ENV, default=None, callback=_require_data,
+                        help=f"{help} [env var: {DATA_ENV}; required]")
+
+
+def _evaluate(name: str, write_docs: str | None, db: Path, **params) -> None:
+    """Run registered evaluation ``name`` into the results store, print its Markdown, update its docs section."""
+    import shlex
+
+    from benchmarks.evaluations import run_evaluation
+
+    command = shlex.join(["medaudit", *sys.argv[1:]])
+    run_id, section = run_evaluation(name, db=db, command=command, **params)
+    click.echo(section.markdown)
+    if write_docs:
+        from benchmarks.docs import update_section
+
+        update_section(write_docs, section.name, section.title, section.markdown, command=command)
+    click.echo(f"run {run_id} stored in {db}", err=True)
 
 
 @bench.command("scan-speed")
@@ -405,59 +438,34 @@ _write_docs = click.option("--write-docs", type=click.Path(dir_okay=False), defa
 @click.option("--size", type=click.IntRange(8), default=512, show_default=True)
 @click.option("--analyzers", default="metadata", show_default=True, help="Comma-separated; 'all' for every one.")
 @click.option("--engines", default="local", show_default=True, help="Comma-separated: local, dask (side by side).")
+@_bench_db
 @_write_docs
-def bench_scan_speed(n, workers, size, analyzers, engines, write_docs):
+def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
     """Images/s of `medaudit scan` on generated PNG and DICOM files, per engine."""
-    from benchmarks import scan_speed
-
-    names = None if analyzers == "all" else analyzers.split(",")
-    table = scan_speed.to_markdown(scan_speed.run(n, workers, names, size, tuple(engines.split(","))))
-    click.echo(table)
-    if write_docs:
-        from benchmarks.docs import update_section
-
-        section = f"scan-speed-{analyzers.replace(',', '-')}-{size}"
-        update_section(write_docs, section, f"Scan throughput: {analyzers} analyzers, {size}²", table)
-
-
-_data_option = click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                            default=Path("../shared/data"), show_default=True,
-                            help="Real images: cxr_kermany/, ct_lung_tcia/, derm_isic/ below it.")
+    names = None if analyzers == "all" else tuple(analyzers.split(","))
+    _evaluate("scan_speed", write_docs, db, n=n, workers=workers, analyzers=names, size=size,
+              engines=tuple(engines.split(",")))
 
 
 @bench.command("watermark")
-@_data_option
+@_data_option()
 @click.option("-n", "n", type=click.IntRange(1), default=100, show_default=True, help="Images per data set.")
 @click.option("--sizes", default="64,128,native", show_default=True, help="Pixel sizes and/or 'native'.")
 @click.option("--generators", "n_generated", type=click.IntRange(0), default=60, show_default=True,
               help="Also measure this many stamped outputs of each bundled generator (0: skip).")
+@_bench_db
 @_write_docs
-def bench_watermark(data_dir, n, sizes, n_generated, write_docs):
+def bench_watermark(data_dir, n, sizes, n_generated, db, write_docs):
     """Watermark detection rate and false positives on real images under JPEG, resizing, 16→8 bit …"""
-    from benchmarks import watermark_robustness
-
-    size_list = [None if s == "native" else int(s) for s in sizes.split(",")]
-    table, _ = watermark_robustness.run(data_dir, n, size_list)
-    if n_generated:
-        table += "\n" + watermark_robustness.run_generators(n_generated)
-    click.echo(table)
-    if write_docs:
-        from benchmarks.docs import update_section
-
-        update_section(write_docs, "watermark", "Provenance watermark robustness", table)
+    size_list = tuple(None if s == "native" else int(s) for s in sizes.split(","))
+    _evaluate("watermark", write_docs, db, data=data_dir, n=n, sizes=size_list, n_generated=n_generated)
 
 
 # --- bench run/leaderboard/speed (benchmark harness) ---------------------------------------------------------------
-_bench_db = click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
-                         default=Path(".cache/medaudit-bench/results.sqlite"), show_default=True,
-                         help="SQLite results store.")
-
-
 @bench.command("run")
 @click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
 @click.option("--full", "full", is_flag=True, help="Same as --profile full (bigger machines).")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/data"),
-              show_default=True, help="Real images: cxr_kermany/, ct_lung_tcia/, derm_isic/ below it.")
+@_data_option()
 @click.option("--detector", "detectors", multiple=True,
               help="Registry name, entry-point name or module:Class; repeatable (default: all registered).")
 @click.option("--generator", "generators", multiple=True, help="Generators for the fakes (default: all bundled).")
@@ -471,15 +479,11 @@ _bench_db = click.option("--db", "db", type=click.Path(dir_okay=False, path_type
 def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, db, speed, write_docs, quiet):
     """Build the format-matched benchmark set, run every protocol for every detector, store the results."""
     import shlex
-    import sys as _sys
 
-    if not data_dir.is_dir():
-        raise click.UsageError(f"real images not found at {data_dir}: give --data DIR (a folder with "
-                               "cxr_kermany/, ct_lung_tcia/, derm_isic/ or any of them)")
     from benchmarks import run as bench_runner
 
     profile = "full" if full else profile
-    command = shlex.join(["medaudit", *_sys.argv[1:]])
+    command = shlex.join(["medaudit", *sys.argv[1:]])
     run_id = bench_runner.run_benchmark(profile=profile, data_dir=data_dir, db=db, detectors=detectors or None,
                                         generators=generators or None, protocols=protocols or None, cache=cache,
                                         command=command, progress=not quiet)
@@ -506,7 +510,7 @@ def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, 
 @bench.command("leaderboard")
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @_bench_db
-@click.option("--run-id", default=None, help="Default: the latest finished run.")
+@click.option("--run-id", default=None, help="Default: the latest finished `bench run`; any stored run by its id.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to FILE instead of stdout.")
 def bench_leaderboard(fmt, db, run_id, output):
@@ -523,10 +527,9 @@ def bench_leaderboard(fmt, db, run_id, output):
         data = collect(store, run_id)
     text = render_html(data) if fmt == "html" else render_markdown(data)
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(output)
+        from forensics.atomic import write_text
+
+        write_text(output, text)
     else:
         click.echo(text)
 
@@ -535,43 +538,24 @@ def bench_leaderboard(fmt, db, run_id, output):
 @click.option("--detector", "detectors", multiple=True, help="Default: every registered detector.")
 @click.option("--sizes", default="256,512", show_default=True)
 @click.option("-n", "n", type=click.IntRange(1), default=8, show_default=True, help="Images per cell.")
+@_bench_db
 @_write_docs
 @click.option("--quiet", "-q", is_flag=True)
-def bench_speed_cmd(detectors, sizes, n, write_docs, quiet):
+def bench_speed_cmd(detectors, sizes, n, db, write_docs, quiet):
     """Images/s and peak memory per detector and for the whole suite, side by side."""
-    import torch
-
-    from benchmarks import speed as bench_speed
-    from benchmarks.run import DEFAULT_DETECTORS
-
-    torch.set_num_threads(1)
-    rows, notes = bench_speed.run(detectors or DEFAULT_DETECTORS, [int(s) for s in sizes.split(",")], n,
-                                  progress=not quiet)
-    table = bench_speed.to_markdown(rows, notes, n)
-    click.echo(table)
-    if write_docs:
-        from benchmarks.docs import update_section
-
-        update_section(write_docs, "speed", "Detector speed and memory", table)
+    _evaluate("speed", write_docs, db, detectors=detectors or None, sizes=tuple(int(s) for s in sizes.split(",")),
+              n=n, progress=not quiet)
 
 
 @bench.command("generators")
-@_data_option
+@_data_option()
 @click.option("-n", "n", type=click.IntRange(2), default=200, show_default=True, help="Samples per model.")
 @click.option("--models", default=None, help="Comma-separated bundled names or checkpoint dirs (default: all).")
+@_bench_db
 @_write_docs
-def bench_generators(data_dir, n, models, write_docs):
+def bench_generators(data_dir, n, models, db, write_docs):
     """Generator quality: Fréchet distance and KID on local features, precision/recall, diversity, memorization."""
-    from benchmarks import generator_quality
-
-    rows = generator_quality.run(data_dir, n, models.split(",") if models else None, threads=1,
-                                 log=lambda msg: click.echo(msg, err=True))
-    table = generator_quality.to_markdown(rows)
-    click.echo(table)
-    if write_docs:
-        from benchmarks.docs import update_section
-
-        update_section(write_docs, "generators", "Generator quality", table)
+    _evaluate("generators", write_docs, db, data=data_dir, n=n, models=tuple(models.split(",")) if models else None)
 
 
 @train.command("detector")
@@ -607,63 +591,46 @@ def train_detector_cmd(real, fake, generator_names, out, time_budget, seed, quie
     click.echo(json.dumps(report, indent=2, default=str))
 
 
-def _module_bench(module: str, args: list[str], section: str, title: str, write_docs: str | None) -> None:
-    """Run a measurement script's ``main`` (it writes Markdown to a file); print it and update the docs section."""
-    import importlib
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "section.md"
-        status = importlib.import_module(module).main([*args, "--out", str(out)])
-        if status:
-            raise click.ClickException(f"{module} exited with {status}")
-        text = out.read_text()
-    if write_docs:
-        from benchmarks.docs import update_section
-
-        update_section(write_docs, section, title, text)
-    else:
-        click.echo(text)
-
-
 @bench.command("detectors")
-@_data_option
+@_data_option()
 @click.option("--lofo-budget", type=click.FloatRange(0), default=450.0, show_default=True,
               help="Training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips them).")
+@_bench_db
 @_write_docs
-def bench_detectors(data_dir, lofo_budget, write_docs):
+def bench_detectors(data_dir, lofo_budget, db, write_docs):
     """Bundled pixel detectors: in-distribution, leave-one-family-out, perturbations, calibration, controls, speed."""
-    _module_bench("benchmarks.detector_eval", ["--data", str(data_dir), "--lofo-budget", str(lofo_budget)],
-                  "detectors", "Pixel detectors (frequency, cnn, fused)", write_docs)
+    _evaluate("detectors", write_docs, db, data=data_dir, lofo_budget=lofo_budget)
 
 
 @bench.command("reuse")
-@_data_option
+@_data_option()
 @click.option("--n-pos", type=click.IntRange(1), default=40, show_default=True,
               help="Transformed copies per transform and modality.")
+@click.option("--write-thresholds", is_flag=True,
+              help="Also replace the shipped thresholds (forensics/reuse/thresholds.json) with the calibrated ones.")
+@_bench_db
 @_write_docs
-def bench_reuse(data_dir, n_pos, write_docs):
+def bench_reuse(data_dir, n_pos, write_thresholds, db, write_docs):
     """Reuse index: recall per transform and false-match rate between different patients, per modality."""
-    _module_bench("benchmarks.reuse_eval", ["--data", str(data_dir), "--n-pos", str(n_pos)],
-                  "reuse", "Image-reuse index", write_docs)
+    _evaluate("reuse", write_docs, db, data=data_dir, n_pos=n_pos, write_thresholds=write_thresholds)
 
 
 @bench.command("screen")
-@_data_option
+@_data_option()
 @click.option("--per-kind", type=click.IntRange(1), default=4, show_default=True,
               help="Claims of each kind (clean, original, reused, tampered, synthetic) per modality.")
+@_bench_db
 @_write_docs
-def bench_screen(data_dir, per_kind, write_docs):
+def bench_screen(data_dir, per_kind, db, write_docs):
     """Claim screening end to end, locally and on dask: is each fraud flagged for the right cause?"""
-    _module_bench("benchmarks.screen_eval", ["--data", str(data_dir), "--per-kind", str(per_kind)],
-                  "screen", "Claim screening end to end", write_docs)
+    _evaluate("screen", write_docs, db, data=data_dir, per_kind=per_kind)
 
 
 @bench.command("tamper")
-@_data_option
+@_data_option()
 @click.option("-n", "n", type=click.IntRange(2), default=100, show_default=True, help="Images per modality.")
+@_bench_db
 @_write_docs
-def bench_tamper(data_dir, n, write_docs):
+def bench_tamper(data_dir, n, db, write_docs):
     """Localization analyzer on tampered (unstamped) vs untouched images: image- and pixel-level figures."""
-    _module_bench("benchmarks.tamper_eval", ["--data", str(data_dir), "--n", str(n)],
-                  "tamper", "Tamper localization", write_docs)
+    _evaluate("tamper", write_docs, db, data=data_dir, n=n)

@@ -1,6 +1,6 @@
 """Measure the pixel detectors (frequency, cnn, their fusion) on held-out data, format-matched, with controls.
 
-    medaudit bench detectors --data ../shared/data --write-docs docs/BENCHMARKS.md [--lofo-budget 450]
+    medaudit bench detectors --data DIR --write-docs docs/BENCHMARKS.md [--lofo-budget 450]
 
 What it reports (targets from the detector-suite issue in brackets):
 - in-distribution ROC-AUC per modality, format-matched: held-out real files (20% by patient, never trained on) and
@@ -18,8 +18,6 @@ Pixel analyzers only (metadata, watermark and reuse are left out: the images her
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +30,7 @@ import cv2
 import numpy as np
 
 from benchmarks.detectors import fusion_config
+from benchmarks.evaluations import Recorder, Section, register_evaluation
 from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants, calibration_families
 
 PIXEL_ANALYZERS = ("frequency", "cnn")
@@ -240,9 +239,8 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def render(res: dict[str, Any], command: str) -> str:
-    L = ["# Pixel detector evaluation", "", f"Command: `{command}`", "",
-         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."]
+def render(res: dict[str, Any]) -> str:
+    L = ["# Pixel detector evaluation"]
     if "fusion" in res:
         L += ["", f"Thresholds: high = fused risk >= {res['fusion']['high']}, medium >= {res['fusion']['medium']}. "
                   f"Fusion weights {res['fusion']['pixel_weights']}, gain {res['fusion'].get('pixel_gain', 1.0)}, "
@@ -292,37 +290,65 @@ def render(res: dict[str, Any], command: str) -> str:
     return "\n".join(L) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True, help="Markdown file")
-    ap.add_argument("--weights", type=Path, default=None, help="detector weights dir (default: bundled)")
-    ap.add_argument("--lofo-budget", type=float, default=450.0,
-                    help="training seconds per LOFO fold (three CNN fits: the fold's and two for calibration); 0 skips")
-    ap.add_argument("--no-speed", action="store_true")
-    ap.add_argument("--no-eval", action="store_true", help="skip the in-distribution/controls part")
-    ap.add_argument("--cache", type=Path, default=None, help="variant cache of benchmarks.train_detector")
-    ap.add_argument("--merge", action="store_true", help="keep the other parts already in OUT's .json file")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+#: Score names of ``evaluate`` / ``lofo`` -> detector names in the results store.
+STORED_AS = {"frequency": "frequency", "cnn": "cnn", "risk": "suite"}
+
+
+def record_rows(record: Recorder, res: dict[str, Any]) -> None:
+    """Store the figures of ``res`` (as :func:`render` shows them); LOFO rows under the harness's protocol name.
+
+    Thresholded figures are named as the leaderboard names them: ``tpr@thr`` / ``fpr@thr`` at ``high``.
+    """
+    for folder, m in res.get("modalities", {}).items():
+        counts = {"protocol": "in_distribution", "subset": folder, "n_real": m["n_real"], "n_fake": m["n_fake"]}
+        for score, det in STORED_AS.items():
+            record.figures({"auc": m[f"auc_{score}"], "ece": m[f"ece_{score}"], "fpr@thr": m[f"fpr_high_{score}"],
+                            "tpr@thr": m[f"tpr_high_{score}"]}, detector=det, **counts)
+            record.figures({"auc": m[f"auc_{score}_jpeg70"]}, detector=det, perturbation="jpeg70", **counts)
+            record.figures({"auc": m[f"auc_{score}_resize0.5"]}, detector=det, perturbation="resize0.5", **counts)
+        for k, v in m.get("controls_high", {}).items():
+            record(detector="suite", protocol="controls", subset=folder, perturbation=f"control:{k}",
+                   metric="flag_rate@thr", value=v, n_real=m["n_real"], n_fake=0)
+    for score, m in res.get("pooled", {}).items():
+        record.figures({"auc": m["auc"], "ece": m["ece"], "fpr@thr": m["fpr_high"], "tpr@thr": m["tpr_high"]},
+                       detector=STORED_AS[score], protocol="in_distribution", subset="pooled")
+    for level, key in (("thr", "controls_high"), ("medium", "controls_medium")):
+        for k, v in res.get(key, {}).items():
+            record(detector="suite", protocol="controls", subset="pooled", perturbation=f"control:{k}",
+                   metric=f"flag_rate@{level}", value=v, n_fake=0)
+    for held, m in res.get("lofo", {}).items():
+        for score, det in STORED_AS.items():
+            det = f"{det}.retrained" if det != "suite" else "suite.retrained"
+            values = {"auc": m[f"auc_{score}"], "tpr@thr": m[f"caught_high_{score}"]}
+            if score == "risk":
+                values["fpr@thr"] = m["fpr_high_risk"]
+            record.figures(values, detector=det, protocol="leave_one_generator_out", subset=held, unseen=1)
+    for label, v in res.get("speed", {}).items():
+        record(detector="scan", protocol="speed", subset=label, metric="errors" if "errors" in label else
+               "images_per_s", value=v)
+
+
+@register_evaluation("detectors")
+def evaluate_detectors(record: Recorder, *, data: Path, lofo_budget: float = 450.0, weights: Path | None = None,
+                       in_distribution: bool = True, speed_check: bool = True, cache: Path | None = None,
+                       seed: int = 0) -> Section:
+    """The pixel detectors in ``weights`` (default: bundled): in-distribution, LOFO, controls, DICOMs, speed.
+
+    Args:
+        data: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/``.
+        lofo_budget: training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips LOFO).
+        in_distribution: measure the in-distribution, perturbation, calibration, control and DICOM figures.
+        speed_check: measure scan throughput.
+        cache: variant cache of ``benchmarks.train_detector``.
+    """
     import torch
 
     torch.set_num_threads(1)
-    res = {} if args.no_eval else evaluate(args.data, args.weights, seed=args.seed)
-    if args.lofo_budget > 0:
-        res["lofo"] = lofo(args.data, budget_s=args.lofo_budget, seed=args.seed, cache=args.cache)
-    if not args.no_speed:
-        res["speed"] = speed(args.weights)
-    command = "python -m benchmarks.detector_eval " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    raw = args.out.with_suffix(".json")
-    if args.merge and raw.is_file():  # parts measured by separate runs (e.g. --no-eval for LOFO only)
-        res = {**json.loads(raw.read_text()), **res}
-    raw.write_text(json.dumps(res, indent=1, default=float))
-    args.out.write_text(render(res, command))
-    print(args.out.read_text())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    data = Path(data)
+    res = evaluate(data, weights, seed=seed) if in_distribution else {}
+    if lofo_budget > 0:
+        res["lofo"] = lofo(data, budget_s=lofo_budget, seed=seed, cache=cache)
+    if speed_check:
+        res["speed"] = speed(weights)
+    record_rows(record, res)
+    return Section("detectors", "Pixel detectors (frequency, cnn, fused)", render(res))

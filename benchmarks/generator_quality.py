@@ -1,6 +1,6 @@
 """Quality figures for the bundled generators, computed offline (no Inception weights, nothing downloaded).
 
-    python -m benchmarks.generator_quality --data /work/shared/data --n 200 --out docs/generator_quality.md
+    medaudit bench generators --data DIR -n 200 --write-docs docs/BENCHMARKS.md
 
 Every bundled generator (``generators.list_bundled()``) is sampled and compared with the real images of the
 folder it was trained on (``config.json`` → ``data.name`` under ``--data``), loaded with ``forensics.io.load`` and
@@ -56,12 +56,9 @@ the floor that a perfect generator would reach at that N.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -70,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.docs import cpu_name
+from benchmarks.evaluations import Recorder, Section, register_evaluation
 
 NEAR_COPY_NCC = 0.95
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -613,42 +611,27 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+#: Figures of a ``run`` row that go to the results store (one row each per model).
+STORED = ("fd_rand18", "kid_rand18", "kid_rand18_std", "fd_tex", "precision", "recall", "density", "coverage",
+          "msssim_fake", "msssim_real", "nn_ncc_p50", "nn_ncc_p95", "nn_ncc_max", "near_copies", "samples_per_s")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.generator_quality", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="folder holding the generators' training folders")
-    p.add_argument("--n", type=int, default=200, help="samples per model (default 200)")
-    p.add_argument("--models", default=None, help="comma-separated bundled names / checkpoint dirs (default all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--k", type=int, default=DEFAULT_K)
-    p.add_argument("--speed-n", type=int, default=DEFAULT_SPEED_N)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    p.add_argument("--no-reference", action="store_true", help="skip the real-vs-real rows")
-    p.add_argument("--out", default=None, help="write the Markdown table here (atomically)")
-    p.add_argument("--json", default=None, help="also write the full rows (every figure, N, extractor id) as JSON")
-    a = p.parse_args(argv)
-    models = [m.strip() for m in a.models.split(",") if m.strip()] if a.models else None
-    rows = run(a.data, a.n, models, seed=a.seed, k=a.k, speed_n=a.speed_n, reference=not a.no_reference,
-               threads=a.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
-    md = to_markdown(rows)
-    print(md)
-    if a.out:
-        _write_atomic(Path(a.out), md)
-    if a.json:
-        _write_atomic(Path(a.json), json.dumps(rows, indent=1, default=str) + "\n")
-    return 0
+@register_evaluation("generators")
+def evaluate_generators(record: Recorder, *, data: Path, n: int = 200, models: tuple[str, ...] | None = None,
+                        seed: int = 0, k: int = DEFAULT_K, speed_n: int = DEFAULT_SPEED_N, reference: bool = True,
+                        threads: int | None = 1) -> Section:
+    """Quality figures of each generator (and the real-vs-real reference rows), see :func:`run`.
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Args:
+        data: folder holding the training folders named in each checkpoint's ``data.name``.
+        models: bundled names or checkpoint dirs (default: every bundled generator).
+    """
+    rows = run(data, n, list(models) if models else None, seed=seed, k=k, speed_n=speed_n, reference=reference,
+               threads=threads, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    for r in rows:
+        if r.get("error"):
+            record(kind="skip", detector=r["model"], reason=r["error"])
+            continue
+        record.figures({m: r.get(m) for m in STORED}, detector=r["model"], subset=str(r.get("data")),
+                       n_real=r.get("n_real"), n_fake=r.get("n_fake"))
+    return Section("generators", "Generator quality", to_markdown(rows))

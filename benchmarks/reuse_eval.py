@@ -6,14 +6,14 @@ images stays <= 0.05 % each (<= 0.1 % together). The *report* half is filed in a
 and measured with those thresholds, never tuned on: recall per transform (original filed, transformed copy
 queried) and the false-match rate over all pairs of different images (every image queried against all others).
 
-    medaudit bench reuse --data ../shared/data --write-docs docs/BENCHMARKS.md
-    python -m benchmarks.reuse_eval --data ../shared/data --out FILE.md --write-thresholds   # recalibrate
+    medaudit bench reuse --data DIR --write-docs docs/BENCHMARKS.md
+    medaudit bench reuse --data DIR --write-thresholds   # recalibrate forensics/reuse/thresholds.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.evaluations import Recorder, Section, register_evaluation
+from forensics.atomic import write_text
 from forensics.io import load
 from forensics.reuse import hashing as H
 from forensics.reuse.index import THRESHOLDS_FILE, ReuseIndex
@@ -163,29 +165,21 @@ def evaluate(pixels: list[np.ndarray], limits: dict, modality: str, n_pos: int, 
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, required=True, help="Markdown file")
-    ap.add_argument("--n-pos", type=int, default=50, help="transformed copies per transform and modality")
-    ap.add_argument("--limit", type=int, default=0, help="use only this many images per folder (0: all)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--write-thresholds", action="store_true", help=f"write the calibrated {THRESHOLDS_FILE.name}")
-    args = ap.parse_args(argv)
-
+def measure(data: Path, n_pos: int, limit: int = 0, seed: int = 0) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(results per folder, thresholds per modality code incl. ``default``) for the folders found under ``data``."""
     cv2.setNumThreads(1)
     thresholds: dict[str, dict] = {}
     results: dict[str, dict] = {}
     for folder, codes in DATASETS.items():
-        path = args.data / folder
+        path = data / folder
         if not path.is_dir():
-            print(f"skip {folder}: not found under {args.data}", file=sys.stderr)
+            print(f"skip {folder}: not found under {data}", file=sys.stderr)
             continue
         files = _files(path)
-        rng = np.random.default_rng(args.seed)
+        rng = np.random.default_rng(seed)
         rng.shuffle(files)
-        if args.limit:
-            files = files[: args.limit]
+        if limit:
+            files = files[:limit]
         pixels = [load(f).pixels for f in files]
         calib, report = pixels[: len(pixels) // 2], pixels[len(pixels) // 2 :]
         t0 = time.perf_counter()
@@ -194,9 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         for code in codes:
             thresholds[code] = limits
         t0 = time.perf_counter()
-        results[folder] = evaluate(
-            report, {k: v for k, v in limits.items() if k != "calibration"}, codes[0], args.n_pos, args.seed
-        )
+        results[folder] = evaluate(report, {k: v for k, v in limits.items() if k != "calibration"}, codes[0], n_pos,
+                                   seed)
         print(f"{folder}: evaluated {len(report)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     if thresholds:
@@ -209,30 +202,52 @@ def main(argv: list[str] | None = None) -> int:
             "candidates": CANDIDATES,
             "inliers": max(v["inliers"] for v in base),
         }
-    table = render(results, thresholds, args)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
-    if args.write_thresholds and thresholds:
-        doc = {
-            "about": "pHash distance (of 64) and ORB+RANSAC inlier thresholds per modality, chosen by "
-            "benchmarks/reuse_eval.py for <= 0.05 % false matches per stage on the calibration half; "
-            "'default' (unknown modality, e.g. PNG/JPEG files) is the radiograph (CR) entry.",
-            "command": "python -m benchmarks.reuse_eval " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "modalities": thresholds,
-        }
-        THRESHOLDS_FILE.write_text(json.dumps(doc, indent=2) + "\n")
-    return 0
+    return results, thresholds
 
 
-def render(results: dict, thresholds: dict, args) -> str:
+def save_thresholds(thresholds: dict[str, dict], command: str) -> None:
+    """Replace the shipped ``forensics/reuse/thresholds.json`` (atomically) with freshly calibrated thresholds."""
+    doc = {
+        "about": "pHash distance (of 64) and ORB+RANSAC inlier thresholds per modality, chosen by "
+        "benchmarks/reuse_eval.py for <= 0.05 % false matches per stage on the calibration half; "
+        "'default' (unknown modality, e.g. PNG/JPEG files) is the radiograph (CR) entry.",
+        "command": command,
+        "modalities": thresholds,
+    }
+    write_text(THRESHOLDS_FILE, json.dumps(doc, indent=2) + "\n")
+
+
+@register_evaluation("reuse")
+def evaluate_reuse(record: Recorder, *, data: Path, n_pos: int = 40, limit: int = 0, seed: int = 0,
+                   write_thresholds: bool = False) -> Section:
+    """Recall per transform and false-match rate per data folder; ``write_thresholds`` also ships the thresholds.
+
+    Args:
+        data: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/`` (any of them).
+        n_pos: transformed copies per transform and folder.
+        limit: images per folder (0: all).
+    """
+    results, thresholds = measure(Path(data), n_pos, limit, seed)
+    for folder, r in results.items():
+        for name, (hits, n) in r["recall"].items():
+            record(metric="recall", value=hits / n, subset=folder, perturbation=name, n_fake=n)
+        record(metric="false_match_rate", value=r["false"] / r["pairs"], subset=folder, n_real=r["pairs"])
+        limits = thresholds[DATASETS[folder][0]]
+        record.figures({"add_per_s": r["add_per_s"], "query_per_s": r["query_per_s"],
+                        "hash_threshold": limits["hash"], "inlier_threshold": limits["inliers"]},
+                       subset=folder, n_real=r["n"])
+    if write_thresholds and thresholds:
+        save_thresholds(thresholds, shlex.join(["medaudit", *sys.argv[1:]]))
+    return Section("reuse", "Image-reuse index", render(results, thresholds, n_pos=n_pos, limit=limit, seed=seed))
+
+
+def render(results: dict, thresholds: dict, *, n_pos: int, limit: int = 0, seed: int = 0) -> str:
     names = list(transforms(np.random.default_rng(0)))
     lines = [
         "# Image-reuse index: recall and false matches",
         "",
-        f"Generated by `python -m benchmarks.reuse_eval --data {args.data} --n-pos {args.n_pos}"
-        f"{' --limit ' + str(args.limit) if args.limit else ''}` (seed {args.seed}). Thresholds chosen on one half "
+        f"{n_pos} transformed copies per transform and folder{f', {limit} images per folder' if limit else ''} "
+        f"(seed {seed}). Thresholds chosen on one half "
         "of each folder (pairs of different images only), everything below measured on the other half.",
         "Recall: original filed, transformed copy queried, top match must be the original. False-match rate: every "
         "filed image queried against all other filed images of the same folder (ordered pairs).",
@@ -274,7 +289,3 @@ def render(results: dict, thresholds: dict, args) -> str:
     )
     lines.append("")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

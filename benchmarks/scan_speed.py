@@ -1,6 +1,6 @@
 """Throughput of `medaudit scan`: images/s on 512×512 PNG and DICOM files, as the CLI runs it.
 
-    python -m benchmarks.scan_speed --n 400 --workers 2 --analyzers metadata
+    medaudit bench scan-speed -n 400 --workers 2 --analyzers metadata --write-docs docs/BENCHMARKS.md
 
 The files are made here (noise-textured 8-bit PNG; 16-bit CT DICOM built from pydicom's CT example header), so
 the figure measures the pipeline, not the disk cache of someone's data set.
@@ -8,13 +8,14 @@ the figure measures the pipeline, not the disk cache of someone's data set.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from benchmarks.evaluations import Recorder, Section, register_evaluation
 
 
 def make_inputs(folder: Path, n: int, kind: str, size: int = 512, seed: int = 0) -> list[Path]:
@@ -82,16 +83,19 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=400)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--analyzers", default=None, help="comma-separated (default: all available)")
-    args = parser.parse_args()
-    names = args.analyzers.split(",") if args.analyzers else None
-    print(to_markdown(run(args.n, args.workers, names, args.size)))
+@register_evaluation("scan_speed")
+def evaluate_scan_speed(record: Recorder, *, n: int = 400, workers: int = 2, analyzers: tuple[str, ...] | None = None,
+                        size: int = 512, engines: tuple[str, ...] = ("local",)) -> Section:
+    """Images/s per format and engine; the section is named after the analyzers and size (one per set-up).
 
-
-if __name__ == "__main__":
-    main()
+    Args:
+        n: files per format.
+        analyzers: analyzer names (None: every available one).
+    """
+    rows = run(n, workers, list(analyzers) if analyzers else None, size, tuple(engines))
+    for r in rows:
+        record(metric="images_per_s", value=r["images_per_s"], subset=f"{r['format']}/{size}", perturbation=r["engine"],
+               n_real=n)
+    label = ",".join(analyzers) if analyzers else "all"
+    return Section(f"scan-speed-{label.replace(',', '-')}-{size}", f"Scan throughput: {label} analyzers, {size}²",
+                   to_markdown(rows))

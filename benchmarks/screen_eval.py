@@ -14,14 +14,12 @@ The CSV is screened locally and with ``--engine dask``; a claim counts as *flagg
 reaches ``medium`` and its top reason comes from the analyzer family of its kind (reuse / localization / pixel
 detectors); clean claims should stay ``low``.
 
-    medaudit bench screen --data ../shared/data --write-docs docs/BENCHMARKS.md
+    medaudit bench screen --data DIR --write-docs docs/BENCHMARKS.md
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.evaluations import Recorder, Section, register_evaluation
 from benchmarks.train_localization import data_files
 from generators import tamper as T
 
@@ -95,12 +94,11 @@ def screen(rows, out: Path, engine: str) -> tuple[dict[str, str], float]:
     return {s["claim_id"]: verdict(s) for s in summaries}, time.perf_counter() - t0
 
 
-def render(rows, results: dict[str, tuple[dict[str, str], float]], command: str) -> str:
+def render(rows, results: dict[str, tuple[dict[str, str], float]]) -> str:
     kinds = {c: k for c, _, k in rows}
-    lines = [f"Command: `{command}` ({len(rows)} claims: held-out chest X-ray and CT files, "
-             f"{len(rows) // (2 * len(KINDS))} of "
+    lines = [f"{len(rows)} claims: held-out chest X-ray and CT files, {len(rows) // (2 * len(KINDS))} of "
              "each kind per modality; reused = mirrored, 90 %, JPEG 85; tampered = generators.tamper, unstamped; "
-             "synthetic = unstamped generator sample, 512 px JPEG 90).", "",
+             "synthetic = unstamped generator sample, 512 px JPEG 90.", "",
              "Cell: claims of that kind whose verdict (low -> clean; else the family of the top reason) is the column; "
              "*right*: share with the expected verdict (an original whose image another claim filed again is "
              "expected to be flagged as reuse too).", ""]
@@ -120,26 +118,27 @@ def render(rows, results: dict[str, tuple[dict[str, str], float]], command: str)
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--per-kind", type=int, default=4, help="claims of each kind per modality")
-    ap.add_argument("--engines", default="local,dask")
-    ap.add_argument("--out", type=Path, default=None)
-    a = ap.parse_args(argv)
+@register_evaluation("screen")
+def evaluate_screen(record: Recorder, *, data: Path, per_kind: int = 4, engines: tuple[str, ...] = ("local", "dask"),
+                    seed: int = 0) -> Section:
+    """Screen a claims CSV of every kind on each engine; per engine and kind, the share flagged for the right cause.
+
+    Args:
+        data: folder with ``cxr_kermany/`` and ``ct_lung_tcia/``.
+        per_kind: claims of each kind per modality.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        rows = build_claims(a.data, tmp, a.per_kind)
+        rows = build_claims(Path(data), tmp, per_kind, seed)
         with open(tmp / "claims.csv", "w", newline="") as f:
             csv.writer(f).writerows([("claim_id", "path"), *((c, p) for c, p, _ in rows)])
-        results = {e: screen(rows, tmp / e, e) for e in a.engines.split(",")}
-    cmd = "python -m benchmarks.screen_eval " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = render(rows, results, cmd)
-    if a.out:
-        a.out.write_text(md)
-    print(md)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        results = {e: screen(rows, tmp / e, e) for e in engines}
+    kinds = {c: k for c, _, k in rows}
+    for engine, (found, seconds) in results.items():
+        for kind in KINDS:
+            got = [found[c] for c, k in kinds.items() if k == kind]
+            record(metric="right_cause", value=sum(v == EXPECTED[kind] for v in got) / max(1, len(got)),
+                   subset=kind, perturbation=engine, n_real=len(got) if kind == "clean" else 0,
+                   n_fake=0 if kind == "clean" else len(got))
+        record(metric="seconds", value=seconds, perturbation=engine)
+    return Section("screen", "Claim screening end to end", render(rows, results))

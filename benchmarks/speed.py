@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.evaluations import Recorder, Section, register_evaluation
+
 #: Cheap fits for the speed run (the structure, not the quality, sets the speed).
 SPEED_FIT_KW: dict[str, dict[str, Any]] = {
     "npr": {"steps": 5, "time_budget_s": 10},
@@ -101,3 +103,27 @@ def to_markdown(rows: list[dict[str, Any]], notes: Sequence[str] = (), n: int = 
     if notes:
         text += "\n\nNot measured: " + "; ".join(notes)
     return text
+
+
+@register_evaluation("speed")
+def evaluate_speed(record: Recorder, *, detectors: tuple[str, ...] | None = None, sizes: tuple[int, ...] = (256, 512),
+                   n: int = 8, progress: bool = True) -> Section:
+    """Images/s and peak memory per detector and size, one torch thread (see :func:`run`).
+
+    Args:
+        detectors: registry names (default: those ``medaudit bench run`` measures).
+        n: images per (detector, size) cell.
+    """
+    import torch
+
+    from benchmarks.run import DEFAULT_DETECTORS
+
+    torch.set_num_threads(1)
+    rows, notes = run(detectors or DEFAULT_DETECTORS, sizes, n, progress=progress)
+    for r in rows:
+        record.figures({k: r[k] for k in ("images_per_s", "tracemalloc_peak_mb", "maxrss_delta_mb")},
+                       detector=r["detector"], subset=f"{r['size']}px", n_real=n)
+    for note in notes:
+        name, _, why = note.partition(": ")
+        record(kind="skip", detector=name, reason=why)
+    return Section("speed", "Detector speed and memory", to_markdown(rows, notes, n))

@@ -1,8 +1,9 @@
 """The results store: runs, metric rows, curves and skipped detectors in one SQLite file.
 
 Every metric row names what it was measured with and on: detector, version, weights hash, dataset hash, protocol,
-subset, perturbation, metric, value with its bootstrap interval, class counts, machine and time. The leaderboard
-renders from here; runs accumulate (a later run never deletes an earlier one).
+subset, perturbation, metric, value with its bootstrap interval, class counts, machine and time. Every run names
+the evaluation that made it (``run`` for ``medaudit bench run``, else a name of ``benchmarks.evaluations``). The
+leaderboard renders from here; runs accumulate (a later run never deletes an earlier one).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ CREATE TABLE IF NOT EXISTS curves (
 CREATE TABLE IF NOT EXISTS skipped (run_id TEXT, detector TEXT, reason TEXT);
 """
 
+#: The evaluation of ``medaudit bench run``; runs stored before runs named their evaluation (NULL) were all of it.
+HARNESS = "run"
+
 
 def _num(v: Any) -> float | None:
     """NaN -> NULL (SQLite has no NaN)."""
@@ -54,6 +58,8 @@ class ResultStore:
         self.db = sqlite3.connect(str(self.path))
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
+        if "evaluation" not in {r["name"] for r in self.db.execute("PRAGMA table_info(runs)")}:
+            self.db.execute("ALTER TABLE runs ADD COLUMN evaluation TEXT")  # databases from before evaluations
         self._runs: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> ResultStore:
@@ -68,12 +74,12 @@ class ResultStore:
 
     # --- writing
     def start_run(self, *, profile: str, command: str, machine: str, dataset_hash: str,
-                  config: dict[str, Any] | None = None) -> str:
+                  config: dict[str, Any] | None = None, evaluation: str = HARNESS) -> str:
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        self.db.execute("INSERT INTO runs (run_id, started, profile, command, machine, dataset_hash, config, status)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+        self.db.execute("INSERT INTO runs (run_id, started, profile, command, machine, dataset_hash, config, status, "
+                        "evaluation) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
                         (run_id, time.time(), profile, command, machine, dataset_hash,
-                         json.dumps(config or {}, default=str)))
+                         json.dumps(config or {}, default=str), evaluation))
         self.db.commit()
         return run_id
 
@@ -115,11 +121,17 @@ class ResultStore:
         d = dict(r)
         d["config"] = json.loads(d["config"] or "{}")
         d["notes"] = json.loads(d["notes"] or "[]")
+        d["evaluation"] = d["evaluation"] or HARNESS
         return d
 
-    def latest_run(self, profile: str | None = None) -> str | None:
-        q = "SELECT run_id FROM runs WHERE status = 'done'" + (" AND profile = ?" if profile else "")
-        r = self.db.execute(q + " ORDER BY started DESC LIMIT 1", (profile,) if profile else ()).fetchone()
+    def latest_run(self, profile: str | None = None, evaluation: str = HARNESS) -> str | None:
+        """The newest finished run of ``evaluation`` (and ``profile``, when given)."""
+        q = "SELECT run_id FROM runs WHERE status = 'done' AND COALESCE(evaluation, ?) = ?"
+        args: list[Any] = [HARNESS, evaluation]
+        if profile:
+            q += " AND profile = ?"
+            args.append(profile)
+        r = self.db.execute(q + " ORDER BY started DESC LIMIT 1", args).fetchone()
         return None if r is None else r[0]
 
     def results(self, run_id: str, **where: Any) -> list[dict[str, Any]]:

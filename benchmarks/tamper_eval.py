@@ -14,12 +14,11 @@ again with ``forensics.io.load``, and the untouched original as loaded from its 
 The ``noise`` row is the training-free method; ``cnn`` was trained on tampering from the same generator, so it is
 an in-distribution number, not a claim about other tampering tools.
 
-    medaudit bench tamper --data ../shared/data -n 100 --write-docs docs/BENCHMARKS.md
+    medaudit bench tamper --data DIR -n 100 --write-docs docs/BENCHMARKS.md
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.evaluations import Recorder, Section, register_evaluation
 from benchmarks.train_localization import FOLDERS, data_files
 from forensics.analyzers.localization import LocalizationAnalyzer
 from forensics.io import load
@@ -164,12 +164,11 @@ def _f(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def render(res: dict[str, Any], command: str) -> str:
+def render(res: dict[str, Any]) -> str:
     lines = [
         "# Local tampering: localization analyzer vs generators.tamper",
         "",
-        f"Command: `{command}` ({res['n_images']} held-out real images, one tampered copy each, unstamped PNG; "
-        f"{res['seconds']} s).",
+        f"{res['n_images']} held-out real images, one tampered copy each, unstamped PNG; {res['seconds']} s.",
         "",
         "Image level: tampered copy vs its untouched original. Pixel level over tampered images: heatmap (upsampled) "
         "vs the tamper mask; IoU of heatmap >= 0.5 (0 when nothing is flagged); hit = hottest cell within the lesion.",
@@ -196,30 +195,29 @@ def render(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="localization analyzer vs generators.tamper")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default="copymove,cnn,noise")
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--weights", type=Path, default=None, help="localization weights folder (default: bundled)")
-    a = ap.parse_args(argv)
+@register_evaluation("tamper")
+def evaluate_tamper(record: Recorder, *, data: Path, n: int = 100, seed: int = 0,
+                    methods: tuple[str, ...] = ("copymove", "cnn", "noise"), threads: int = 1,
+                    weights: Path | None = None) -> Section:
+    """Image- and pixel-level figures of each localization method on ``n`` tampered held-out images.
+
+    Args:
+        data: folder with ``ct_lung_tcia/`` and ``cxr_kermany/``.
+        n: held-out real images (half of each modality), one tampered copy each.
+        weights: localization weights folder (default: the bundled one).
+    """
     import torch
 
-    torch.set_num_threads(a.threads)
-    res = evaluate(a.data, a.n, a.seed, tuple(a.methods.split(",")), a.weights)
-    cmd = "python -m benchmarks.tamper_eval " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = render(res, cmd)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.out.with_suffix(a.out.suffix + ".tmp")
-        tmp.write_text(md)
-        tmp.replace(a.out)
-    print(md)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    torch.set_num_threads(threads)
+    res = evaluate(Path(data), n, seed, tuple(methods), weights)
+    for m, out in res["methods"].items():
+        for name in ("all", "ct", "cxr", "inject", "remove"):
+            if name in out:
+                o = out[name]
+                counts = {"detector": f"localization.{m}", "subset": name, "n_real": o["n"], "n_fake": o["n"]}
+                record(metric="auc", value=o["auc"], lo=o["ci"][0], hi=o["ci"][1], **counts)
+                record.figures({k: o[k] for k in ("tpr@0.5", "fpr@0.5", "iou", "hit")}, **counts)
+        record(detector=f"localization.{m}", subset="pixels", metric="auc", value=out["pixel_auc"])
+        for scan, score in out["dicom"].items():
+            record.figures({"score": score}, detector=f"localization.{m}", subset=f"pydicom:{scan}", n_real=1)
+    return Section("tamper", "Tamper localization", render(res))

@@ -5,15 +5,12 @@ sizes (64 and 128 px, as our generators output them) and keeps them at native si
 perturbation, and reports the detection rate on the marked images (TPR) and on the unmarked originals under the
 same perturbation (FPR), plus the PSNR of marking.
 
-    medaudit bench watermark --data ../shared/data -n 100 --write-docs docs/BENCHMARKS.md
+    medaudit bench watermark --data DIR -n 100 --write-docs docs/BENCHMARKS.md
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.evaluations import Recorder, Section, register_evaluation
 from forensics.watermark import THRESHOLD, detect, embed
 
 DATASETS = (("cxr_kermany", False), ("ct_lung_tcia", False), ("derm_isic", True))
@@ -107,6 +105,11 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run(data: Path, n: int, sizes: list[int | None]) -> tuple[str, dict]:
+    """(Markdown, summary): detection and false-positive rates per data set, size and perturbation.
+
+    The summary holds ``rows`` [(data set, size label, n, TPR per perturbation, FPR per perturbation)], ``psnr``
+    {(data set, size label): (mean, min) dB} and the totals (``fp``, ``negatives``, ``max_null_z``).
+    """
     rows, fp_total, neg_total, max_null, psnrs, times = [], 0, 0, -np.inf, {}, []
     for name, rgb in DATASETS:
         originals = load_images(data / name, rgb, n)
@@ -168,12 +171,16 @@ def run(data: Path, n: int, sizes: list[int | None]) -> tuple[str, dict]:
         f"Unmarked: {fp_total} detections in {neg_total} (image, perturbation) pairs; largest null z = {max_null:.2f}.",
         f"detect() median {1000 * float(np.median(times)):.2f} ms per image (inputs of all sizes above).",
     ]
-    summary = {"fp": fp_total, "negatives": neg_total, "max_null_z": float(max_null)}
+    summary = {"fp": fp_total, "negatives": neg_total, "max_null_z": float(max_null), "rows": rows, "psnr": psnrs}
     return "\n".join(lines) + "\n", summary
 
 
-def run_generators(n: int) -> str:
-    """Detection rate on what the bundled generators actually output (stamped as ``generate`` stamps them)."""
+def run_generators(n: int) -> tuple[str, dict[str, list[float]]]:
+    """Detection rate on what the bundled generators actually output (stamped as ``generate`` stamps them).
+
+    Returns:
+        (Markdown, {generator: detection rate per perturbation, in ``PERTURBATIONS`` order}).
+    """
     from generators import list_bundled, load_generator
     from generators.provenance import stamp
 
@@ -184,6 +191,7 @@ def run_generators(n: int) -> str:
         "| generator | size | n | " + " | ".join(perts) + " |",
         "|---|---|---|" + "---|" * len(perts),
     ]
+    by_model = {}
     for model in list_bundled():
         gen = load_generator(model["name"], device="cpu")
         marked = [stamp(x, generator=model["name"], version="bench", seed=0) for x in gen.sample(n, seed=1)]
@@ -193,35 +201,36 @@ def run_generators(n: int) -> str:
             rates.append(float(np.mean([detect(fn(x)).present for x in src])))
         size = marked[0].shape[0]
         lines.append(f"| {model['name']} | {size}px | {n} | " + " | ".join(f"{v:.2f}" for v in rates) + " |")
-    return "\n".join(lines) + "\n"
+        by_model[model["name"]] = rates
+    return "\n".join(lines) + "\n", by_model
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--n", type=int, default=100, help="images per data set")
-    ap.add_argument("--sizes", default="64,128,native", help="comma list of px sizes and/or 'native'")
-    ap.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
-    ap.add_argument("--generators", type=int, default=0, help="also measure N stamped outputs per bundled generator")
-    args = ap.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"data folder not found: {args.data}", file=sys.stderr)
-        return 2
-    sizes = [None if s == "native" else int(s) for s in args.sizes.split(",")]
-    cmd = "python -m benchmarks.watermark_robustness " + " ".join(argv if argv is not None else sys.argv[1:])
-    md, _ = run(args.data, args.n, sizes)
-    if args.generators:
-        md += "\n" + run_generators(args.generators)
-    md = f"Command: `{cmd}`\n\n" + md
-    print(md)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(md)
-        os.replace(tmp, args.out)
-    return 0
+@register_evaluation("watermark")
+def evaluate_watermark(record: Recorder, *, data: Path, n: int = 100,
+                       sizes: tuple[int | None, ...] = (64, 128, None), n_generated: int = 60) -> Section:
+    """Detection rate (marked) and false positives (unmarked) per data set, size and perturbation.
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Args:
+        data: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/`` (any of them).
+        n: images per data set.
+        sizes: pixel sides to bring the images to; None keeps the native size.
+        n_generated: also measure this many stamped outputs of each bundled generator (0: skip).
+    """
+    table, summary = run(Path(data), n, list(sizes))
+    perts = list(PERTURBATIONS)
+    for name, label, count, tpr, fpr in summary["rows"]:
+        subset = f"{name}/{label}"
+        for pert, t, f in zip(perts, tpr, fpr, strict=True):
+            record(metric="tpr", value=t, subset=subset, perturbation=pert, n_fake=count)
+            record(metric="fpr", value=f, subset=subset, perturbation=pert, n_real=count)
+        mean, low = summary["psnr"][(name, label)]
+        record.figures({"psnr_mean_db": mean, "psnr_min_db": low}, subset=subset, n_fake=count)
+    record.figures({"false_positives": summary["fp"], "max_null_z": summary["max_null_z"]},
+                   n_real=summary["negatives"])
+    if n_generated:
+        gen_table, by_model = run_generators(n_generated)
+        table += "\n" + gen_table
+        for model, rates in by_model.items():
+            for pert, t in zip(perts, rates, strict=True):
+                record(metric="tpr", value=t, subset=model, perturbation=pert, n_fake=n_generated)
+    return Section("watermark", "Provenance watermark robustness", table)

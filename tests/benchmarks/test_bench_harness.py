@@ -155,6 +155,25 @@ def test_store_round_trip(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- leaderboard
+def test_store_reads_a_database_from_before_evaluations(tmp_path):
+    import sqlite3
+
+    from benchmarks.store import _SCHEMA
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(_SCHEMA)  # the runs table as it was: no evaluation column
+    con.execute("INSERT INTO runs (run_id, started, profile, command, machine, dataset_hash, config, status, notes) "
+                "VALUES ('old-1', 1.0, 'quick', 'medaudit bench run', 'm', 'h', '{}', 'done', '[]')")
+    con.commit()
+    con.close()
+    with ResultStore(db) as store:
+        assert store.latest_run() == "old-1" and store.run("old-1")["evaluation"] == "run"
+        new = store.start_run(profile="", command="c", machine="m", dataset_hash="", evaluation="reuse")
+        store.finish_run(new, wall_s=1.0, cpu_s=1.0)
+        assert store.latest_run() == "old-1" and store.latest_run(evaluation="reuse") == new
+
+
 def test_leaderboard_markdown(finished_run):
     db, run_id = finished_run
     with ResultStore(db) as store:
@@ -229,14 +248,18 @@ def test_cli_leaderboard(finished_run, tmp_path):
     assert res.exit_code == 2 and "no results store" in res.output
 
 
-def test_cli_run_without_data_is_a_usage_error(tmp_path):
+def test_cli_run_without_data_is_a_usage_error(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from cli import main
 
+    monkeypatch.delenv("MEDAUDIT_DATA", raising=False)
     res = CliRunner().invoke(main, ["bench", "run", "--data", str(tmp_path / "absent"), "--db",
                                     str(tmp_path / "r.sqlite")])
-    assert res.exit_code == 2 and "real images not found" in res.output
+    assert res.exit_code == 2 and "absent" in res.output and "does not exist" in res.output
+    res = CliRunner().invoke(main, ["bench", "run", "--db", str(tmp_path / "r.sqlite")])
+    assert res.exit_code == 2 and "no data folder: give --data DIR or set MEDAUDIT_DATA" in res.output
+    assert "cxr_kermany/" in res.output
 
 
 def test_docs_sections_written(finished_run, tmp_path):

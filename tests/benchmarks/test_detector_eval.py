@@ -28,7 +28,7 @@ def test_metrics_and_render():
                                   "controls_high": {"jpeg50": 0.25}}},
            "pooled": {"risk": m}, "controls_high": {"jpeg50": 0.0}, "controls_medium": {"jpeg50": 0.1},
            "dicom": {"ct.dcm": "low (0.10)"}}
-    md = render(res, "python -m benchmarks.detector_eval")
+    md = render(res)
     assert "| cxr | 2 / 2 |" in md and "ct.dcm: low" in md
     assert "| control | high | medium | high, cxr |" in md and "| jpeg50 | 0.000 | 0.100 | 0.250 |" in md
 

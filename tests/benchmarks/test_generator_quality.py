@@ -162,7 +162,10 @@ def test_tiny_run_with_fake_generator(tmp_path: Path, rand18):
     assert gq.to_markdown([]).startswith("_No generators")
 
 
-def test_cli_writes_markdown(tmp_path: Path, monkeypatch):
+def test_evaluation_stores_rows_and_returns_its_section(tmp_path: Path, monkeypatch):
+    from benchmarks.evaluations import run_evaluation
+    from benchmarks.store import ResultStore
+
     train = smooth_images(12, 0)
     (tmp_path / "fake_set").mkdir()
     for i, im in enumerate(train):
@@ -170,8 +173,11 @@ def test_cli_writes_markdown(tmp_path: Path, monkeypatch):
     gen = FakeGenerator(gq.load_real(tmp_path / "fake_set", 32, 1))
     monkeypatch.setattr(gq, "_model_info", lambda m: {"model": "fake_gen", "family": "fake", "data": "fake_set",
                                                        "resolution": 32, "channels": 1, "window": "lung", "gen": gen})
-    out = tmp_path / "out" / "q.md"
-    assert gq.main(["--data", str(tmp_path), "--n", "8", "--k", "3", "--speed-n", "2", "--models", "x",
-                    "--out", str(out), "--json", str(tmp_path / "q.json")]) == 0
-    assert "| fake_gen |" in out.read_text()
-    assert json.loads((tmp_path / "q.json").read_text())[0]["model"] == "fake_gen"
+    db = tmp_path / "r.sqlite"
+    run_id, section = run_evaluation("generators", db=db, data=tmp_path, n=8, k=3, speed_n=2, models=("x",))
+    assert (section.name, section.title) == ("generators", "Generator quality") and "| fake_gen |" in section.markdown
+    with ResultStore(db) as store:
+        rows = {(r["detector"], r["metric"]): r for r in store.results(run_id)}
+        assert store.run(run_id)["config"]["n"] == 8
+    assert rows[("fake_gen", "near_copies")]["value"] >= 4 and rows[("fake_gen", "fd_rand18")]["n_fake"] == 8
+    assert ("real:fake_set", "fd_tex") in rows

@@ -22,7 +22,7 @@ def test_verdict(level, reason, expected):
 def test_render_counts_right_causes_and_compares_engines():
     rows = [("c1", "x", "clean"), ("c2", "y", "reused"), ("c3", "z", "tampered"), ("c4", "w", "synthetic")]
     found = {"c1": "clean", "c2": "reused", "c3": "clean", "c4": "synthetic"}
-    md = render(rows, {"local": (found, 1.0), "dask": (dict(found, c3="tampered"), 2.0)}, "cmd")
+    md = render(rows, {"local": (found, 1.0), "dask": (dict(found, c3="tampered"), 2.0)})
     assert "| tampered | 1 | 1 | 0 | 0 | 0 | 0 | 0.00 |" in md
     assert "| reused | 1 | 0 | 1 | 0 | 0 | 0 | 1.00 |" in md
     assert "identical for 3 of 4 claims" in md
