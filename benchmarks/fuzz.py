@@ -3,6 +3,7 @@
     python -m benchmarks.fuzz --seconds 600               # fuzz load() and Scanner.scan_file() for 10 minutes
     python -m benchmarks.fuzz --seconds 0 --kill-resume 50  # 50 kill -9 / --resume cycles of `medaudit scan`
     python -m benchmarks.fuzz --seconds 0 --kill-resume-screen 20   # the same for `medaudit screen`
+    python -m benchmarks.fuzz --seconds 0 --pathological  # seconds per parser on inputs built to be expensive
 
 Seeds are real files (pydicom's example CT, MR, JPEG 2000 and RGB DICOMs) and files written here with OpenCV
 (PNG 8/16-bit/RGB, JPEG, TIFF, BMP, WebP, NIfTI), plus PNGs with text/zTXt/iTXt/eXIf/caBX chunks and JPEGs with
@@ -232,6 +233,46 @@ MUTATIONS = (
 )
 _BOUNDARY = (0, 1, 2, 7, 8, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
              0xFFFFFFFE, 0xFFFFFFFF)
+
+
+@functools.cache
+def pathological_cases() -> dict[str, tuple[Callable, object]]:
+    """Name -> (parser, input) built to make a metadata parser do a lot of work (bombs, loops, deep nesting)."""
+    from forensics.analyzers.metadata.c2pa import decode_cbor, read_jumbf
+    from forensics.analyzers.metadata.containers import jpeg_evidence, png_evidence, tiff_evidence
+    from forensics.analyzers.metadata.xmp import read_xmp
+
+    mib = 1 << 20
+    png, jpeg = seed_files()["png_gray8"][0], seed_files()["jpeg_gray"][0]
+    loop_ifd = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<HHHII", 1, 0x8769, 4, 1, 8) + struct.pack("<I", 8)
+    deep_jumbf = b""
+    for _ in range(3000):
+        deep_jumbf = struct.pack(">I4s", 8 + len(deep_jumbf), b"jumb") + deep_jumbf
+    ztxt_bomb = zlib.compress(b"a" * (64 << 20), 9)  # 64 MiB of text in ~64 kB, 10 times
+    ztxt = png_chunk(b"zTXt", b"prompt\x00\x00" + ztxt_bomb)
+    xmp_segment = jpeg_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00DigitalSourceType" + b" " * 60000)
+    return {
+        "xmp DigitalSourceType repeated (1 MiB)": (read_xmp, ["DigitalSourceType" * (mib // 17)]),
+        "xmp rdf:resource repeated": (read_xmp, ["DigitalSourceType" + "x" * 60 + "rdf:resource" * 80000]),
+        "xmp IPTC URI repeated": (read_xmp, ["cv.iptc.org/newscodes/digitalsourcetype/" * 25000]),
+        "EXIF IFD pointing at itself": (tiff_evidence, loop_ifd),
+        "PNG with 100000 tEXt chunks": (png_evidence, with_png_chunks(png, *[png_chunk(b"tEXt", b"k\x00v")] * 100000)),
+        "PNG zTXt bombs": (png_evidence, with_png_chunks(png, *[ztxt] * 10)),
+        "JPEG with 100 XMP segments": (jpeg_evidence, with_jpeg_segments(jpeg, *[xmp_segment] * 100)),
+        "JUMBF nested 3000 deep": (read_jumbf, deep_jumbf),
+        "CBOR nested arrays": (decode_cbor, b"\x81" * 100000),
+        "CBOR array of 2^64 items": (decode_cbor, b"\x9b" + b"\xff" * 8),
+    }
+
+
+def time_pathological() -> dict[str, float]:
+    """Seconds each pathological case takes (the figure in docs/RELIABILITY.md; tests only catch hangs)."""
+    out = {}
+    for name, (parse, arg) in pathological_cases().items():
+        start = time.perf_counter()
+        parse(arg)
+        out[name] = time.perf_counter() - start
+    return out
 
 
 def _png_chunks(data: bytes) -> list[tuple[int, int]]:
@@ -682,8 +723,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also run N kill-and-resume cycles of `medaudit scan`")
     parser.add_argument("--kill-resume-screen", type=int, default=0, metavar="N",
                         help="also run N kill-and-resume cycles of `medaudit screen`")
+    parser.add_argument("--pathological", action="store_true",
+                        help="also time the parsers on inputs built to make them work hard")
     args = parser.parse_args(argv)
     failed = False
+    if args.pathological:
+        for name, seconds in time_pathological().items():
+            print(f"pathological: {seconds:7.3f} s  {name}")
     if args.seconds > 0:
         stats = fuzz(args.seconds, args.seed, args.crash_dir)
         rate = stats["inputs"] / max(stats["seconds"], 1e-9)

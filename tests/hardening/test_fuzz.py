@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.fuzz import MUTATIONS, check_load, check_parsers, check_scan, mutate, seed_files
+from benchmarks.fuzz import MUTATIONS, check_load, check_parsers, check_scan, mutate, pathological_cases, seed_files
 
 SEEDS = sorted(seed_files())
 OPS = st.lists(
@@ -165,51 +165,20 @@ def test_hostile_dicom_header_values(workdir, scanner, values):
 # --------------------------------------------------------------------------------------------- pathological metadata
 
 
-def _timed(fn, *args) -> float:
-    import time
+# The limit catches a hang or a quadratic blow-up only; the timings are `python -m benchmarks.fuzz --pathological`.
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", sorted(pathological_cases()))
+def test_pathological_metadata_finishes(name):
+    """Inputs built to make a parser do a lot of work: each finishes, and what it returns stays bounded."""
+    parse, arg = pathological_cases()[name]
+    out = parse(arg)
+    assert len(repr(out)) < 4 << 20, name
 
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
 
-
-def test_pathological_metadata_is_cheap():
-    """Inputs built to make a parser do a lot of work: each stays well under a second."""
-    import struct
-    import zlib
-
-    from benchmarks.fuzz import jpeg_segment, png_chunk, with_jpeg_segments, with_png_chunks
-    from forensics.analyzers.metadata.c2pa import decode_cbor, read_jumbf
-    from forensics.analyzers.metadata.containers import jpeg_evidence, png_evidence, tiff_evidence
+@pytest.mark.timeout(300)
+def test_xmp_regexes_stay_bounded():
+    """A keyword followed by a run of whitespace: the backtracking regexes once took hours on one 65 kB segment."""
     from forensics.analyzers.metadata.xmp import read_xmp
 
-    mib = 1 << 20
-    png, jpeg = seed_files()["png_gray8"][0], seed_files()["jpeg_gray"][0]
-    loop_ifd = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<HHHII", 1, 0x8769, 4, 1, 8) + struct.pack("<I", 8)
-    deep_jumbf = b""
-    for _ in range(3000):
-        deep_jumbf = struct.pack(">I4s", 8 + len(deep_jumbf), b"jumb") + deep_jumbf
-    ztxt_bomb = zlib.compress(b"a" * (64 << 20), 9)  # 64 MiB of text in ~64 kB, 10 times
-    cases = {
-        "xmp DigitalSourceType repeated (1 MiB)": (read_xmp, ["DigitalSourceType" * (mib // 17)]),
-        "xmp rdf:resource repeated": (read_xmp, ["DigitalSourceType" + "x" * 60 + "rdf:resource" * 80000]),
-        "xmp IPTC URI repeated": (read_xmp, ["cv.iptc.org/newscodes/digitalsourcetype/" * 25000]),
-        "EXIF IFD pointing at itself": (tiff_evidence, loop_ifd),
-        "PNG with 100000 tEXt chunks": (png_evidence, with_png_chunks(png, *[png_chunk(b"tEXt", b"k\x00v")] * 100000)),
-        "PNG zTXt bombs": (png_evidence,
-                           with_png_chunks(png, *[png_chunk(b"zTXt", b"prompt\x00\x00" + ztxt_bomb)] * 10)),
-        "JPEG with 100 XMP segments": (jpeg_evidence, with_jpeg_segments(jpeg, *[jpeg_segment(
-            0xE1, b"http://ns.adobe.com/xap/1.0/\x00DigitalSourceType" + b" " * 60000)] * 100)),
-        "JUMBF nested 3000 deep": (read_jumbf, deep_jumbf),
-        "CBOR nested arrays": (decode_cbor, b"\x81" * 100000),
-        "CBOR array of 2^64 items": (decode_cbor, b"\x9b" + b"\xff" * 8),
-    }
-    slow = {name: round(t, 2) for name, (fn, arg) in cases.items() if (t := _timed(fn, arg)) > 1.5}
-    assert not slow, slow
-
-
-def test_xmp_regexes_are_linear():
-    from forensics.analyzers.metadata.xmp import read_xmp
-
-    for packet in ("CreatorTool>" + " " * 1500, "DigitalSourceType>" + " " * 1500):
-        assert _timed(read_xmp, [packet]) < 0.3, packet[:20]
+    for packet in ("CreatorTool>" + " " * 60000, "DigitalSourceType>" + " " * 60000, "DigitalSourceType" + " " * 60000):
+        assert read_xmp([packet]).source_types == [], packet[:20]

@@ -17,24 +17,10 @@ from forensics.analyzers.base import Analyzer
 from forensics.analyzers.metadata.codes import CODES, is_decisive
 from forensics.analyzers.metadata.containers import jpeg_evidence, png_evidence, tiff_evidence, webp_evidence
 from forensics.analyzers.metadata.dicom_rules import DicomContext, dicom_rules
+from forensics.io.sniff import sniff_format
 from forensics.records import Evidence, Finding, MedicalImage
 
 DECISIVE_SCORE = 0.99
-
-
-def sniff(raw: bytes, declared: str | None) -> str | None:
-    """The container from the bytes themselves (a wrong extension must not hide a signature)."""
-    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if raw.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if len(raw) >= 132 and raw[128:132] == b"DICM":
-        return "dicom"
-    if raw[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
-        return "webp"
-    return declared
 
 
 def combine(evidence: list[Evidence]) -> tuple[float | None, bool]:
@@ -70,7 +56,7 @@ class MetadataAnalyzer(Analyzer):
 
     def analyze(self, image: MedicalImage) -> Finding:
         raw = image.raw or b""
-        container = sniff(raw, image.format)
+        container = sniff_format(raw) or image.format  # the bytes decide: a wrong extension must not hide a signature
         evidence: list[Evidence] = []
         try:
             if container == "png":
@@ -111,4 +97,4 @@ def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
     return list(best.values())
 
 
-__all__ = ["MetadataAnalyzer", "CODES", "combine", "sniff"]
+__all__ = ["MetadataAnalyzer", "CODES", "combine"]

@@ -14,7 +14,7 @@ from forensics.analyzers.metadata._common import MAX_TEXT
 IPTC_DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 
 _DST = re.compile(
-    r"DigitalSourceType\s*(?:=\s*[\"']([^\"'<>]{0,256})[\"']"
+    r"DigitalSourceType\s{0,64}(?:=\s*[\"']([^\"'<>]{0,256})[\"']"
     r"|>([^<>]{0,256})<"
     r"|[^>]{0,64}?rdf:resource\s*=\s*[\"']([^\"'<>]{0,256})[\"'])",
     re.IGNORECASE,
