@@ -634,3 +634,42 @@ def bench_screen(data_dir, per_kind, db, write_docs):
 def bench_tamper(data_dir, n, db, write_docs):
     """Localization analyzer on tampered (unstamped) vs untouched images: image- and pixel-level figures."""
     _evaluate("tamper", write_docs, db, data=data_dir, n=n)
+
+
+# --- data --------------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def data():
+    """Real training data: verify a data folder and see where to obtain each dataset (nothing is downloaded)."""
+
+
+def _printable(text: str) -> str:
+    """Control characters (terminal escapes in file names) shown as escapes, never sent to the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+@data.command("check")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def data_check(data_dir, fmt):
+    """Verify DATA_DIR against each dataset's manifest.csv (names, sizes, SHA-256) and say where to obtain each.
+
+    Exit 0 when every dataset present matches its manifest, 1 when any file is missing, changed or unlisted.
+    A dataset that is absent is listed with its source and licence, not counted as a failure.
+    """
+    from generators.sources import check_data_dir
+
+    checks = check_data_dir(data_dir)
+    if fmt == "json":
+        click.echo(json.dumps([c.to_dict() for c in checks], indent=1))
+    else:
+        for c in checks:
+            click.echo(f"{c.folder + '/':<14} {c.status:<11} {c.files} files verified")
+            for problem in c.problems[:20]:
+                click.echo(f"    {_printable(problem)}")
+            if len(c.problems) > 20:
+                click.echo(f"    ... and {len(c.problems) - 20} more")
+            if c.source is not None:
+                click.echo(f"    {c.source.what}; obtain from: {c.source.origin} ({c.source.licence})")
+    sys.exit(1 if any(c.status in ("mismatch", "no_manifest") for c in checks) else 0)
