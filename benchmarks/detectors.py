@@ -14,7 +14,9 @@ The contract (what ``medaudit bench run`` holds every detector to; :func:`check_
 
 Optional: ``pretrained: bool`` (True: ``fit`` does nothing; its training data is fixed, so leave-one-generator-out
 numbers of it are *not* unseen-generator numbers and the leaderboard says so), ``availability() -> (bool, why)``
-(pydicom-style: a detector whose weights are missing is listed and skipped with the reason).
+(pydicom-style: a detector whose weights are missing is listed and skipped with the reason), ``fits_groups: bool``
+(True: ``fit`` also takes ``groups``, the generator name of each image - None for reals - and calibrates across
+the generator families seen in training, as ``medaudit train detector`` does; protocols then pass them).
 
 Where detectors come from:
 
@@ -181,16 +183,9 @@ class AnalyzerDetector(BaseDetector):
         return hash_arrays(*[f"{k}={v}" for k, v in sorted(hashes.items())])
 
 
-def fusion_config(weights_dir: Path | None = None, high: float | None = None):
-    """The shipped fusion config: ``fusion.json`` beside the pixel weights when there is one."""
-    from dataclasses import replace
-
-    from forensics.analyzers.frequency import DEFAULT_WEIGHTS_DIR
-    from forensics.fusion import FusionConfig
-
-    path = Path(weights_dir or DEFAULT_WEIGHTS_DIR) / "fusion.json"
-    config = FusionConfig.from_json(path) if path.is_file() else FusionConfig()
-    return config if high is None else replace(config, high=high)
+def _risks(scanner: Any, images: Sequence[np.ndarray]) -> np.ndarray:
+    """float (n,) fused risk of each in-memory image, by ``Scanner.score`` (the scan's own scoring)."""
+    return np.array([scanner.score(as_medical_image(x, i)).risk for i, x in enumerate(images)], dtype=np.float64)
 
 
 class SuiteDetector(BaseDetector):
@@ -212,26 +207,22 @@ class SuiteDetector(BaseDetector):
         self.analyzers = analyzers
         self.weights_dir = weights_dir
         self._scanner: Any = None
-        self._fusion: Any = None
 
     def _get(self):
         if self._scanner is None:
             from forensics.analyzers import list_analyzers
+            from forensics.fusion import FusionConfig
             from forensics.scanner import Scanner, ScanOptions
 
-            self._fusion = fusion_config(None if self.weights_dir is None else Path(self.weights_dir))
+            weights = None if self.weights_dir is None else str(self.weights_dir)
             names = list(self.analyzers) if self.analyzers is not None else list_analyzers()
-            self._scanner = Scanner(ScanOptions(analyzers=names, fusion=self._fusion))
-            if self.weights_dir is not None:  # point the pixel analyzers at other weights
-                for a in self._scanner.analyzers:
-                    if hasattr(a, "weights_dir"):
-                        a.weights_dir = Path(self.weights_dir)
+            self._scanner = Scanner(ScanOptions(analyzers=names, fusion=FusionConfig.for_weights(weights),
+                                                weights_dir=weights))
         return self._scanner
 
     @property
     def threshold(self) -> float:  # type: ignore[override]
-        self._get()
-        return float(self._fusion.high)
+        return float(self._get().options.fusion.high)
 
     def availability(self) -> tuple[bool, str]:
         s = self._get()
@@ -242,26 +233,18 @@ class SuiteDetector(BaseDetector):
         return True, ""
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        from forensics.fusion import fuse
-
-        s = self._get()
-        kinds = {a.name: a.kind for a in s.analyzers}
-        out = np.empty(len(images), dtype=np.float64)
-        for i, x in enumerate(images):
-            im = as_medical_image(x, i)
-            out[i] = fuse([a.analyze(im) for a in s.analyzers], kinds, self._fusion)
-        return out
+        return _risks(self._get(), images)
 
     def weights_hash(self) -> str:
         s = self._get()
         parts = [f"{a.name}:{a.version}:{k}={v}" for a in s.analyzers for k, v in sorted(a.model_hashes().items())]
-        return hash_arrays(*parts, repr(self._fusion.to_dict()))
+        return hash_arrays(*parts, repr(s.options.fusion.to_dict()))
 
 
 class RetrainedSuiteDetector(BaseDetector):
     """Our pixel detectors retrained on the protocol's training split with ``forensics.training`` (format path,
     native-size round trips of reals as negatives, Platt calibration on an inner validation split, fusion fit),
-    then scored like the shipped suite (fused risk of the pixel analyzers; threshold = ``high``).
+    then scored like the shipped suite (``Scanner.score`` of the retrained pixel analyzers; threshold = ``high``).
 
     Args:
         analyzers: which pixel analyzers to train (``("frequency",)`` is cheap; ``cnn`` costs CPU minutes).
@@ -272,6 +255,7 @@ class RetrainedSuiteDetector(BaseDetector):
     """
 
     version = "1.0"
+    fits_groups = True
 
     def __init__(self, analyzers: Sequence[str] = ("frequency", "cnn"), native_sizes: Sequence[int] = (64,),
                  time_budget_s: float | None = 120.0, cnn_max_steps: int = 400, real_variants: int = 2,
@@ -285,8 +269,7 @@ class RetrainedSuiteDetector(BaseDetector):
         self.seed = seed
         self.high = high
         self._tmp: Any = None
-        self.analyzers_: dict[str, Any] = {}
-        self.fusion_: Any = None
+        self.scanner_: Any = None  # the retrained analyzers and their fusion, after fit
         self.report_: dict[str, Any] = {}
 
     @property
@@ -297,41 +280,47 @@ class RetrainedSuiteDetector(BaseDetector):
     def threshold(self) -> float:  # type: ignore[override]
         return self.high
 
-    def fit(self, images: list[np.ndarray], labels: np.ndarray) -> RetrainedSuiteDetector:
-        from forensics.analyzers import create_analyzer
+    def fit(self, images: list[np.ndarray], labels: np.ndarray,
+            groups: Sequence[str | None] | None = None) -> RetrainedSuiteDetector:
+        """Train on ``images``; ``groups`` (generator name per image, None for reals) turns on calibration across
+        the generator families among the fakes (each held out in turn), so ``high`` holds for an unseen family."""
+        from dataclasses import replace
+
+        from benchmarks.train_detector import calibration_families
+        from forensics.fusion import FusionConfig
+        from forensics.scanner import Scanner, ScanOptions
         from forensics.training import train_detectors
 
         labels = np.asarray(labels).astype(int)
         real = [x for x, y in zip(images, labels, strict=True) if y == 0]
         fake = [x for x, y in zip(images, labels, strict=True) if y == 1]
+        kinds = None if groups is None else [str(g) for g, y in zip(groups, labels, strict=True) if y == 1]
+        families = calibration_families(sorted(set(kinds))) if kinds else None
         self._tmp = tempfile.TemporaryDirectory(prefix="medaudit-bench-")
         d = Path(self._tmp.name)
-        self.report_ = train_detectors(real, fake, out_dir=d, native_sizes=self.native_sizes, seed=self.seed,
+        self.report_ = train_detectors(real, fake, out_dir=d, fake_kinds=kinds, families=families,
+                                       native_sizes=self.native_sizes, seed=self.seed,
                                        time_budget_s=self.time_budget_s, analyzers=self.analyzers,
                                        real_variants=self.real_variants, fake_variants=self.fake_variants,
                                        cnn_max_steps=self.cnn_max_steps, cnn_batch_size=32)
-        self.analyzers_ = {n: create_analyzer(n, weights_dir=d) for n in self.analyzers}
-        self.fusion_ = fusion_config(d, high=self.high)
+        fusion = replace(FusionConfig.for_weights(d), high=self.high)
+        scanner = Scanner(ScanOptions(analyzers=list(self.analyzers), fusion=fusion, weights_dir=str(d)))
+        if scanner.skipped:
+            raise RuntimeError("; ".join(f"{name}: {why}" for name, why in scanner.skipped.items()))
+        self.scanner_ = scanner
         return self
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        from forensics.fusion import fuse
-        from forensics.records import Finding
-
-        if not self.analyzers_:
+        if self.scanner_ is None:
             raise RuntimeError(f"{self.name}: call fit first")
-        kinds = {n: "pixel" for n in self.analyzers_}
-        out = np.empty(len(images), dtype=np.float64)
-        for i, x in enumerate(images):
-            findings = [Finding(analyzer=n, score=a.score_pixels(x)[0]) for n, a in self.analyzers_.items()]
-            out[i] = fuse(findings, kinds, self.fusion_)
-        return out
+        return _risks(self.scanner_, images)
 
     def weights_hash(self) -> str:
-        if not self.analyzers_:
+        if self.scanner_ is None:
             return "untrained"
-        parts = [f"{n}:{k}={v}" for n, a in self.analyzers_.items() for k, v in sorted(a.model_hashes().items())]
-        return hash_arrays(*parts, repr(self.fusion_.to_dict()))
+        s = self.scanner_
+        parts = [f"{a.name}:{k}={v}" for a in s.analyzers for k, v in sorted(a.model_hashes().items())]
+        return hash_arrays(*parts, repr(s.options.fusion.to_dict()))
 
 
 # ---------------------------------------------------------------------------------------------- registry

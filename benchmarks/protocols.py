@@ -11,8 +11,10 @@ Registered protocols (``list_protocols()``; each yields :class:`Task` s from a :
 Per in-distribution task the same fitted detector is also measured under the perturbation grid (both classes) and
 on the shortcut controls (real test images only; flag rate at the detector's shipped threshold).
 
-Fitting policy: trainable detectors are fitted anew for every task on its train split; the validation split picks
-``bacc@val``'s threshold. Pre-trained detectors (``pretrained = True``: our shipped analyzers and suite) are not
+Fitting policy: trainable detectors are fitted anew for every task on its train split (detectors with
+``fits_groups`` also get each item's generator, so ``suite.retrained`` calibrates across the families it trains on,
+as ``medaudit bench detectors``' leave-one-family-out folds do); the validation split picks ``bacc@val``'s
+threshold. Pre-trained detectors (``pretrained = True``: our shipped analyzers and suite) are not
 refitted; their training data covers every bundled generator, so on unseen-generator protocols their rows are
 marked ``unseen = 0`` and the leaderboard does not rank them there.
 """
@@ -203,7 +205,10 @@ def run(
         for task in all_tasks:
             det = probe if getattr(probe, "pretrained", False) else spec.factory()
             t0 = time.perf_counter()
-            if not getattr(det, "pretrained", False):
+            if getattr(det, "fits_groups", False):  # calibrates across the seen generator families
+                x, y = arrays(task.train)
+                det.fit(x, y, groups=[it.generator for it in task.train])
+            elif not getattr(det, "pretrained", False):
                 x, y = arrays(task.train)
                 det.fit(x, y)
             fit_s = time.perf_counter() - t0

@@ -140,3 +140,15 @@ def test_module_class_spec_loads():
     assert create_detector("benchmarks.baselines.durall:DurallDetector").name == "durall"
     with pytest.raises(KeyError, match="unknown detector"):
         create_detector("no_such_detector")
+
+
+def test_retrained_suite_calibrates_across_the_families_the_protocol_passes():
+    from benchmarks.detectors import _toy_data
+
+    x, y = _toy_data(60)
+    fake_index = np.cumsum(y)  # alternate the two generators over the fakes
+    groups = [None if lab == 0 else ("cxr_gan", "cxr_vae")[k % 2] for lab, k in zip(y, fake_index, strict=True)]
+    det = create_detector("frequency.retrained", real_variants=1).fit(x, y, groups=groups)
+    assert det.report_["calibration"]["held_out_families"] == ["gan", "vae"]
+    plain = create_detector("frequency.retrained", real_variants=1).fit(x, y)
+    assert plain.report_["calibration"]["held_out_families"] == []

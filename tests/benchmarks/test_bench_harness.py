@@ -292,3 +292,28 @@ def test_item_is_plain_data():
     it = Item("i", 1, "cxr", "g", "g", "gan", "test", "g/0", "f.png", "0" * 64, 64)
     assert dataclasses.asdict(it)["native"] == 64
     assert isinstance(Path(it.file), Path)
+
+
+def test_leave_one_generator_out_passes_the_seen_generators_to_fits_groups_detectors():
+    from benchmarks.detectors import BaseDetector
+    from benchmarks.protocols import DetectorSpec, run
+
+    fits = []
+
+    class Grouped(BaseDetector):
+        name, version, fits_groups = "grouped", "1", True
+
+        def fit(self, images, labels, groups=None):
+            fits.append(sorted({g for g in groups if g}))
+            return self
+
+        def predict_proba(self, images):
+            return np.asarray([float(np.mean(x)) for x in images])
+
+    rng = np.random.default_rng(0)
+    gens = [None, "cxr_gan", "cxr_vae", "cxr_ddpm"] * 6
+    ds = from_arrays([rng.random((16, 16)).astype(np.float32) for _ in gens], [int(g is not None) for g in gens],
+                     splits=["train", "val", "test"] * 8, generators=gens, modalities=["cxr"] * len(gens))
+    run(ds, [DetectorSpec("grouped", Grouped)], protocols=["leave_one_generator_out"], record=lambda **r: None,
+        n_boot=2)
+    assert fits == [["cxr_gan", "cxr_vae"], ["cxr_ddpm", "cxr_vae"], ["cxr_ddpm", "cxr_gan"]]

@@ -61,3 +61,25 @@ def test_calibration_holds_out_the_families_of_modalities_that_have_several():
     from benchmarks.train_detector import bundled_generator_names, calibration_families
 
     assert calibration_families(bundled_generator_names()) == {"cxr_ddpm": "ddpm", "cxr_gan": "gan", "cxr_vae": "vae"}
+
+
+def test_lofo_rows_reach_the_store_and_the_leaderboard(tmp_path):
+    from benchmarks.detector_eval import record_rows
+    from benchmarks.evaluations import Recorder
+    from benchmarks.leaderboard import collect, render_protocols_md
+    from benchmarks.store import ResultStore
+
+    fold = {"trained_on": ["cxr_gan", "cxr_vae"], "cnn_steps": 3, "auc_risk": 0.97, "auc_frequency": 0.9,
+            "auc_cnn": 0.95, "caught_high_risk": 0.81, "caught_high_frequency": 0.5, "caught_high_cnn": 0.7,
+            "fpr_high_risk": 0.01}
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        run_id = store.start_run(profile="", command="c", machine="m", dataset_hash="", evaluation="detectors")
+        record_rows(Recorder(store, run_id, "detectors"), {"lofo": {"cxr_ddpm": fold}})
+        store.finish_run(run_id, wall_s=1, cpu_s=1)
+        rows = {(r["detector"], r["subset"], r["metric"]): r for r in store.results(run_id)}
+        data = collect(store, run_id)
+    assert rows[("suite.retrained", "cxr_ddpm", "tpr@thr")]["value"] == 0.81
+    assert rows[("suite.retrained", "cxr_ddpm", "fpr@thr")]["value"] == 0.01
+    assert rows[("suite.retrained", "cxr_ddpm", "auc")]["protocol"] == "leave_one_generator_out"
+    md = render_protocols_md(data)
+    assert "cxr_ddpm" in md and "0.970" in md and "suite.retrained" in md
