@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from forensics.atomic import write_text
 from forensics.fusion import level_of
 from forensics.records import ScanResult
 from forensics.scanner import ScanOptions
@@ -81,9 +82,7 @@ def _matched_claim(finding) -> str | None:
 
 
 def write_claims(summaries: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(s) + "\n" for s in summaries))
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(s) + "\n" for s in summaries))
 
 
 def screen_claims(

@@ -8,8 +8,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from forensics.atomic import write_text
 from forensics.phi import PHI_KEYWORDS, redact
 from forensics.records import ScanResult
 from forensics.report.images import overlay_uri, thumbnail_uri
@@ -73,7 +72,8 @@ def write_report(
     }
     paths = {kind: out / f"report.{kind}" for kind in ("html", "json", "csv")}
     for kind, text in texts.items():
-        _atomic_write(paths[kind], text)
+        # backslashreplace: a file name that is not UTF-8 (surrogate-escaped) shows as \udcff, never crashes the write
+        write_text(paths[kind], text, errors="backslashreplace")
     return paths
 
 
@@ -305,24 +305,3 @@ def _num(value: Any, default: float = 0.0) -> float:
         return default
     return x if math.isfinite(x) else default
 
-
-# ----------------------------------------------------------------------------------------------- files
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``.
-
-    The temp file is created with mode 0o666 so the umask decides the final permissions, as for a plain open().
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        # backslashreplace: a file name that is not UTF-8 (surrogate-escaped) shows as \udcff, never crashes the write
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
