@@ -29,38 +29,36 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.detectors import fusion_config
 from benchmarks.evaluations import Recorder, Section, register_evaluation
 from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants, calibration_families
 
 PIXEL_ANALYZERS = ("frequency", "cnn")
 
 
-def _analyzers(weights_dir: Path | None) -> dict[str, Any]:
-    from forensics.analyzers.cnn import CNNAnalyzer
-    from forensics.analyzers.frequency import FrequencyAnalyzer
+def _scanner(weights_dir: Path | None):
+    """A :class:`forensics.scanner.Scanner` of the pixel analyzers in ``weights_dir`` (None: the bundled ones),
+    fused with the config fitted beside them."""
+    from forensics.fusion import FusionConfig
+    from forensics.scanner import Scanner, ScanOptions
 
-    out = {"frequency": FrequencyAnalyzer(weights_dir=weights_dir), "cnn": CNNAnalyzer(weights_dir=weights_dir)}
-    for name, a in out.items():
-        ok, why = a.availability()
-        if not ok:
-            raise SystemExit(f"{name}: {why}")
-    return out
+    scanner = Scanner(ScanOptions(analyzers=list(PIXEL_ANALYZERS), fusion=FusionConfig.for_weights(weights_dir),
+                                  weights_dir=None if weights_dir is None else str(weights_dir)))
+    if scanner.skipped:
+        raise SystemExit("; ".join(f"{name}: {why}" for name, why in scanner.skipped.items()))
+    return scanner
 
 
-def score(analyzers: dict[str, Any], fusion_cfg, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """Calibrated scores per analyzer and the fused ``risk`` (through :func:`forensics.fusion.fuse`)."""
-    from forensics.fusion import fuse
+def score(scanner, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Calibrated scores per analyzer (nan where it gave none) and the fused ``risk``, by ``scanner.score``."""
     from forensics.records import MedicalImage
 
-    out: dict[str, list[float]] = {n: [] for n in [*analyzers, "risk"]}
-    kinds = {n: "pixel" for n in analyzers}
+    out: dict[str, list[float]] = {n: [] for n in [*PIXEL_ANALYZERS, "risk"]}
     for im in images:
         record = im if isinstance(im, MedicalImage) else MedicalImage(pixels=im, path="", sha256="", format="png")
-        findings = [a.analyze(record) for a in analyzers.values()]
-        for n, f in zip(analyzers, findings, strict=True):
-            out[n].append(np.nan if f.score is None else f.score)  # None: blank image, no pixel evidence
-        out["risk"].append(fuse(findings, kinds, fusion_cfg))
+        result = scanner.score(record)
+        for f in result.findings:
+            out[f.analyzer].append(np.nan if f.score is None else f.score)  # None: no pixel evidence
+        out["risk"].append(result.risk)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -87,11 +85,11 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
     """In-distribution, perturbation, calibration and control numbers of the detectors in ``weights_dir``."""
     from forensics.formatpath import jpeg_roundtrip, native_roundtrip, png_roundtrip
 
-    analyzers = _analyzers(weights_dir)
-    cfg = fusion_config(weights_dir)
+    scanner = _scanner(weights_dir)
+    cfg = scanner.options.fusion
     sets = bundled_sets(data, heldout=True, seed=TEST_FAKE_SEED + seed, fake_ratio=fake_ratio, progress=progress)
     res: dict[str, Any] = {"modalities": {}, "fusion": cfg.to_dict()}
-    pooled: dict[str, list] = {"y": [], **{k: [] for k in [*analyzers, "risk"]}}
+    pooled: dict[str, list] = {"y": [], **{k: [] for k in [*PIXEL_ANALYZERS, "risk"]}}
     controls: dict[str, list] = {"native64": [], "noise": [], "jpeg50": []}
     for folder, e in sets.items():
         if not e["fake"]:
@@ -99,7 +97,7 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
         xs = _formatted(e["real"] + e["fake"], seed=1000 * seed + 7)
         y = np.array([0] * len(e["real"]) + [1] * len(e["fake"]))
         kinds = np.array(["real"] * len(e["real"]) + e["fake_kinds"])
-        s = score(analyzers, cfg, xs)
+        s = score(scanner, xs)
         m: dict[str, Any] = {"n_real": len(e["real"]), "n_fake": len(e["fake"]),
                              **{f"{k}_{n}": v for n in s for k, v in _metrics(y, s[n], cfg.high).items()}}
         for g in e["generators"]:
@@ -107,7 +105,7 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
             m[f"auc_{g}"] = _metrics(y[sel], s["risk"][sel], cfg.high)["auc"]
             m[f"tpr_high_{g}"] = float((s["risk"][kinds == g] >= cfg.high).mean())
         for name, fn in (("jpeg70", lambda x: jpeg_roundtrip(x, 70)), ("resize0.5", _resize_half)):
-            sp = score(analyzers, cfg, [fn(x) for x in xs])
+            sp = score(scanner, [fn(x) for x in xs])
             for n in sp:
                 m[f"auc_{n}_{name}"] = _metrics(y, sp[n], cfg.high)["auc"]
         for n in s:
@@ -116,10 +114,10 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
         rng = np.random.default_rng(seed + 11)
         reals = e["real"]
         mine = {
-            "native64": score(analyzers, cfg, [png_roundtrip(native_roundtrip(x, 64)) for x in reals])["risk"],
-            "noise": score(analyzers, cfg, [png_roundtrip(np.clip(
+            "native64": score(scanner, [png_roundtrip(native_roundtrip(x, 64)) for x in reals])["risk"],
+            "noise": score(scanner, [png_roundtrip(np.clip(
                 x + rng.normal(0, 0.02, x.shape).astype(np.float32), 0, 1)) for x in reals])["risk"],
-            "jpeg50": score(analyzers, cfg, [jpeg_roundtrip(x, 50) for x in reals])["risk"],
+            "jpeg50": score(scanner, [jpeg_roundtrip(x, 50) for x in reals])["risk"],
         }
         for k, v in mine.items():
             controls[k] += list(v)
@@ -128,22 +126,22 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
         if progress:
             print(f"{folder}: AUC {m['auc_risk']:.3f}", file=sys.stderr)
     y = np.asarray(pooled["y"])
-    res["pooled"] = {n: _metrics(y, np.asarray(pooled[n]), cfg.high) for n in [*analyzers, "risk"]}
+    res["pooled"] = {n: _metrics(y, np.asarray(pooled[n]), cfg.high) for n in [*PIXEL_ANALYZERS, "risk"]}
     res["controls_high"] = {k: float((np.asarray(v) >= cfg.high).mean()) for k, v in controls.items()}
     res["controls_medium"] = {k: float((np.asarray(v) >= cfg.medium).mean()) for k, v in controls.items()}
-    res["dicom"] = dicom_check(analyzers, cfg)
+    res["dicom"] = dicom_check(scanner)
     return res
 
 
-def dicom_check(analyzers: dict[str, Any], cfg) -> dict[str, Any]:
-    """Levels of real scanner DICOMs shipped inside pydicom and nibabel."""
+def dicom_check(scanner) -> dict[str, Any]:
+    """Levels of real scanner DICOMs shipped inside pydicom and nibabel, as ``scan`` gives them (the pixel analyzers
+    abstain on modalities they were not trained on, e.g. MR)."""
     import glob
 
     import nibabel
     import pydicom.examples
 
     from forensics.errors import InputError
-    from forensics.fusion import level_of
     from forensics.io import load
 
     paths = []
@@ -163,11 +161,14 @@ def dicom_check(analyzers: dict[str, Any], cfg) -> dict[str, Any]:
         if min(im.pixels.shape[:2]) < 16:
             levels[Path(p).name] = "too small"
             continue
-        s = score(analyzers, cfg, [im])
-        risk = float(s["risk"][0])
-        blank = all(np.isnan(s[n][0]) for n in analyzers)
-        note = "no pixel score: blank image" if blank else f"{risk:.2f}"
-        levels[f"{Path(p).parent.name}/{Path(p).name}"] = f"{level_of(risk, cfg)} ({note})"
+        result = scanner.score(im)
+        if any(f.score is not None for f in result.findings):
+            note = f"{result.risk:.2f}"
+        elif any(e.code.endswith(".out_of_domain") for f in result.findings for e in f.evidence):
+            note = f"no pixel score: modality {im.modality} is outside the detectors' training"
+        else:
+            note = "no pixel score: blank image"
+        levels[f"{Path(p).parent.name}/{Path(p).name}"] = f"{result.level} ({note})"
     return levels
 
 
@@ -194,11 +195,12 @@ def lofo(data: Path, *, budget_s: float, seed: int = 0, cache: Path | None = Non
         with tempfile.TemporaryDirectory() as d:
             rep = fit_and_save(train, val, out_dir=d, families=families, seed=seed,
                                time_budget_s=budget_s, progress=progress)
-            analyzers, cfg = _analyzers(Path(d)), fusion_config(Path(d))
+            scanner = _scanner(Path(d))
+            cfg = scanner.options.fusion
             unseen = [x for x, k in zip(te["fake"], te["fake_kinds"], strict=True) if k == held]
             xs = _formatted(te["real"] + unseen, seed=1000 * seed + 7)
             y = np.array([0] * len(te["real"]) + [1] * len(unseen))
-            s = score(analyzers, cfg, xs)
+            s = score(scanner, xs)
             out[held] = {
                 "trained_on": sorted(g for g in gens if g != held),
                 "cnn_steps": rep["analyzers"]["cnn"]["steps"],

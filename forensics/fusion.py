@@ -29,7 +29,7 @@ _EPS = 1e-4
 # index and local tampering traces (copied grain) - each has a few percent of false alarms on real scans, so alone
 # it asks for review (medium), never high. A decisive finding of any kind still settles the question.
 _BOUNDED = ("rules", "reuse", "mark", "local")
-BUNDLED = Path(__file__).resolve().parent / "weights" / "fusion.json"
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 @dataclass
@@ -54,9 +54,13 @@ class FusionConfig:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     @classmethod
-    def bundled(cls) -> FusionConfig:
-        """The pixel weights fitted on validation data with the bundled detectors (defaults when absent)."""
-        return cls.from_json(BUNDLED) if BUNDLED.is_file() else cls()
+    def for_weights(cls, weights_dir: str | Path | None = None) -> FusionConfig:
+        """The config fitted with the pixel detectors in ``weights_dir``: the ``fusion.json`` beside them; else (no
+        folder, or none there) the bundled one; else the defaults (equal weights)."""
+        for folder in ([Path(weights_dir)] if weights_dir is not None else []) + [BUNDLED_WEIGHTS]:
+            if (folder / "fusion.json").is_file():
+                return cls.from_json(folder / "fusion.json")
+        return cls()
 
     def thresholds(self) -> dict[str, float]:
         return {"medium": self.medium, "high": self.high}
@@ -70,17 +74,17 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def fuse(findings: list[Finding], kinds: dict[str, str], config: FusionConfig) -> float:
-    """Risk in [0, 1] from the findings; ``kinds`` maps analyzer name -> rules|mark|pixel|reuse."""
+def fuse(findings: list[Finding], config: FusionConfig) -> float:
+    """Risk in [0, 1] from the findings, each used as its ``kind`` says (rules|mark|pixel|reuse|local)."""
     decisive = [f.score for f in findings if f.decisive and f.score is not None]
     if decisive:
         return max(decisive)
 
-    pixel = [(f.analyzer, f.score) for f in findings if kinds.get(f.analyzer) == "pixel" and f.score is not None]
+    pixel = [(f.analyzer, f.score) for f in findings if f.kind == "pixel" and f.score is not None]
     base = float(pixel_probability([(name, _logit(s)) for name, s in pixel], config)) if pixel else 0.0
 
     # Bounded metadata/reuse evidence: noisy-OR of the other scores, capped, then added to what pixels leave.
-    other = [f.score for f in findings if kinds.get(f.analyzer) in _BOUNDED and f.score is not None]
+    other = [f.score for f in findings if f.kind in _BOUNDED and f.score is not None]
     bounded = min(config.rules_cap, 1.0 - math.prod(1.0 - s for s in other)) if other else 0.0
     return base + (1.0 - base) * bounded
 

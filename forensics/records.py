@@ -66,6 +66,9 @@ class Finding:
         heatmap: optional float32 (h, w) in [0, 1]; where in the image the evidence is.
         decisive: True when the evidence alone settles the question (our watermark, a generator signature).
         data: structured, plain-typed facts behind the evidence (e.g. the matches of the reuse analyzer).
+        kind: how fusion uses the score - ``rules|mark|pixel|reuse|local``, stamped by the analyzer (see
+            ``Analyzer.finding``). Not written to the JSON line (the analyzer's name implies it), so a record read
+            back has ``""``: fusion then counts it only when decisive.
     """
 
     analyzer: str
@@ -74,6 +77,7 @@ class Finding:
     heatmap: np.ndarray | None = field(default=None, repr=False)
     decisive: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

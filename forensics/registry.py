@@ -28,13 +28,16 @@ class Registry:
 
         return add
 
-    def create(self, name: str, **kwargs: Any) -> Any:
+    def get(self, name: str) -> Callable[..., Any]:
+        """The factory registered as ``name`` (KeyError naming the known ones otherwise)."""
         try:
-            factory = self._factories[name]
+            return self._factories[name]
         except KeyError:
             known = ", ".join(sorted(self._factories)) or "none"
             raise KeyError(f"unknown {self.kind} {name!r}; known: {known}") from None
-        return factory(**kwargs)
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        return self.get(name)(**kwargs)
 
     def names(self, pattern: str = "*") -> list[str]:
         return sorted(n for n in self._factories if fnmatch.fnmatch(n, pattern))

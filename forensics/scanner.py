@@ -1,6 +1,8 @@
 """The scan pipeline: path -> load -> analyzers -> fusion -> ScanResult, one file or many in parallel.
 
-A file that cannot be read, decoded or analysed becomes an error record; the batch always goes on.
+``Scanner.score`` (an image in memory -> ScanResult) is the one place findings are fused: ``scan_file``, claim
+screening and the benchmarks' suite detectors and evaluations all score through it. A file that cannot be read,
+decoded or analysed becomes an error record; the batch always goes on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensics.analyzers import Analyzer, create_analyzer, list_analyzers
+from forensics.analyzers import Analyzer, analyzer_settings, create_analyzer, list_analyzers
 from forensics.errors import InputError
 from forensics.fusion import FusionConfig, fuse, level_of
 from forensics.inputs import iter_inputs
@@ -37,7 +39,7 @@ class ScanOptions:
     """What a scan runs and how. Plain data, so it can be sent to worker processes."""
 
     analyzers: list[str] | None = None  # None: every available analyzer
-    fusion: FusionConfig = field(default_factory=FusionConfig.bundled)
+    fusion: FusionConfig = field(default_factory=FusionConfig.for_weights)
     max_pixels: int = DEFAULT_MAX_PIXELS
     timeout_s: float = 60.0
     thumbnails: bool = False
@@ -63,15 +65,11 @@ class Scanner:
                 self.analyzers.append(analyzer)
             else:
                 self.skipped[name] = why
-        self._kinds = {a.name: a.kind for a in self.analyzers}
 
     def _settings(self, name: str) -> dict:
-        """Constructor arguments from the options, for the analyzers that take them."""
-        if name == "reuse":
-            return {"index_path": self.options.index_path}
-        if name in ("cnn", "frequency") and self.options.weights_dir:
-            return {"weights_dir": self.options.weights_dir}
-        return {}
+        """Constructor arguments: the options the analyzer declares in its ``settings``, those that are set."""
+        given = {key: getattr(self.options, key) for key in analyzer_settings(name)}
+        return {key: value for key, value in given.items() if value is not None}
 
     def scan_file(self, path: str, claim_id: str | None = None, data: bytes | None = None) -> ScanResult:
         """Scan one file (or its ``data``, already read); ``claim_id`` tells the reuse analyzer whose it is."""
@@ -84,7 +82,7 @@ class Scanner:
                 if claim_id is not None:
                     image.metadata["claim_id"] = claim_id
                 result.sha256 = image.sha256
-                self._analyze(image, result)
+                result = self.score(image)
         except InputError as exc:
             result.error = ScanError(exc.code, exc.message)
         except MemoryError:
@@ -99,17 +97,22 @@ class Scanner:
         result.elapsed_ms = (time.perf_counter() - start) * 1000
         return result
 
-    def _analyze(self, image: MedicalImage, result: ScanResult) -> None:
+    def score(self, image: MedicalImage) -> ScanResult:
+        """The verdict on an image in memory: each analyzer's finding (an abstention where the image's modality is
+        outside what it applies to), fused into ``risk`` and ``level``. Exceptions propagate; ``scan_file`` turns
+        them into error records. The claim id, if any, is ``image.metadata["claim_id"]``."""
         findings = [a.analyze(image) if a.applies_to(image) else _abstain(a, image) for a in self.analyzers]
-        risk = fuse(findings, self._kinds, self.options.fusion)
+        risk = fuse(findings, self.options.fusion)
         h, w = image.pixels.shape[:2]
-        result.status, result.error = "ok", None
-        result.risk, result.level = risk, level_of(risk, self.options.fusion)
-        result.format, result.modality, result.width, result.height = image.format, image.modality, w, h
-        result.findings = findings
+        result = ScanResult(
+            path=image.path, status="ok", sha256=image.sha256, risk=risk, level=level_of(risk, self.options.fusion),
+            format=image.format, modality=image.modality, findings=findings, width=w, height=h,
+            claim_id=image.metadata.get("claim_id"),
+        )
         if self.options.thumbnails:
             result.thumbnail = thumbnail(image.pixels)
             result.details = self._details(image)
+        return result
 
     def _details(self, image: MedicalImage) -> dict[str, str]:
         details = {"size": f"{image.pixels.shape[1]}×{image.pixels.shape[0]}", "bit depth": str(image.bit_depth)}
@@ -127,7 +130,7 @@ class Scanner:
 
 def _abstain(analyzer: Analyzer, image: MedicalImage) -> Finding:
     why = f"not trained on modality {image.modality} (only {', '.join(sorted(analyzer.modalities or ()))}): no score"
-    return Finding(analyzer.name, None, [Evidence(f"{analyzer.name}.out_of_domain", why, 0.0)])
+    return analyzer.finding(None, [Evidence(f"{analyzer.name}.out_of_domain", why, 0.0)])
 
 
 def thumbnail(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The analyzer registry: ``create_analyzer(name, **kw)``, ``list_analyzers(pattern)``, ``@register_analyzer``.
+"""The analyzer registry: ``create_analyzer(name, **kw)``, ``list_analyzers(pattern)``, ``analyzer_settings(name)``,
+``@register_analyzer``.
 
 Built-in analyzers register on first use of the registry, so importing ``forensics`` stays cheap.
 """
@@ -58,4 +59,10 @@ def list_analyzers(pattern: str = "*") -> list[str]:
     return ANALYZERS.names(pattern)
 
 
-__all__ = ["Analyzer", "ANALYZERS", "create_analyzer", "list_analyzers", "register_analyzer"]
+def analyzer_settings(name: str) -> tuple[str, ...]:
+    """The settings the analyzer ``name`` declares (``Analyzer.settings``), read before it is built."""
+    _load_builtin()
+    return tuple(getattr(ANALYZERS.get(name), "settings", ()))
+
+
+__all__ = ["Analyzer", "ANALYZERS", "analyzer_settings", "create_analyzer", "list_analyzers", "register_analyzer"]

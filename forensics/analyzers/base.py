@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from forensics.records import Finding, MedicalImage
+from forensics.records import Evidence, Finding, MedicalImage
 
 # DICOM modalities of the images the bundled pixel detectors learned from: chest X-ray (CR, DX), CT, and
 # photographs/dermoscopy (XC); OT/SC for secondary captures. On anything else (MR, US, NM …) their scores mean
@@ -16,17 +16,26 @@ TAMPER_MODALITIES = frozenset({"CR", "DX", "CT", "OT", "SC"})
 
 
 class Analyzer:
-    """Base class. Subclasses set ``name`` and ``version`` and implement ``analyze``.
+    """Base class. Subclasses set ``name`` and ``version`` and implement ``analyze``, building its result with
+    :meth:`finding`.
 
     ``kind`` tells fusion how to use the finding: ``rules`` (metadata evidence), ``mark`` (watermark,
-    provenance), ``pixel`` (learned, calibrated scores), ``reuse`` (matches in an index).
+    provenance), ``pixel`` (learned, calibrated scores), ``reuse`` (matches in an index), ``local`` (traces of a
+    local edit). ``settings`` names the ``ScanOptions`` fields the constructor takes as keyword arguments; the
+    Scanner passes each analyzer those (when set) and nothing else.
     """
 
     name: str = "base"
     version: str = "0"
     kind: str = "rules"
+    settings: tuple[str, ...] = ()
     modalities: frozenset[str] | None = None  # DICOM modalities it applies to; None: every image
     default: bool = True  # runs when no --analyzers are named; experimental ones opt in
+
+    def finding(self, score: float | None, evidence: list[Evidence] | None = None, **kw) -> Finding:
+        """A Finding stamped with this analyzer's name and kind (fusion reads the kind from it); ``kw``: the other
+        Finding fields (heatmap, decisive, data)."""
+        return Finding(self.name, score, evidence if evidence is not None else [], kind=self.kind, **kw)
 
     def applies_to(self, image: MedicalImage) -> bool:
         return self.modalities is None or image.modality is None or image.modality in self.modalities

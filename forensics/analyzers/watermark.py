@@ -25,11 +25,6 @@ class WatermarkAnalyzer(Analyzer):
         res = detect(image.pixels)
         if res.present:
             message = f"medaudit provenance watermark found (z={res.z:.1f}, threshold {res.threshold:.1f})"
-            return Finding(
-                self.name,
-                max(0.99, res.score),
-                [Evidence("watermark.medaudit", message, 1.0)],
-                decisive=True,
-            )
+            return self.finding(max(0.99, res.score), [Evidence("watermark.medaudit", message, 1.0)], decisive=True)
         message = f"no medaudit watermark (z={res.z:.1f} < {res.threshold:.1f}); says nothing about authenticity"
-        return Finding(self.name, None, [Evidence("watermark.absent", message, 0.0)])
+        return self.finding(None, [Evidence("watermark.absent", message, 0.0)])

@@ -20,6 +20,7 @@ class ReuseAnalyzer(Analyzer):
     name = "reuse"
     version = "1"
     kind = "reuse"
+    settings = ("index_path",)
 
     def __init__(self, index_path: str | os.PathLike | None = None, limit: int = 3):
         self.index_path = None if index_path is None else os.fspath(index_path)
@@ -45,7 +46,7 @@ class ReuseAnalyzer(Analyzer):
 
     def analyze(self, image: MedicalImage) -> Finding:
         if not self.index_path:
-            return Finding(self.name, None)
+            return self.finding(None)
         claim = image.metadata.get("claim_id")
         claim = None if claim is None else str(claim)
         matches = self._open().query(image, exclude_claim=claim, limit=self.limit + 5)
@@ -54,7 +55,7 @@ class ReuseAnalyzer(Analyzer):
             matches = [m for m in matches if os.path.abspath(m.path) != here]
         matches = matches[: self.limit]
         if not matches:
-            return Finding(self.name, None)
+            return self.finding(None)
         evidence = []
         for m in matches:
             where = f"{m.path} filed under claim {m.claim_id or '(none)'}"
@@ -72,4 +73,4 @@ class ReuseAnalyzer(Analyzer):
         # The same bytes or pixels under another claim settle the question; perceptual matches stay bounded
         # evidence (fusion caps them at medium), because look-alike scans of different patients exist.
         decisive = any(m.method in ("sha256", "pixels") for m in matches)
-        return Finding(self.name, max(m.score for m in matches), evidence, decisive=decisive, data=data)
+        return self.finding(max(m.score for m in matches), evidence, decisive=decisive, data=data)

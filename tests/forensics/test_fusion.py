@@ -1,39 +1,54 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from forensics.fusion import FusionConfig, fuse, level_of
+from forensics.fusion import BUNDLED_WEIGHTS, FusionConfig, fuse, level_of
 from forensics.records import Evidence, Finding
 
 KINDS = {"metadata": "rules", "watermark": "mark", "cnn": "pixel", "frequency": "pixel", "localization": "local"}
 
 
+def F(analyzer: str, score: float | None, *evidence: Evidence, **kw) -> Finding:
+    """A finding stamped with its analyzer's kind, as the analyzer would stamp it."""
+    return Finding(analyzer, score, list(evidence), kind=KINDS[analyzer], **kw)
+
+
 def test_decisive_evidence_sets_risk():
-    finding = Finding("metadata", 0.99, [Evidence("png.a1111_parameters", "A1111", 1.0)], decisive=True)
-    assert fuse([finding, Finding("cnn", 0.1)], KINDS, FusionConfig()) == pytest.approx(0.99)
+    finding = F("metadata", 0.99, Evidence("png.a1111_parameters", "A1111", 1.0), decisive=True)
+    assert fuse([finding, F("cnn", 0.1)], FusionConfig()) == pytest.approx(0.99)
 
 
 def test_rules_alone_never_reach_high():
-    anomalies = [Finding("metadata", 0.35), Finding("metadata", 0.35), Finding("metadata", 0.35)]
-    risk = fuse(anomalies, KINDS, FusionConfig())
+    anomalies = [F("metadata", 0.35), F("metadata", 0.35), F("metadata", 0.35)]
+    risk = fuse(anomalies, FusionConfig())
     assert risk == pytest.approx(0.6)
     assert level_of(risk, FusionConfig()) == "medium"
 
 
 def test_a_local_tampering_trace_asks_for_review_but_never_reaches_high():
-    risk = fuse([Finding("localization", 0.99), Finding("cnn", 0.01)], KINDS, FusionConfig())
+    risk = fuse([F("localization", 0.99), F("cnn", 0.01)], FusionConfig())
     assert level_of(risk, FusionConfig()) == "medium"
 
 
 def test_nothing_found_is_low_and_none_scores_ignored():
-    assert fuse([Finding("metadata", None), Finding("watermark", None)], KINDS, FusionConfig()) == 0.0
+    assert fuse([F("metadata", None), F("watermark", None)], FusionConfig()) == 0.0
 
 
 def test_pixel_scores_combine_in_logit_space_and_rules_add_bounded_mass():
-    both = fuse([Finding("cnn", 0.8), Finding("frequency", 0.8)], KINDS, FusionConfig())
+    both = fuse([F("cnn", 0.8), F("frequency", 0.8)], FusionConfig())
     assert both == pytest.approx(0.8)
-    with_rule = fuse([Finding("cnn", 0.8), Finding("metadata", 0.5)], KINDS, FusionConfig())
+    with_rule = fuse([F("cnn", 0.8), F("metadata", 0.5)], FusionConfig())
     assert with_rule == pytest.approx(0.8 + 0.2 * 0.5)
+
+
+def test_the_findings_kind_decides_how_it_counts_not_its_name():
+    # the same score counts as pixel evidence, bounded evidence, or (kind unknown: a record read back) not at all
+    assert fuse([Finding("x", 0.95, kind="pixel")], FusionConfig()) == pytest.approx(0.95)
+    assert fuse([Finding("x", 0.95, kind="rules")], FusionConfig()) == pytest.approx(0.6)
+    assert fuse([Finding("x", 0.95)], FusionConfig()) == 0.0
+    assert fuse([Finding("x", 0.95, decisive=True)], FusionConfig()) == pytest.approx(0.95)
 
 
 def test_levels_follow_configurable_thresholds():
@@ -47,5 +62,15 @@ def test_pixel_gain_scales_the_combined_logit_and_the_bias_shifts_it():
     import math
 
     config = FusionConfig(pixel_weights={"cnn": 1.0, "frequency": 1.0}, pixel_gain=2.0, pixel_bias=-1.0)
-    risk = fuse([Finding("cnn", 0.8), Finding("frequency", 0.8)], KINDS, config)
+    risk = fuse([F("cnn", 0.8), F("frequency", 0.8)], config)
     assert risk == pytest.approx(1 / (1 + math.exp(-(-1.0 + 2.0 * math.log(4)))))
+
+
+def test_for_weights_reads_the_fusion_json_beside_the_weights_else_the_bundled_one(tmp_path):
+    bundled = FusionConfig.from_json(BUNDLED_WEIGHTS / "fusion.json")
+    assert FusionConfig.for_weights() == bundled
+    assert FusionConfig.for_weights(tmp_path) == bundled  # trained weights without a fusion fit
+    (tmp_path / "fusion.json").write_text(json.dumps({"pixel_gain": 3.0, "pixel_bias": -0.5, "val_auc": 0.9}))
+    own = FusionConfig.for_weights(tmp_path)
+    assert (own.pixel_gain, own.pixel_bias, own.pixel_weights) == (3.0, -0.5, {})
+    assert FusionConfig.for_weights(str(tmp_path)) == own

@@ -33,6 +33,7 @@ class CNNAnalyzer(Analyzer):
     name = "cnn"
     version = "1.0"
     kind = "pixel"
+    settings = ("weights_dir",)
     modalities = TRAINED_MODALITIES
 
     def __init__(self, weights_dir: str | Path | None = None, threads: int | None = None):
@@ -64,7 +65,7 @@ class CNNAnalyzer(Analyzer):
     def _load(self) -> None:
         if self._model is None:
             from forensics.analyzers.cnn.model import load_checkpoint
-            from forensics.training import Calibrator
+            from forensics.calibration import Calibrator
 
             if self.threads:
                 import torch
@@ -87,7 +88,7 @@ class CNNAnalyzer(Analyzer):
     def analyze(self, image: MedicalImage) -> Finding:
         self._load()
         if is_flat(standardize(image.pixels, self._config["size"])):
-            return Finding(analyzer=self.name, score=None, evidence=[
+            return self.finding(None, [
                 Evidence("cnn.not_applicable", "blank image: no texture to analyse", 0.0)])
         p, heat = self.score_pixels(image.pixels)
         n = heat.size
@@ -98,4 +99,4 @@ class CNNAnalyzer(Analyzer):
             Evidence("cnn.patches", f"{k} of {n} patches score as synthetic; strongest at row {r + 1}, column "
                                     f"{c + 1} of a {heat.shape[0]}x{heat.shape[1]} grid ({heat.max():.2f})", 0.0),
         ]
-        return Finding(analyzer=self.name, score=p, evidence=evidence, heatmap=heat)
+        return self.finding(p, evidence, heatmap=heat)

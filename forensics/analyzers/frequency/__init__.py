@@ -37,6 +37,7 @@ class FrequencyAnalyzer(Analyzer):
     name = "frequency"
     version = "1.0"
     kind = "pixel"
+    settings = ("weights_dir",)
     modalities = TRAINED_MODALITIES
 
     def __init__(self, weights_dir: str | Path | None = None):
@@ -61,7 +62,7 @@ class FrequencyAnalyzer(Analyzer):
 
     def _load(self) -> None:
         if self._detector is None:
-            from forensics.training import Calibrator
+            from forensics.calibration import Calibrator
 
             model_path, cal_path = self._files
             raw = json.loads(model_path.read_text())
@@ -78,12 +79,12 @@ class FrequencyAnalyzer(Analyzer):
 
     def analyze(self, image: MedicalImage) -> Finding:
         if is_flat(standardize(image.pixels, STANDARD_SIZE)):
-            return Finding(analyzer=self.name, score=None, evidence=[
+            return self.finding(None, [
                 Evidence("frequency.not_applicable", "blank image: no texture to analyse", 0.0)])
         p, feats = self.score_pixels(image.pixels)
         evidence = [Evidence("frequency.score", f"spectral and noise-residual model: P(synthetic) = {p:.2f}", p)]
         evidence += self._feature_evidence(feats)
-        return Finding(analyzer=self.name, score=p, evidence=evidence)
+        return self.finding(p, evidence)
 
     def _feature_evidence(self, feats: np.ndarray) -> list[Evidence]:
         """Informational messages (weight 0) that say what the score rests on, with the training references."""

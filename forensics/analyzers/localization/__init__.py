@@ -218,7 +218,7 @@ class LocalizationAnalyzer(Analyzer):
         pixels = np.asarray(image.pixels)
         h, w = pixels.shape[:2]
         if min(h, w) < _MIN_SIDE:
-            return Finding(self.name, None, [Evidence("localization.too_small", f"{w}x{h} px is too small", 0.0)])
+            return self.finding(None, [Evidence("localization.too_small", f"{w}x{h} px is too small", 0.0)])
         if self.method == "copymove":
             return self._copymove(pixels)
         return self._peak_finding(pixels)
@@ -245,7 +245,7 @@ class LocalizationAnalyzer(Analyzer):
                     f"the fine grain of a {data['area_px']} px region at ({at[0]}, {at[1]}) is a pixel-for-pixel copy "
                     f"of the region at ({src[0]}, {src[1]}); editing tools paste texture like this to hide a change",
                     round(score, 4)))
-        return Finding(self.name, score, evidence, heatmap=heat, data=data)
+        return self.finding(score, evidence, heatmap=heat, data=data)
 
     def _peak_finding(self, pixels: np.ndarray) -> Finding:
         from forensics.analyzers.localization.model import STRIDE
@@ -279,7 +279,7 @@ class LocalizationAnalyzer(Analyzer):
                     round(score, 4),
                 )
             )
-        return Finding(self.name, score, evidence, heatmap=heat, data=data)
+        return self.finding(score, evidence, heatmap=heat, data=data)
 
 
 def _max_pool(a: np.ndarray, k: int) -> np.ndarray:

@@ -75,7 +75,7 @@ class MetadataAnalyzer(Analyzer):
             evidence.append(Evidence("file.malformed", f"metadata parser stopped: {type(exc).__name__}", 0.0))
         evidence = _dedupe(evidence)
         score, decisive = combine(evidence)
-        return Finding(analyzer=self.name, score=score, evidence=evidence, decisive=decisive)
+        return self.finding(score, evidence, decisive=decisive)
 
     def _read_dicom(self, raw: bytes) -> Any:
         if not self.parse_dicom or not raw:
