@@ -74,9 +74,9 @@ def _resize_half(x: np.ndarray) -> np.ndarray:
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, high: float) -> dict[str, float]:
-    from forensics.training import expected_calibration_error, roc_auc
+    from forensics.metrics import ece, roc_auc
 
-    return {"auc": roc_auc(y, p), "ece": expected_calibration_error(y, p),
+    return {"auc": roc_auc(y, p), "ece": ece(y, p),
             "fpr_high": float((p[y == 0] >= high).mean()), "tpr_high": float((p[y == 1] >= high).mean())}
 
 

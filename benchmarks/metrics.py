@@ -25,6 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# defined once for training and benchmarks; re-exported so callers find every metric here
+from forensics.metrics import check_scores, ece, rank_auc
+from forensics.metrics import roc_auc as roc_auc
+
 METRICS = ("auc", "ap", "eer", "tpr@1%fpr", "tpr@5%fpr", "tpr@thr", "fpr@thr", "bacc@0.5", "bacc@val", "ece")
 #: Metrics where lower is better (everything else: higher is better).
 LOWER_IS_BETTER = frozenset({"eer", "fpr@thr", "ece"})
@@ -42,41 +46,9 @@ class Estimate:
         return self.value, self.lo, self.hi
 
 
-def _check(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y).astype(int).ravel()
-    s = np.asarray(s, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"labels {y.shape} and scores {s.shape} differ in length")
-    if not np.isfinite(s).all():
-        raise ValueError("scores must be finite")
-    return y, s
-
-
-def _rank_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Mann-Whitney U / (n_pos n_neg), ties counted one half."""
-    if not len(pos) or not len(neg):
-        return float("nan")
-    allv = np.concatenate([pos, neg])
-    order = np.argsort(allv, kind="mergesort")
-    ranks = np.empty(len(allv), dtype=np.float64)
-    sorted_v = allv[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_v, return_index=True, return_counts=True)
-    avg = first + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, counts)
-    r_pos = ranks[: len(pos)].sum()
-    return float((r_pos - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)))
-
-
-def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
-    """ROC-AUC; NaN when one class is missing."""
-    y, s = _check(y, s)
-    return _rank_auc(s[y == 1], s[y == 0])
-
-
 def average_precision(y: np.ndarray, s: np.ndarray) -> float:
     """AP = sum over thresholds of (R_n - R_{n-1}) P_n, as ``sklearn.metrics.average_precision_score``."""
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == len(y):
         return float("nan")
@@ -95,7 +67,7 @@ def average_precision(y: np.ndarray, s: np.ndarray) -> float:
 
 def roc_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds), from (0, 0) to (1, 1); one point per distinct score (flag when s >= threshold)."""
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
     order = np.argsort(-s, kind="mergesort")
     s_sorted, y_sorted = s[order], y[order]
@@ -110,7 +82,7 @@ def roc_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 def eer(y: np.ndarray, s: np.ndarray) -> float:
     """Equal error rate: where FPR = 1 - TPR on the ROC curve (linear interpolation between its points)."""
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     if len(set(y.tolist())) < 2:
         return float("nan")
     fpr, tpr, _ = roc_curve(y, s)
@@ -130,7 +102,7 @@ def tpr_at_fpr(y: np.ndarray, s: np.ndarray, target: float) -> float:
     With ``k = floor(target * n_real)``, images are flagged when their score is strictly above the (k+1)-th highest
     real score, so at most k real images are flagged whatever the ties.
     """
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     neg, pos = np.sort(s[y == 0])[::-1], s[y == 1]
     if not len(neg) or not len(pos):
         return float("nan")
@@ -142,7 +114,7 @@ def tpr_at_fpr(y: np.ndarray, s: np.ndarray, target: float) -> float:
 
 def rates_at(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple[float, float]:
     """(TPR, FPR) when images with ``s >= threshold`` are flagged."""
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     flag = s >= threshold
     tpr = float(flag[y == 1].mean()) if (y == 1).any() else float("nan")
     fpr = float(flag[y == 0].mean()) if (y == 0).any() else float("nan")
@@ -154,23 +126,9 @@ def balanced_accuracy(y: np.ndarray, s: np.ndarray, threshold: float) -> float:
     return 0.5 * (tpr + (1.0 - fpr))
 
 
-def ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
-    """Expected calibration error with equal-width bins over [0, 1] (scores are clipped into [0, 1])."""
-    y, p = _check(y, p)
-    p = np.clip(p, 0.0, 1.0)
-    if not len(y):
-        return float("nan")
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
-    conf = np.bincount(bins, weights=p, minlength=n_bins)
-    acc = np.bincount(bins, weights=y.astype(np.float64), minlength=n_bins)
-    nz = count > 0
-    return float(np.sum(np.abs(acc[nz] - conf[nz])) / len(y))
-
-
 def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[tuple[float, float, int]]:
     """[(mean predicted, observed share of fakes, count)] per non-empty bin, for reliability plots."""
-    y, p = _check(y, p)
+    y, p = check_scores(y, p)
     p = np.clip(p, 0.0, 1.0)
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     out = []
@@ -183,7 +141,7 @@ def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[tuple[fl
 
 def val_threshold(y: np.ndarray, s: np.ndarray) -> float:
     """The threshold that maximises balanced accuracy on validation scores (midpoint between neighbouring scores)."""
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     if len(set(y.tolist())) < 2:
         return 0.5
     fpr, tpr, thr = roc_curve(y, s)
@@ -197,12 +155,12 @@ def val_threshold(y: np.ndarray, s: np.ndarray) -> float:
 def point_metrics(y: np.ndarray, s: np.ndarray, *, threshold: float = 0.5,
                   val_thr: float | None = None) -> dict[str, float]:
     """Every metric of :data:`METRICS` once (no interval)."""
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     pos, neg = s[y == 1], s[y == 0]
     tpr_t, fpr_t = rates_at(y, s, threshold)
     vt = 0.5 if val_thr is None else val_thr
     return {
-        "auc": _rank_auc(pos, neg),
+        "auc": rank_auc(pos, neg),
         "ap": average_precision(y, s),
         "eer": eer(y, s),
         "tpr@1%fpr": tpr_at_fpr(y, s, 0.01),
@@ -229,7 +187,7 @@ def bootstrap(y: np.ndarray, s: np.ndarray, *, threshold: float = 0.5, val_thr: 
         alpha: 1 - confidence level.
         seed: bootstrap random seed.
     """
-    y, s = _check(y, s)
+    y, s = check_scores(y, s)
     point = point_metrics(y, s, threshold=threshold, val_thr=val_thr)
     pos_i, neg_i = np.nonzero(y == 1)[0], np.nonzero(y == 0)[0]
     reps: dict[str, list[float]] = {m: [] for m in metrics}

@@ -1,4 +1,6 @@
-"""Fit the pixel detectors (frequency, cnn) from real and synthetic images, calibrate them, write a model card.
+"""Train the pixel detector suite (frequency, cnn) from real and synthetic images: prepare format-path variants,
+fit each analyzer (its own ``forensics/analyzers/<name>/train.py``), calibrate them (across generator families when
+there are several), fit the fusion, write the weights and a model card.
 
 Used by ``medaudit train detector`` (through ``benchmarks.train_detector``) and by the benchmarks. Works on arrays
 or :class:`MedicalImage` records handed down by the caller; it never imports ``generators`` (DESIGN.md: forensics
@@ -17,10 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,87 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from forensics.atomic import atomic_path, write_text
+from forensics.calibration import Calibrator
 from forensics.formatpath import STANDARD_SIZE, format_path, standardize, to_gray
+from forensics.metrics import ece, roc_auc
 from forensics.records import MedicalImage
 
 #: Training works on images whose short side is capped here (area resize) - it bounds memory and time; the
 #: format path then resizes 0.5-1.5x and ``standardize`` brings everything to 256 px.
 PRESHRINK_SIDE = 512
-
-
-# ---------------------------------------------------------------------------------------------- calibration
-@dataclass
-class Calibrator:
-    """Platt scaling of a raw logit: ``p = sigmoid(a * z + b)``. JSON-serializable, no pickle."""
-
-    a: float = 1.0
-    b: float = 0.0
-    method: str = "platt"
-
-    def __call__(self, z: np.ndarray | float) -> np.ndarray:
-        z = np.asarray(z, dtype=np.float64)
-        return 1.0 / (1.0 + np.exp(-np.clip(self.a * z + self.b, -50, 50)))
-
-    @classmethod
-    def fit(cls, z: np.ndarray, y: np.ndarray) -> Calibrator:
-        """Fit on validation logits ``z`` (n,) and labels ``y`` (n,) in {0, 1}.
-
-        Classes are weighted equally, so the probabilities are calibrated for a 50/50 prior whatever the mix of the
-        validation set (a fixed, documented prior: real claims have far fewer fakes).
-        """
-        from sklearn.linear_model import LogisticRegression
-
-        z = np.asarray(z, dtype=np.float64).reshape(-1, 1)
-        y = np.asarray(y).astype(int)
-        # a mild L2 prior keeps the slope finite when validation happens to be separable
-        lr = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(z, y)
-        return cls(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "a": self.a, "b": self.b}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Calibrator:
-        if d.get("method", "platt") != "platt":
-            raise ValueError(f"unknown calibration method {d.get('method')!r}")
-        return cls(a=float(d["a"]), b=float(d["b"]))
-
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        return atomic_write_text(Path(path), json.dumps({**self.to_dict(), **(extra or {})}, indent=1))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Calibrator:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and cards are meant to be read by everyone
-    os.replace(tmp, path)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(y)
-    return float(roc_auc_score(y, s)) if len(set(y.tolist())) == 2 else float("nan")
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
-    """ECE with equal-width bins over [0, 1]."""
-    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            ece += m.mean() * abs(y[m].mean() - p[m].mean())
-    return float(ece)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -164,9 +92,8 @@ class VariantSet:
         """A cache file (``.npz``, no pickled objects)."""
         arrays = {f: getattr(self, f) for f in _FIELDS}
         arrays["kind"] = arrays["kind"].astype(str)
-        tmp = Path(path).with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> VariantSet:
@@ -241,115 +168,6 @@ def make_variants(
         kind=np.asarray([(kinds[i] if kinds is not None else ("real" if label == 0 else "synthetic")) for i in src],
                         dtype=object),
     )
-
-
-# ---------------------------------------------------------------------------------------------- frequency
-_REFERENCE_FEATURES = ("res_lap_kurtosis", "res_dog_kurtosis", "res_lap_kurtosis_local_med", "spec_tail_ratio",
-                       "per_4")
-
-
-def fit_frequency(train: VariantSet, *, classifier: str = "logistic", seed: int = 0):
-    """A fitted :class:`FrequencyDetector` plus reference quantiles of a few features (for evidence messages)."""
-    from forensics.analyzers.frequency.detector import FrequencyDetector
-    from forensics.analyzers.frequency.features import FEATURE_NAMES
-
-    det = FrequencyDetector(classifier=classifier, random_state=seed).fit(train.features, train.label)
-    reference = {}
-    for name in _REFERENCE_FEATURES:
-        j = FEATURE_NAMES.index(name)
-        r, f = train.features[train.label == 0, j], train.features[train.label == 1, j]
-        reference[name] = {"real_p10": float(np.quantile(r, 0.1)), "real_median": float(np.median(r)),
-                           "synthetic_median": float(np.median(f)), "synthetic_p90": float(np.quantile(f, 0.9))}
-    return det, reference
-
-
-# ---------------------------------------------------------------------------------------------- cnn
-def fit_cnn(
-    train: VariantSet,
-    val: VariantSet | None = None,
-    *,
-    config: dict[str, Any] | None = None,
-    time_budget_s: float | None = None,
-    max_steps: int = 3000,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 0,
-    threads: int = 1,
-    progress: bool = False,
-) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Train the patch CNN on random crops of ``train`` (balanced classes, flips and 90-degree turns).
-
-    Returns:
-        (model in eval mode, config, log) with ``log`` = steps, wall seconds, final loss.
-    """
-    import torch
-
-    from forensics.analyzers.cnn.model import DEFAULT_CONFIG, build_model
-
-    cfg = json.loads(json.dumps(config or DEFAULT_CONFIG))
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed + 1)
-    model = build_model(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    p, s = cfg["patch"], train.images.shape[1]
-    pos, neg = np.flatnonzero(train.label == 1), np.flatnonzero(train.label == 0)
-    if len(pos) == 0 or len(neg) == 0:
-        raise ValueError("training needs both real and synthetic images")
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    t0 = time.perf_counter()
-    steps, ema_loss = 0, None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=max_steps, desc="cnn", file=sys.stderr, leave=False)
-    model.train()
-    while steps < max_steps:
-        if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
-            break
-        # cosine decay over the step budget (or over the time budget, whichever ends first)
-        frac = steps / max_steps
-        if time_budget_s:
-            frac = max(frac, (time.perf_counter() - t0) / time_budget_s)
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
-        half = batch_size // 2
-        idx = np.concatenate([rng.choice(pos, half), rng.choice(neg, batch_size - half)])
-        ys, xs = rng.integers(0, s - p + 1, batch_size), rng.integers(0, s - p + 1, batch_size)
-        crops = np.stack([train.images[i, y : y + p, x : x + p] for i, y, x in zip(idx, ys, xs, strict=True)])
-        crops = crops.astype(np.float32)
-        k = int(rng.integers(4))
-        crops = np.rot90(crops, k, axes=(1, 2))
-        if rng.random() < 0.5:
-            crops = crops[:, :, ::-1]
-        xb = torch.from_numpy((np.ascontiguousarray(crops)[:, None] - cfg["norm_mean"]) / cfg["norm_std"])
-        yb = torch.from_numpy(train.label[idx].astype(np.float32))
-        loss = loss_fn(model(xb).squeeze(1), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        steps += 1
-        lv = loss.item()
-        ema_loss = lv if ema_loss is None else 0.98 * ema_loss + 0.02 * lv
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{ema_loss:.3f}")
-    if bar is not None:
-        bar.close()
-    model.eval()
-    log = {"steps": steps, "wall_s": round(time.perf_counter() - t0, 1), "final_loss_ema": ema_loss,
-           "batch_size": batch_size, "lr": lr, "parameters": sum(q.numel() for q in model.parameters())}
-    return model, cfg, log
-
-
-def cnn_logits(model, config: dict[str, Any], images: np.ndarray, batch: int = 32) -> np.ndarray:
-    """Image logits (n,) of standardized images (n, S, S), aggregated over the patch grid."""
-    from forensics.analyzers.cnn.model import aggregate, patch_logits
-
-    out = [aggregate(patch_logits(model, config, images[i : i + batch].astype(np.float32)), config["aggregate"])
-           for i in range(0, len(images), batch)]
-    return np.concatenate(out) if out else np.zeros(0)
 
 
 # ---------------------------------------------------------------------------------------------- fusion
@@ -498,15 +316,20 @@ class PixelModels:
     @classmethod
     def fit(cls, train: VariantSet, analyzers: Sequence[str], *, seed: int, frequency_classifier: str,
             cnn_kw: dict[str, Any]) -> PixelModels:
+        from forensics.analyzers.cnn.train import fit_cnn
+        from forensics.analyzers.frequency.train import fit_frequency
+
         models = cls()
         if "frequency" in analyzers:
-            models.frequency = fit_frequency(train, classifier=frequency_classifier, seed=seed)
+            models.frequency = fit_frequency(train.features, train.label, classifier=frequency_classifier, seed=seed)
         if "cnn" in analyzers:
-            models.cnn = fit_cnn(train, seed=seed, **cnn_kw)
+            models.cnn = fit_cnn(train.images, train.label, seed=seed, **cnn_kw)
         return models
 
     def logits(self, v: VariantSet) -> dict[str, np.ndarray]:
         """Raw logits per analyzer of the variants ``v``."""
+        from forensics.analyzers.cnn.train import cnn_logits
+
         out = {}
         if self.frequency is not None:
             out["frequency"] = self.frequency[0].decision_function(v.features)
@@ -633,12 +456,12 @@ def fit_and_save(
     if held:  # the honest figure: every family scored by models that had not seen it
         fusion["val_unseen_family"] = _val_metrics(cal_set.label, fused_probability(fusion, calibrated(cal_z)),
                                                    cal_set.native, _families(cal_set, families))
-    atomic_write_text(out / "fusion.json", json.dumps(fusion, indent=1))
+    write_text(out / "fusion.json", json.dumps(fusion, indent=1))
     report["fusion"] = fusion
     report["wall_s"] = round(time.perf_counter() - t_start + prep_s, 1)
     report["files"] = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     write_model_card(out, report)
-    atomic_write_text(out / "training_report.json", json.dumps(report, indent=1, default=str))
+    write_text(out / "training_report.json", json.dumps(report, indent=1, default=str))
     return report
 
 
@@ -661,7 +484,7 @@ def _val_metrics(y: np.ndarray, p: np.ndarray, native: np.ndarray, kinds: np.nda
     real = y == 0
     out = {
         "val_auc": round(roc_auc(y, p), 4),
-        "val_ece": round(expected_calibration_error(y, p), 4),
+        "val_ece": round(ece(y, p), 4),
         "val_fpr_at_0.9": round(float((p[real] >= 0.9).mean()), 4) if real.any() else None,
         "val_tpr_at_0.9": round(float((p[~real] >= 0.9).mean()), 4) if (~real).any() else None,
     }
@@ -716,4 +539,4 @@ def write_model_card(out: Path, report: dict[str, Any]) -> Path:
               "training); see docs/BENCHMARKS.md for "
               "unseen-generator and perturbation results. Scores are calibrated for a 50/50 prior (classes weighted "
               "equally in the Platt fit); base rates in real claims are far lower.", ""]
-    return atomic_write_text(out / "MODEL_CARD.md", "\n".join(lines))
+    return write_text(out / "MODEL_CARD.md", "\n".join(lines))

@@ -11,7 +11,6 @@ import copy
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -20,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from forensics import trainloop
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
@@ -261,15 +262,13 @@ class Generator:
         Returns:
             self
         """
-        from tqdm.auto import tqdm
-
         dev = resolve_device(device)
         out = Path(out_dir) if out_dir is not None else None
         if out is not None and (out / WEIGHTS_FILE).exists() and (out / CONFIG_FILE).exists():
             self._resume_from(out, dev)
         else:
             if not self.is_fitted:
-                torch.manual_seed(seed)
+                trainloop.seed_torch(seed)
             self._ensure_built(dev)
         if dataset.channels != self.channels:
             raise ValueError(f"dataset has {dataset.channels} channel(s) but the generator expects {self.channels}")
@@ -281,44 +280,31 @@ class Generator:
         if max_steps is None and time_budget_s is None:
             max_steps = self.default_steps
         bs = self.batch_size or self.default_batch_size
+        # batches continue where a resumed run stopped instead of repeating its first ones
         rng = torch.Generator().manual_seed(seed * 1_000_003 + self.steps_)
         for m in self._modules().values():
             m.train()
-        start = time.monotonic()
-        last_ckpt = start
-        total = max_steps if max_steps is not None else None
-        bar = tqdm(
-            total=total,
-            initial=self.steps_ if total else 0,
-            disable=not progress,
-            file=sys.stderr,
-            desc=f"{self.family} {self.resolution}px",
-            dynamic_ncols=True,
-        )
-        logs: dict[str, float] = {}
-        try:
-            while True:
-                if max_steps is not None and self.steps_ >= max_steps:
-                    break
-                elapsed = time.monotonic() - start
-                if time_budget_s is not None and elapsed >= time_budget_s:
-                    break
-                batch = dataset.sample_batch(bs, rng).to(dev)
-                t0 = time.monotonic()
-                logs = self._train_step(batch)
-                self.steps_ += 1
-                self.train_seconds_ += time.monotonic() - t0
-                bar.update(1)
-                if self.steps_ % 10 == 0:
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
-                if out is not None and sample_every and self.steps_ % sample_every == 0:
-                    self._write_samples(out / f"samples_{self.steps_:06d}.png")
-                if out is not None and time.monotonic() - last_ckpt > checkpoint_every_s:
-                    self.save(out)
-                    last_ckpt = time.monotonic()
-        finally:
-            bar.close()
-        self.last_logs_ = logs
+
+        def step(_: int) -> dict[str, float]:
+            batch = dataset.sample_batch(bs, rng).to(dev)
+            t0 = time.monotonic()
+            logs = self._train_step(batch)
+            self.steps_ += 1
+            self.train_seconds_ += time.monotonic() - t0
+            return logs
+
+        def write_samples(steps: int) -> None:
+            self._write_samples(out / f"samples_{steps:06d}.png")
+
+        def checkpoint(_: int) -> None:
+            self.save(out)
+
+        saving = out is not None
+        res = trainloop.run(step, max_steps=max_steps, time_budget_s=time_budget_s, start_step=self.steps_,
+                            every=[(sample_every or 0, write_samples)] if saving else (),
+                            checkpoint=checkpoint if saving else None, checkpoint_every_s=checkpoint_every_s,
+                            progress=progress, desc=f"{self.family} {self.resolution}px")
+        self.last_logs_ = res.logs
         if out is not None:
             self.save(out)
             self._write_samples(out / "samples.png")
@@ -411,14 +397,8 @@ class Generator:
         cfg["dtype"] = "float16" if half else "float32"
         if extra:
             cfg.update(extra)
-        fd, tmp = tempfile.mkstemp(prefix=".weights.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"family": self.family, "format_version": str(FORMAT_VERSION)})
-            os.replace(tmp, directory / WEIGHTS_FILE)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        trainloop.save_tensors(directory / WEIGHTS_FILE, tensors,
+                               metadata={"family": self.family, "format_version": str(FORMAT_VERSION)})
         atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
         return directory
 
