@@ -65,3 +65,14 @@ def test_score_abstains_outside_an_analyzers_modalities():
     assert finding.score is None and finding.kind == "pixel"
     assert finding.evidence[0].code == "frequency.out_of_domain"
     assert result.risk == 0.0 and result.level == "low"
+
+
+def test_the_kind_stays_out_of_the_json_line_and_old_records_read_back(ct_path):
+    from forensics.records import ScanResult
+
+    result = Scanner(ScanOptions(analyzers=["metadata", "frequency"])).scan_file(ct_path)
+    line = result.to_dict()
+    assert all("kind" not in f for f in line["findings"])  # the JSONL record is unchanged (DESIGN.md contract)
+    back = ScanResult.from_dict(line)
+    assert back.to_dict() == line
+    assert [f.kind for f in back.findings] == ["", ""]  # unknown once read back: used again only if decisive
