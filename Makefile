@@ -22,8 +22,16 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
-# The leaderboard (quick profile, about 20 minutes on 2 cores) and scan throughput, local vs dask.
+# Benchmarks read real images from a data folder: `make bench DATA=DIR` (or MEDAUDIT_DATA set);
+# `medaudit data check DIR` verifies one and says where to obtain each dataset.
+DATA := $(or $(DATA),$(MEDAUDIT_DATA))
+ifneq ($(DATA),)
+export MEDAUDIT_DATA := $(DATA)
+endif
+
+# The leaderboard (quick profile, about 25 minutes on 2 cores) and scan throughput, local vs dask.
 bench: $(VENV)/.installed
+	@test -n "$(DATA)" || { echo "give DATA=DIR (a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/)"; exit 2; }
 	$(BIN)/medaudit bench run --profile quick --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench scan-speed -n 400 --analyzers metadata --engines local,dask --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench scan-speed -n 200 --size 256 --analyzers all --engines local,dask --write-docs docs/BENCHMARKS.md
