@@ -591,6 +591,31 @@ def train_detector_cmd(real, fake, generator_names, out, time_budget, seed, quie
     click.echo(json.dumps(report, indent=2, default=str))
 
 
+@train.command("inpainter")
+@_data_option("Real images: ct_lung_tcia/ and cxr_kermany/ below it.")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Folder for weights.safetensors and config.json (bundled: generators/weights/tamper_inpaint).")
+@click.option("--time-budget", "time_budget", type=click.FloatRange(1), default=300.0, show_default=True,
+              help="Seconds.")
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="torch CPU threads.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def train_inpainter_cmd(data_dir, out, time_budget, threads, seed, quiet):
+    """Train the in-painting network of `medaudit tamper remove` on 32 px patches of real chest CT and X-rays.
+
+    Files the tamper, screen and localization benchmarks hold out (benchmarks.datasets.is_holdout) are skipped, so
+    those benchmarks keep measuring unseen images.
+    """
+    from benchmarks.datasets import is_holdout
+    from generators.tamper import train_inpainter
+
+    try:
+        cfg = train_inpainter(data_dir, out, holdout=is_holdout, time_budget_s=time_budget, threads=threads, seed=seed,
+                              progress=not quiet)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(cfg, indent=2))
+
 @bench.command("detectors")
 @_data_option()
 @click.option("--lofo-budget", type=click.FloatRange(0), default=450.0, show_default=True,

@@ -55,7 +55,7 @@ def test_bench_watermark_on_a_tiny_data_folder(tmp_path):
 
 @pytest.mark.slow
 def test_bench_screen_on_a_tiny_data_folder(tmp_path):
-    from generators.tamper import is_holdout
+    from benchmarks.datasets import is_holdout
 
     rng = np.random.default_rng(0)
     for folder in ("cxr_kermany", "ct_lung_tcia"):

@@ -1,4 +1,5 @@
-"""Provenance: the watermark survives JPEG 75, PNG carries iTXt + XMP labels, DICOM is a labelled SC instance."""
+"""Provenance: the watermark survives JPEG 75, PNG carries iTXt + XMP labels, DICOM is a labelled SC instance;
+tampered output is labelled a composite, and a derived DICOM keeps the original dataset."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import pydicom
 import pytest
 
 from forensics import provenance as P
-from generators.provenance import read_png_text, stamp, write_dicom, write_png
+from generators.provenance import (
+    derived_dicom_bytes,
+    png_bytes,
+    provenance_info,
+    read_png_text,
+    stamp,
+    write_dicom,
+    write_png,
+)
 
 INFO = {"generator": "cxr_gan", "version": "0.1.0", "seed": 3}
 
@@ -111,3 +120,78 @@ def test_dicom_secondary_capture(tmp_path, rgb):
 def test_dicom_8_bit_grayscale(tmp_path):
     ds = pydicom.dcmread(write_dicom(tmp_path / "a.dcm", _image(), INFO, bits=8))
     assert ds.BitsStored == 8 and ds.pixel_array.dtype == np.uint8
+
+
+def test_png_without_info_is_a_plain_png():
+    data = png_bytes(_image(), None)
+    assert read_png_text(data) == {}
+    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(back, np.round(_image().astype(np.float64) * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_writes_integer_levels_as_they_are(bits):
+    dtype = np.uint8 if bits == 8 else np.uint16
+    levels = np.random.default_rng(1).integers(0, np.iinfo(dtype).max + 1, (32, 48), dtype=dtype)
+    back = cv2.imdecode(np.frombuffer(png_bytes(levels, INFO, bits=bits), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, levels)
+
+
+def test_png_refuses_levels_of_another_depth():
+    with pytest.raises(ValueError, match="uint16"):
+        png_bytes(np.zeros((8, 8), np.uint8), INFO, bits=16)
+
+
+def test_tampered_png_is_labelled_a_composite():
+    info = provenance_info("tamper", "1.0", 5, kind="tampered", mode="remove")
+    text = read_png_text(png_bytes(_image(), info))
+    xmp = text[P.XMP_KEYWORD]
+    assert f'Iptc4xmpExt:DigitalSourceType="{P.COMPOSITE_SOURCE_TYPE}"' in xmp
+    assert "real image locally altered by tamper" in xmp and "synthetic" not in xmp
+    meta = json.loads(text[P.PNG_KEYWORD])
+    assert meta["kind"] == "tampered" and meta["mode"] == "remove" and meta["seed"] == 5
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind"):
+        png_bytes(_image(), {**INFO, "kind": "edited"})
+
+
+def _ct_bytes() -> bytes:
+    from io import BytesIO
+
+    import pydicom.examples
+
+    buf = BytesIO()
+    pydicom.examples.ct.save_as(buf)
+    return buf.getvalue()
+
+
+def test_derived_dicom_writes_modality_values_on_the_original_scale():
+    raw = _ct_bytes()
+    src = pydicom.dcmread(pydicom.filebase.DicomBytesIO(raw))
+    hu = src.pixel_array * float(src.RescaleSlope) + float(src.RescaleIntercept)
+    hu[10:20, 30:40] = 42.0
+    out = pydicom.dcmread(pydicom.filebase.DicomBytesIO(derived_dicom_bytes(raw, hu, np.zeros(hu.shape), None)))
+    back = out.pixel_array * float(out.RescaleSlope) + float(out.RescaleIntercept)
+    np.testing.assert_array_equal(back, np.round(hu))
+    for tag in ("SOPInstanceUID", "StudyInstanceUID", "PatientID", "ImageType", "RescaleSlope", "RescaleIntercept"):
+        assert out.get(tag) == src.get(tag), tag
+
+
+def test_derived_dicom_with_info_is_a_labelled_new_instance():
+    raw = _ct_bytes()
+    src = pydicom.dcmread(pydicom.filebase.DicomBytesIO(raw))
+    hu = src.pixel_array * float(src.RescaleSlope) + float(src.RescaleIntercept)
+    info = provenance_info("tamper", "1.0", 2, kind="tampered", mode="inject")
+    out = pydicom.dcmread(pydicom.filebase.DicomBytesIO(derived_dicom_bytes(raw, hu, np.zeros(hu.shape), info)))
+    assert out.SOPInstanceUID != src.SOPInstanceUID == src.file_meta.MediaStorageSOPInstanceUID
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    assert out.StudyInstanceUID == src.StudyInstanceUID and out.PatientID == src.PatientID
+    assert list(out.ImageType) == ["DERIVED", "SECONDARY"]
+    assert out.DerivationDescription == "locally altered (inject) by medaudit tamper 1.0"
+    block = out.private_block(P.DICOM_PRIVATE_GROUP, P.DICOM_PRIVATE_CREATOR)
+    assert {k: block[off].value for k, off in P.DICOM_ELEMENTS.items()} == {
+        "generator": "tamper", "version": "1.0", "seed": "2", "kind": "tampered"
+    }

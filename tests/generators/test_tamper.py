@@ -1,4 +1,5 @@
-"""generators.tamper: local edits stay inside their mask; DICOM and PNG outputs keep or relabel what they should."""
+"""generators.tamper: local edits stay inside their mask; DICOM and PNG outputs keep or relabel what they should;
+the in-painter trains without held-out files and its weights are written whole."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pydicom.examples
 import pytest
 
 from forensics import provenance as P
+from forensics.body import body_mask
 from forensics.io import load
 from forensics.watermark import detect
 from generators import tamper as T
@@ -152,7 +154,7 @@ def test_dicom_output_needs_dicom_input(tmp_path):
 
 def test_random_body_point_is_inside_the_body():
     img = _ct_like()
-    body = T.body_mask(img)
+    body = body_mask(img)
     rng = np.random.default_rng(0)
     for _ in range(5):
         x, y = T.random_body_point(img, 5, rng)
@@ -164,3 +166,55 @@ def test_inpainter_weights_are_small_and_load():
         pytest.skip("bundled tamper_inpaint weights not trained yet")
     assert sum(p.stat().st_size for p in T.DEFAULT_WEIGHTS_DIR.iterdir()) < 3 * 2**20
     assert T.load_inpainter() is not None
+
+
+def _data_dir(root: Path) -> Path:
+    """ct_lung_tcia/ with four 96 px CT-like slices, one of them named ``held_*``."""
+    d = root / "ct_lung_tcia"
+    d.mkdir(parents=True)
+    for i, name in enumerate(["a.png", "b.png", "c.png", "held_d.png"]):
+        cv2.imwrite(str(d / name), (_ct_like(96, seed=i) * 255).astype(np.uint8))
+    return root
+
+
+def _held(name: str) -> bool:
+    return name.startswith("held_")
+
+
+def test_train_inpainter_skips_held_out_files_and_writes_loadable_weights(tmp_path):
+    out = tmp_path / "w"
+    cfg = T.train_inpainter(_data_dir(tmp_path / "data"), out, holdout=_held, time_budget_s=None, max_steps=2,
+                            batch_size=4, width=4, threads=1)
+    assert cfg["n_images"] == 3 and cfg["steps"] == 2
+    assert "_held: 1 files excluded" in cfg["holdout"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "weights.safetensors"]  # no temp files left
+    assert json.loads((out / "config.json").read_text()) == cfg
+    first = T.load_inpainter(out)
+    assert first is not None
+    # training again into the same folder replaces the cached network
+    T.train_inpainter(tmp_path / "data", out, time_budget_s=None, max_steps=1, batch_size=4, width=4, threads=1,
+                      seed=1)
+    assert T.load_inpainter(out) is not first
+
+
+def test_train_inpainter_without_images_says_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ct_lung_tcia"):
+        T.train_inpainter(tmp_path, tmp_path / "w", max_steps=1)
+
+
+def test_cli_train_inpainter_needs_data_and_skips_benchmark_files(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    monkeypatch.delenv("MEDAUDIT_DATA", raising=False)
+    out = tmp_path / "w"
+    missing = CliRunner().invoke(main, ["train", "inpainter", "--out", str(out)])
+    assert missing.exit_code == 2 and "--data" in missing.output
+    data = _data_dir(tmp_path / "data")
+    result = CliRunner().invoke(
+        main, ["train", "inpainter", "--data", str(data), "--out", str(out), "--time-budget", "1", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "benchmarks.datasets.is_holdout" in json.loads(result.output)["holdout"]
+    assert T.load_inpainter(out) is not None
