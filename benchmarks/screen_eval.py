@@ -1,6 +1,6 @@
 """Claim screening end to end: does ``medaudit screen`` name the right cause for each kind of fraud?
 
-A claims CSV is built from held-out real chest X-rays and CT slices (``generators.tamper.is_holdout``), four claims
+A claims CSV is built from held-out real chest X-rays and CT slices (``benchmarks.datasets.is_holdout``), four claims
 of each kind, cycling:
 
 * ``clean``: an untouched real file, filed once;
@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.datafiles import data_files
 from benchmarks.evaluations import Recorder, Section, register_evaluation
-from benchmarks.train_localization import data_files
 from generators import tamper as T
 
 FOLDERS = {"cxr_kermany": "cxr_gan", "ct_lung_tcia": "ct_gan"}

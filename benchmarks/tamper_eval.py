@@ -1,6 +1,6 @@
 """How well the ``localization`` analyzer finds local tampering made by ``generators.tamper`` (CT-GAN style, 2-D).
 
-For each of ``--n`` held-out real images (``generators.tamper.is_holdout``: never used to train the in-painter or
+For each of ``--n`` held-out real images (``benchmarks.datasets.is_holdout``: never used to train the in-painter or
 the analyzer), half chest CT and half chest X-ray: one tampered copy (inject or remove, alternating, at a random
 position inside the body, default radius x U(0.6, 1.6)), encoded as an *unstamped* 8/16-bit PNG and decoded
 again with ``forensics.io.load``, and the untouched original as loaded from its file. Reported:
@@ -27,8 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.datafiles import FOLDERS, data_files
 from benchmarks.evaluations import Recorder, Section, register_evaluation
-from benchmarks.train_localization import FOLDERS, data_files
 from forensics.analyzers.localization import LocalizationAnalyzer
 from forensics.io import load
 from generators import tamper as T

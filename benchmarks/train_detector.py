@@ -1,7 +1,7 @@
 """Train the pixel detectors from folders of real images and generators' output (what ``medaudit train detector``
 calls), and reproduce the bundled detector weights.
 
-    python -m benchmarks.train_detector --bundled --data ../shared/data [--time-budget 900]
+    python -m benchmarks.train_detector --bundled --data DIR --out DIR [--time-budget 900]
 
 Composition lives here, one level above ``forensics`` (DESIGN.md): images are loaded with ``forensics.io.load``,
 fakes come from ``generators`` when no fake folders are given, and ``forensics.training`` gets plain arrays.
@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.datafiles import DATA_ENV, DATA_FOLDERS, image_files, is_heldout, load_images, source_group
 from forensics.formatpath import FORMAT_PATH_VERSION
 
 #: Which bundled generators imitate which data folder (by name prefix).
@@ -30,80 +29,9 @@ LICENCES = {
     "ct_lung_tcia": "CC BY 3.0 - Li P. et al. (2020), Lung-PET-CT-Dx, The Cancer Imaging Archive",
     "derm_isic": "CC0 - ISIC Archive (UDA-1)",
 }
-#: Held-out share of real source images kept out of all training (evaluation only), and its salt.
-TEST_FRACTION = 0.2
-TEST_SALT = "medaudit-heldout"
 #: Seeds of generator samples: training fakes and held-out evaluation fakes never share a seed.
 TRAIN_FAKE_SEED = 0
 TEST_FAKE_SEED = 100_000
-
-
-def source_group(path: str | os.PathLike) -> str:
-    """Source id of a data file for splitting: the patient where the name tells it (Kermany ``person123_...``),
-    a block of 20 consecutive slice numbers for ``ChestCT_N`` (neighbouring slices come from one scan), else the
-    file name."""
-    name = Path(path).name
-    folder = Path(path).parent.name
-    m = re.match(r"(person\d+)_", name)
-    if m:
-        return f"{folder}/{m.group(1)}"
-    m = re.match(r"ChestCT_(\d+)", name)
-    if m:
-        return f"{folder}/ct_block{int(m.group(1)) // 20}"
-    return f"{folder}/{name}"
-
-
-def is_heldout(path: str | os.PathLike) -> bool:
-    from forensics.training import source_split
-
-    return source_split(source_group(path), val_fraction=0.0, test_fraction=TEST_FRACTION, salt=TEST_SALT) == "test"
-
-
-def image_files(dirs: Sequence[str | os.PathLike]) -> list[Path]:
-    from forensics.io import has_image_suffix
-
-    out: list[Path] = []
-    for d in dirs:
-        d = Path(d)
-        if d.is_file():
-            out.append(d)
-            continue
-        out += sorted(p for p in d.rglob("*") if p.is_file() and has_image_suffix(p))
-    return out
-
-
-def load_images(paths: Sequence[Path], progress: bool = False) -> tuple[list[np.ndarray], list[Path]]:
-    """Pixels of every loadable file (errors are reported on stderr and skipped)."""
-    from forensics.errors import InputError
-    from forensics.io import load
-    from forensics.training import preshrink
-
-    ims, ok = [], []
-    it = paths
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(paths, desc="loading", file=sys.stderr, leave=False)
-    for p in it:
-        try:
-            px = load(p).pixels
-        except InputError as exc:
-            print(f"skipped {p}: {exc.code}: {exc.message}", file=sys.stderr)
-            continue
-        # keep colour for the caller, but cap the size: training and evaluation never need more than 512 px
-        ims.append(preshrink(px) if px.ndim == 2 else _cap_rgb(px))
-        ok.append(p)
-    return ims, ok
-
-
-def _cap_rgb(px: np.ndarray, side: int = 512) -> np.ndarray:
-    import cv2
-
-    h, w = px.shape[:2]
-    s = side / min(h, w)
-    if s < 1:
-        px = cv2.resize(px, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    return px.astype(np.float32)
 
 
 def generator_natives(name: str) -> list[int]:
@@ -390,18 +318,23 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundled", action="store_true", help="reproduce forensics/weights from --data")
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    ap.add_argument("--bundled", action="store_true", help="reproduce the bundled detector weights from --data")
+    ap.add_argument("--data", type=Path, default=os.environ.get(DATA_ENV),
+                    help=f"data folder for --bundled / --prepare-reals ({DATA_FOLDERS}) [env var: {DATA_ENV}]")
     ap.add_argument("--real", nargs="*", default=[])
     ap.add_argument("--fake", nargs="*", default=[])
     ap.add_argument("--generators", nargs="*", default=[])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "forensics" / "weights")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="output folder (frequency/, cnn/, fusion.json, MODEL_CARD.md); for the bundled weights, "
+                         "copy it over forensics/weights after review")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--cnn-max-steps", type=int, default=3000)
     ap.add_argument("--cache", type=Path, default=None, help="folder for format-path variant caches (.npz)")
     ap.add_argument("--prepare-reals", action="store_true", help="only fill the cache with real-image variants")
     args = ap.parse_args(argv)
+    if (args.bundled or args.prepare_reals) and args.data is None:
+        ap.error(f"no data folder: give --data DIR or set {DATA_ENV} ({DATA_FOLDERS})")
     import torch
 
     torch.set_num_threads(1)

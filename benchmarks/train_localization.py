@@ -1,11 +1,12 @@
 """Train the ``localization`` analyzer's patch network on tampered vs untouched crops made by ``generators.tamper``.
 
-Composed here (benchmarks may import both forensics and generators); the result is plain files that
-``forensics.analyzers.localization`` reads: ``weights.safetensors`` (fp16), ``config.json``, ``calibration.json``.
+Composed here (benchmarks may import both forensics and generators): this module makes the crops and the tampered
+calibration images; ``forensics.analyzers.localization.train`` trains, calibrates and writes the files the analyzer
+reads: ``weights.safetensors`` (fp16), ``config.json``, ``calibration.json``.
 
-    python -m benchmarks.train_localization --data /work/shared/data --out forensics/weights/localization
+    python -m benchmarks.train_localization --data DIR --out DIR
 
-Only training-split files are used (``generators.tamper.is_holdout`` keeps 20 % of files for the benchmark).
+Only training-split files are used (``benchmarks.datasets.is_holdout`` keeps 20 % of files for the benchmark).
 Tampered images are quantized to 8 bit (as the saved PNG would be) and never stamped.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,22 +22,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from forensics.analyzers.localization.model import STRIDE, build, net_input, to_analysis, valid_cells
+from benchmarks.datafiles import DATA_ENV, FOLDERS, data_files
+from forensics.analyzers.localization.model import STRIDE, net_input, to_analysis
+from forensics.analyzers.localization.train import CROP, fit_calibration, fit_localizer, image_peak, save_localizer
+from forensics.body import body_mask
 from generators import tamper as T
-
-CROP = 64
-FOLDERS = ("ct_lung_tcia", "cxr_kermany")
-
-
-def data_files(root: Path, holdout: bool, folders: tuple[str, ...] = FOLDERS) -> list[Path]:
-    """PNG/JPEG files of ``folders`` below ``root`` on one side of ``generators.tamper.is_holdout``, sorted."""
-    out = []
-    for f in folders:
-        d = root / f
-        if d.is_dir():
-            out += [p for p in sorted(d.iterdir()) if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-                    and T.is_holdout(p.name) == holdout]
-    return out
 
 
 def read_gray(path: Path) -> np.ndarray | None:
@@ -77,7 +67,7 @@ def build_set(files: list[Path], budget_s: float, rng: np.random.Generator) -> t
         fin, gin = net_input(fa), net_input(ga)
         yy, xx = np.nonzero(ma > 0.5)
         cy, cx = (int(yy.mean()), int(xx.mean())) if yy.size else (h // 2, w // 2)
-        body = T.body_mask(ga)
+        body = body_mask(ga)
         for _ in range(3):  # crops holding the tampered region somewhere inside
             y0 = int(np.clip(cy - rng.integers(12, CROP - 12), 0, h - CROP))
             x0 = int(np.clip(cx - rng.integers(12, CROP - 12), 0, w - CROP))
@@ -94,27 +84,17 @@ def build_set(files: list[Path], budget_s: float, rng: np.random.Generator) -> t
     return np.stack(xs).astype(np.float16), np.stack(ys)[:, None]
 
 
-def image_peak(net, gray: np.ndarray) -> tuple[float, np.ndarray]:
-    """(max of the 3x3-averaged logit map, the logit map) for one image in [0, 1]."""
-    import torch
-
-    ga, _ = to_analysis(gray)
-    with torch.no_grad():
-        logit = net(torch.from_numpy(net_input(ga))[None])[0, 0].numpy()
-    sm = cv2.blur(logit, (3, 3), borderType=cv2.BORDER_REFLECT) if min(logit.shape) >= 3 else logit
-    ok = valid_cells(ga, sm.shape)
-    return (float(sm[ok].max()) if ok.any() else float(sm.min())), logit
-
-
 def train(
     data: Path, out: Path, gen_s: float, train_s: float, calib_n: int, seed: int, threads: int,
     cache: Path | None = None, extra_caches: list[Path] | None = None,
 ) -> dict[str, Any]:
+    """Make crops from ``data``'s training files for ``gen_s`` seconds (or read ``cache``), train for ``train_s``
+    seconds, calibrate on ``calib_n`` held-back training files, write ``out``; returns the config written."""
     import torch
-    from safetensors.torch import save_file
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
+    from forensics.trainloop import seed_torch
+
+    seed_torch(seed, threads)
     rng = np.random.default_rng(seed)
     files = data_files(data, holdout=False)
     rng.shuffle(files)
@@ -132,39 +112,7 @@ def train(
         with np.load(extra, allow_pickle=False) as z:
             X, Y = np.concatenate([X, z["x"]]), np.concatenate([Y, z["y"]])
     gen_time = time.time() - t0
-    net = build(16)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    pos_frac = float(Y.mean())
-    pos_w = torch.tensor((1 - pos_frac) / max(pos_frac, 1e-3))
-    lossf = torch.nn.BCEWithLogitsLoss(pos_weight=pos_w)
-    t1, step, losses = time.time(), 0, []
-    # 10 % of the crops held back to report a cell-level AUC
-    perm = rng.permutation(len(X))
-    n_val = max(1, len(X) // 10)
-    Xv, Yv = torch.from_numpy(X[perm[:n_val]].astype(np.float32)), Y[perm[:n_val]]
-    Xt, Yt = torch.from_numpy(X[perm[n_val:]].astype(np.float32)), torch.from_numpy(Y[perm[n_val:]])
-    net.train()
-    while time.time() - t1 < train_s:
-        frac = (time.time() - t1) / train_s
-        for g in opt.param_groups:
-            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
-        idx = torch.from_numpy(rng.integers(0, len(Xt), 32))
-        xb, yb = Xt[idx], Yt[idx]
-        if rng.random() < 0.5:
-            xb, yb = xb.flip(-1), yb.flip(-1)
-        loss = lossf(net(xb), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        step += 1
-    net.eval()
-    from sklearn.metrics import roc_auc_score
-
-    with torch.no_grad():
-        pv = torch.cat([net(Xv[i : i + 64]) for i in range(0, len(Xv), 64)]).numpy().ravel()
-    yv = Yv.ravel() > 0.5
-    cell_auc = float(roc_auc_score(yv, pv)) if 0 < yv.sum() < yv.size else None
+    net, log = fit_localizer(X, Y, rng, time_budget_s=train_s)
 
     # calibration on held-back training-split images: real peaks and tampered peaks -> logistic
     real_peaks, fake_peaks = [], []
@@ -175,14 +123,7 @@ def train(
         real_peaks.append(image_peak(net, g)[0])
         fake, _, _ = make_tampered(g, rng)
         fake_peaks.append(image_peak(net, fake)[0])
-    rp, fp = np.array(real_peaks), np.array(fake_peaks)
-    # centre: the 97th percentile of real peaks (so <= ~3-5 % of real images score above 0.5)
-    center = float(np.quantile(rp, 0.97))
-    scale = float(max(0.25, (np.median(fp) - np.median(rp)) / 6)) if fp.size else 1.0
-
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
-    auc = float(roc_auc_score(np.r_[np.zeros(rp.size), np.ones(fp.size)], np.r_[rp, fp])) if fp.size else None
+    calibration, auc = fit_calibration(np.array(real_peaks), np.array(fake_peaks))
     cfg = {
         "name": "localization",
         "model": {"width": 16},
@@ -190,13 +131,13 @@ def train(
         "crop": CROP,
         "inputs": ["gray - 0.5", "16 x (gray - blur sigma 1)", "8 x (blur sigma 1 - blur sigma 3)"],
         "n_crops": int(len(X)),
-        "positive_cell_fraction": round(pos_frac, 4),
-        "steps": step,
+        "positive_cell_fraction": log["positive_cell_fraction"],
+        "steps": log["steps"],
         "gen_seconds": round(gen_time, 1),
-        "train_seconds": round(time.time() - t1, 1),
-        "final_train_loss": round(float(np.mean(losses[-100:])), 4),
-        "val_cell_auc": None if cell_auc is None else round(cell_auc, 4),
-        "calibration_images": int(rp.size),
+        "train_seconds": log["train_seconds"],
+        "final_train_loss": log["final_train_loss"],
+        "val_cell_auc": log["val_cell_auc"],
+        "calibration_images": len(real_peaks),
         "calibration_auc": None if auc is None else round(auc, 4),
         "data": list(FOLDERS),
         "tamper_generator": f"generators.tamper {T.VERSION} (unstamped, 8-bit)",
@@ -204,21 +145,16 @@ def train(
         "trained_with": "python -m benchmarks.train_localization",
         "torch": torch.__version__,
     }
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
-    calibration = {
-        "center": round(center, 4),
-        "scale": round(scale, 4),
-        "real_peak_median": round(float(np.median(rp)), 4),
-        "tampered_peak_median": round(float(np.median(fp)), 4),
-    }
-    (out / "calibration.json").write_text(json.dumps(calibration, indent=2))
+    save_localizer(net, cfg, calibration, out)
     return cfg
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=Path("forensics/weights/localization"))
+    ap.add_argument("--data", type=Path, default=os.environ.get(DATA_ENV),
+                    help=f"data folder holding {', '.join(FOLDERS)} [env var: {DATA_ENV}]")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="output folder (the bundled weights live in forensics/weights/localization)")
     ap.add_argument("--gen-seconds", type=float, default=150)
     ap.add_argument("--train-seconds", type=float, default=300)
     ap.add_argument("--calib-n", type=int, default=120)
@@ -227,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=None, help="npz of generated crops (reused when present)")
     ap.add_argument("--extra-cache", type=Path, nargs="*", default=None, help="more crop npz files to train on")
     a = ap.parse_args(argv)
+    if a.data is None:
+        ap.error(f"no data folder: give --data DIR or set {DATA_ENV} (a folder holding {', '.join(FOLDERS)})")
     cfg = train(a.data, a.out, a.gen_seconds, a.train_seconds, a.calib_n, a.seed, a.threads, a.cache, a.extra_cache)
     print(json.dumps(cfg, indent=2))
 

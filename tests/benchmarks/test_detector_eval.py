@@ -7,8 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.datafiles import is_heldout, source_group
 from benchmarks.detector_eval import _metrics, render
-from benchmarks.train_detector import is_heldout, source_group, train_detector_cli
+from benchmarks.train_detector import train_detector_cli
 
 
 def test_source_group_keeps_patients_together():
@@ -83,3 +84,32 @@ def test_lofo_rows_reach_the_store_and_the_leaderboard(tmp_path):
     assert rows[("suite.retrained", "cxr_ddpm", "auc")]["protocol"] == "leave_one_generator_out"
     md = render_protocols_md(data)
     assert "cxr_ddpm" in md and "0.970" in md and "suite.retrained" in md
+
+
+def test_train_detector_main_needs_out_and_data(monkeypatch, capsys):
+    """No output folder defaults into the package, and --bundled says which data folder is missing."""
+    import pytest
+
+    from benchmarks.train_detector import main
+
+    monkeypatch.delenv("MEDAUDIT_DATA", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--bundled"])
+    assert "--out" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--bundled", "--out", "somewhere"])
+    assert "no data folder: give --data DIR or set MEDAUDIT_DATA" in capsys.readouterr().err
+
+
+def test_data_files_split_by_holdout(tmp_path):
+    from benchmarks.datafiles import data_files
+    from benchmarks.datasets import is_holdout
+
+    (tmp_path / "cxr_kermany").mkdir()
+    names = [f"x{i}.png" for i in range(30)]
+    for n in names:
+        (tmp_path / "cxr_kermany" / n).write_bytes(b"")
+    (tmp_path / "cxr_kermany" / "notes.txt").write_bytes(b"")
+    held, train = data_files(tmp_path, holdout=True), data_files(tmp_path, holdout=False)
+    assert sorted(p.name for p in held + train) == sorted(names)
+    assert held and all(is_holdout(p.name) for p in held) and not any(is_holdout(p.name) for p in train)

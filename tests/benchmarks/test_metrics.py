@@ -90,3 +90,20 @@ def test_flag_rate_ci():
 def test_roc_points_span_the_square():
     pts = M.roc_points([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.3])
     assert pts[0] == (0.0, 0.0) and pts[-1] == (1.0, 1.0)
+
+
+def test_auc_and_ece_are_defined_once_with_training():
+    """Training's validation figures and the benchmarks use the same functions (forensics.metrics)."""
+    from forensics import metrics as F
+
+    assert M.roc_auc is F.roc_auc and M.ece is F.ece
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ece_equals_the_per_bin_definition(seed):
+    rng = np.random.default_rng(seed)
+    y, p = rng.integers(0, 2, 500), rng.random(500)
+    bins = np.minimum((p * 10).astype(int), 9)
+    expected = sum((bins == b).mean() * abs(y[bins == b].mean() - p[bins == b].mean())
+                   for b in range(10) if (bins == b).any())
+    assert M.ece(y, p) == pytest.approx(expected, abs=1e-12)

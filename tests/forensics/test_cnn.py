@@ -172,3 +172,36 @@ def test_calibration_is_fitted_across_families_when_there_are_two(tmp_path):
     cal = json.loads((tmp_path / "frequency" / "calibration.json").read_text())
     assert "without each generator family" in cal["fitted_on"]
     assert "family unseen in training" in (tmp_path / "MODEL_CARD.md").read_text()
+
+
+def test_fit_cnn_same_seed_same_weights():
+    """The seeded loop repeats itself: same seed and thread count, same weights (step budget, no time budget)."""
+    import torch
+
+    from forensics.analyzers.cnn.train import fit_cnn
+
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 64, 64)).astype(np.float16)
+    label = np.r_[np.zeros(4, int), np.ones(4, int)]
+    runs = [fit_cnn(images, label, config=TINY_CNN, max_steps=3, batch_size=4, seed=s) for s in (0, 0, 1)]
+    sd = [m.state_dict() for m, _, _ in runs]
+    assert runs[0][2]["steps"] == 3
+    assert all(torch.equal(sd[0][k], sd[1][k]) for k in sd[0])
+    assert not all(torch.equal(sd[0][k], sd[2][k]) for k in sd[0])
+
+
+def test_analyzers_do_not_import_upward():
+    """forensics/analyzers/** imports neither the suite's training nor the packages above forensics (DESIGN.md)."""
+    import ast
+    from pathlib import Path
+
+    import forensics.analyzers
+
+    upward = ("forensics.training", "benchmarks", "generators", "cli")
+    bad = []
+    for path in Path(forensics.analyzers.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            bad += [f"{path.name}: {n}" for n in names if any(n == u or n.startswith(u + ".") for u in upward)]
+    assert bad == []

@@ -127,3 +127,27 @@ def test_cnn_is_calm_on_an_untouched_phantom():
     f = a.analyze(_image(np.round(img * 255) / 255))
     assert f.data["method"] == "cnn" and f.score < 0.5 and not f.evidence
     assert f.heatmap.shape == (32, 32)
+
+
+def test_fit_localizer_saves_what_the_cnn_method_loads(tmp_path):
+    """A few steps on synthetic crops: the saved folder is a working ``weights_dir`` for ``method="cnn"``."""
+    from forensics.analyzers.localization.model import STRIDE, net_input
+    from forensics.analyzers.localization.train import CROP, fit_calibration, fit_localizer, save_localizer
+    from forensics.trainloop import seed_torch
+
+    seed_torch(0, threads=1)
+    rng = np.random.default_rng(0)
+    img = _textured(CROP * 2)
+    x = np.stack([net_input(img[i : i + CROP, i : i + CROP]) for i in range(0, CROP, 8)]).astype(np.float16)
+    y = np.zeros((len(x), 1, CROP // STRIDE, CROP // STRIDE), np.float32)
+    y[::2, :, 2:4, 2:4] = 1
+    net, log = fit_localizer(x, y, rng, time_budget_s=None, max_steps=3, batch_size=4)
+    assert log["steps"] == 3 and not net.training
+    assert set(log) == {"positive_cell_fraction", "steps", "train_seconds", "final_train_loss", "val_cell_auc"}
+    calibration, auc = fit_calibration(np.linspace(0, 1, 101), np.full(10, 4.0))
+    assert calibration["center"] == pytest.approx(0.97) and auc == 1.0
+    save_localizer(net, {"name": "localization", "model": {"width": 16}, "stride": STRIDE, "crop": CROP},
+                   calibration, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibration.json", "config.json", "weights.safetensors"]
+    f = LocalizationAnalyzer(weights_dir=tmp_path, method="cnn").analyze(_image(_textured()))
+    assert 0.0 <= f.score <= 1.0 and f.heatmap is not None
