@@ -17,8 +17,8 @@ Variants:
   shows how much a detector leans on format.
 
 Splits: real files are split by source (patient for Kermany chest X-rays, 20-slice block for CT, file otherwise;
-``benchmarks.train_detector.source_group``). ``test`` is exactly the held-out 20% that the bundled detectors never
-trained on (``benchmarks.train_detector.is_heldout``); the rest is split train/val 75/25 by a seeded hash. Fakes are
+``benchmarks.datafiles.source_group``). ``test`` is exactly the held-out 20% that the bundled detectors never
+trained on (``benchmarks.datafiles.is_heldout``); the rest is split train/val 75/25 by a seeded hash. Fakes are
 sampled per split with their own seeds, none equal to the seed the bundled detectors trained on.
 
 Cache: ``.cache/medaudit-bench/<dataset-hash>/`` holds the PNGs and ``manifest.json``; ``index.json`` beside it maps
@@ -219,7 +219,7 @@ def _generator_info(name: str) -> tuple[str, str, int]:
 
 
 def _split_reals(paths: Sequence[Path], seed: int) -> list[tuple[Path, str, str]]:
-    from benchmarks.train_detector import is_heldout, source_group
+    from benchmarks.datafiles import is_heldout, source_group
     from forensics.training import source_split
 
     out = []
@@ -256,7 +256,7 @@ def build_dataset(
         seed: seeds the train/val split of reals and the per-item format draws.
         cache_root: where built sets live (None: a temporary folder, not reused).
     """
-    from benchmarks.train_detector import image_files
+    from benchmarks.datafiles import image_files
     from generators import list_bundled
 
     if variant not in ("matched", "raw"):
