@@ -1,17 +1,18 @@
 """Reproduce the bundled generator weights in ``generators/weights/``.
 
-    python -m generators.train_bundled --data ../shared/data [--only cxr_gan,ct_gan] [--scale 1.0]
+    python -m generators.train_bundled --data DIR --dest DIR [--only cxr_gan,ct_gan] [--scale 1.0]
 
 Each model trains for a wall-clock budget (capped by a step count) on one torch thread (the default: fastest on a
 busy 2-core machine) into ``--work`` (full checkpoints: a second run resumes from them), then its EMA / decoder
-weights are exported as float16 with ``config.json`` and a ``samples.png`` grid to ``generators/weights/<name>/``.
-Budgets are the totals used for the shipped weights.
+weights are exported as float16 with ``config.json`` and a ``samples.png`` grid to ``--dest/<name>/`` (copy them
+into ``generators/weights/`` after review). Budgets are the totals used for the shipped weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -152,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[1].strip(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data", type=Path, help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/")
+    ap.add_argument("--data", type=Path, default=os.environ.get("MEDAUDIT_DATA"),
+                    help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/ [env var: MEDAUDIT_DATA]")
     ap.add_argument("--work", type=Path, default=Path("build/train_bundled"), help="full (resumable) checkpoints")
-    ap.add_argument("--dest", type=Path, default=Path(__file__).resolve().parent / "weights")
+    ap.add_argument("--dest", type=Path, default=None,
+                    help="export folder (required to train; --cards reads the bundled weights when not given)")
     ap.add_argument("--only", default="", help="comma-separated names (default: all)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every time budget")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
@@ -162,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cards", action="store_true", help="print the model-card table of --dest and exit")
     args = ap.parse_args(argv)
     if args.cards:
-        print(card_table(args.dest))
+        print(card_table(args.dest or Path(__file__).resolve().parent / "weights"))
         return 0
     if args.data is None:
-        ap.error("--data is required (the folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/)")
+        ap.error("no data folder: give --data DIR or set MEDAUDIT_DATA (the folder holding cxr_kermany/, "
+                 "ct_lung_tcia/, derm_isic/)")
+    if args.dest is None:
+        ap.error("--dest is required: the export folder (never the installed package by default)")
     names = [n for n in args.only.split(",") if n] or list(PLAN)
     unknown = set(names) - set(PLAN)
     if unknown:

@@ -58,3 +58,17 @@ def test_card_table_lists_each_bundled_model():
     table = card_table(WEIGHTS_DIR)
     for name in BUNDLED:
         assert f"`{name}`" in table
+
+
+def test_train_bundled_needs_data_and_dest(monkeypatch, capsys, tmp_path):
+    """Training names what is missing and never exports into the installed package by default."""
+    from generators.train_bundled import main
+
+    monkeypatch.delenv("MEDAUDIT_DATA", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--only", "cxr_gan"])
+    assert "no data folder: give --data DIR or set MEDAUDIT_DATA" in capsys.readouterr().err
+    monkeypatch.setenv("MEDAUDIT_DATA", str(tmp_path))
+    with pytest.raises(SystemExit):
+        main(["--only", "cxr_gan"])
+    assert "--dest is required" in capsys.readouterr().err
