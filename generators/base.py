@@ -11,7 +11,6 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from forensics import trainloop
+from forensics.atomic import write_bytes
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
@@ -45,22 +45,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def to_uint8_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.ndarray:
@@ -89,7 +73,7 @@ def write_grid(path: str | os.PathLike, images: np.ndarray, ncol: int | None = N
     ok, buf = cv2.imencode(".png", grid)
     if not ok:
         raise RuntimeError(f"could not encode sample grid {path}")
-    return atomic_write_bytes(path, buf.tobytes())
+    return write_bytes(path, buf.tobytes())
 
 
 class EMA:
@@ -399,7 +383,7 @@ class Generator:
             cfg.update(extra)
         trainloop.save_tensors(directory / WEIGHTS_FILE, tensors,
                                metadata={"family": self.family, "format_version": str(FORMAT_VERSION)})
-        atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
+        write_bytes(directory / CONFIG_FILE, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
         return directory
 
     @classmethod

@@ -51,25 +51,14 @@ def tile_patches(image: np.ndarray, patch: int, grid: int) -> np.ndarray:
 
 def save_checkpoint(model, config: dict[str, Any], directory: str | Path) -> list[Path]:
     """Write ``weights.safetensors`` (fp16) and ``config.json`` atomically; returns the paths."""
-    import os
-    import tempfile
-
-    from safetensors.torch import save_file
+    from forensics.atomic import write_text
+    from forensics.trainloop import save_tensors
 
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".weights.", suffix=".tmp")
-    os.close(fd)
-    save_file(tensors, tmp, metadata={"format": "pt", "arch": config["arch"]})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, d / "weights.safetensors")
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".config.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(config, fh, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, d / "config.json")
+    save_tensors(d / "weights.safetensors", tensors, metadata={"format": "pt", "arch": config["arch"]})
+    write_text(d / "config.json", json.dumps(config, indent=1))
     return [d / "weights.safetensors", d / "config.json"]
 
 

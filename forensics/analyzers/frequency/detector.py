@@ -205,24 +205,13 @@ class FrequencyDetector:
         d = self.to_dict()
         if extra:
             d.update(extra)
-        return _atomic_write_text(Path(path), json.dumps(d, separators=(",", ":")))
+        from forensics.atomic import write_text
+
+        return write_text(path, json.dumps(d, separators=(",", ":")))
 
     @classmethod
     def load_json(cls, path: str | Path) -> FrequencyDetector:
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
 
 
 def sigmoid(z: float) -> float:
