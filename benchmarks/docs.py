@@ -14,6 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from forensics.atomic import write_text
+
 
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo (or what platform knows)."""
@@ -42,6 +44,4 @@ def update_section(path: str | Path, name: str, title: str, body: str, command: 
     block = f"<!-- section:{name} -->\n## {title}\n\n{stamp(command)}\n\n{body.strip()}\n<!-- /section:{name} -->"
     pattern = re.compile(rf"<!-- section:{re.escape(name)} -->.*?<!-- /section:{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text(path, text)
