@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +20,8 @@ from forensics.analyzers import Analyzer, analyzer_settings, create_analyzer, li
 from forensics.errors import InputError
 from forensics.fusion import FusionConfig, fuse, level_of
 from forensics.inputs import iter_inputs
-from forensics.io import DEFAULT_MAX_PIXELS, load
+from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load
+from forensics.io.guarded import time_limit
 from forensics.phi import is_phi, redact
 from forensics.records import Evidence, Finding, MedicalImage, ScanError, ScanResult
 
@@ -41,6 +40,7 @@ class ScanOptions:
     analyzers: list[str] | None = None  # None: every available analyzer
     fusion: FusionConfig = field(default_factory=FusionConfig.for_weights)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES  # files larger than this are refused (too_large) before they are read
     timeout_s: float = 60.0
     thumbnails: bool = False
     include_phi: bool = False
@@ -75,10 +75,10 @@ class Scanner:
         """Scan one file (or its ``data``, already read); ``claim_id`` tells the reuse analyzer whose it is."""
         start = time.perf_counter()
         result = ScanResult(path=path, status="error", claim_id=claim_id)
-        limit = _time_limit(self.options.timeout_s)
+        limit = time_limit(self.options.timeout_s)
         try:
             with limit:
-                image = load(path, max_pixels=self.options.max_pixels, data=data)
+                image = load(path, max_pixels=self.options.max_pixels, data=data, max_bytes=self.options.max_bytes)
                 if claim_id is not None:
                     image.metadata["claim_id"] = claim_id
                 result.sha256 = image.sha256
@@ -141,39 +141,6 @@ def thumbnail(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:
     scale = min(1.0, size / max(h, w))
     small = cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     return np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
-class _time_limit:
-    """Raise InputError('timeout') when a file takes longer than ``seconds`` (main thread of a process only)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.active = seconds > 0 and threading.current_thread() is threading.main_thread()
-
-    expired = False
-
-    @property
-    def message(self) -> str:
-        return f"gave up after {self.seconds:g} s (per-file time limit)"
-
-    def _expire(self, signum, frame):
-        # Sticky: the scan records a timeout even when code under the limit catches this exception (an analyzer's
-        # `except Exception` did, and went on to return an "ok" finding after the deadline), and the alarm fires
-        # again every 50 ms until the limit is left, so nothing keeps running on borrowed time.
-        self.expired = True
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        raise InputError("timeout", self.message)
-
-    def __enter__(self):
-        if self.active:
-            self.previous = signal.signal(signal.SIGALRM, self._expire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc):
-        if self.active:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
-        return False
 
 
 # --- many files -------------------------------------------------------------------------------------------------

@@ -7,13 +7,12 @@ name), checks the container and the declared size, and only then decodes. Every 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import stat
 
 from forensics.errors import InputError
 from forensics.io._common import DEFAULT_MAX_PIXELS, ROBUST_PERCENTILES
+from forensics.io.guarded import DEFAULT_MAX_BYTES, read_file
 from forensics.io.sniff import DICOM_SUFFIXES, describe, sniff_format
 from forensics.records import MedicalImage
 
@@ -46,12 +45,14 @@ IMAGE_SUFFIXES = frozenset(
 FORMATS = ("dicom", "png", "jpeg", "tiff", "bmp", "webp", "nifti")
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
     "FORMATS",
     "IMAGE_SUFFIXES",
     "ROBUST_PERCENTILES",
     "has_image_suffix",
     "load",
+    "read_file",
     "sniff_format",
 ]
 
@@ -69,53 +70,35 @@ def _suffix(path: str) -> str:
     return os.path.splitext(name)[1]
 
 
-def _read(path: str) -> bytes:
-    """The file's bytes, opened read-only; filesystem failures become InputErrors."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InputError("not_found", f"no such file: {path}") from None
-    except NotADirectoryError:
-        raise InputError("not_found", f"no such file (a parent is not a folder): {path}") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InputError("symlink_loop", f"symbolic link loop: {path}") from None
-        raise InputError("unreadable", f"cannot stat {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError("not_a_file", f"a directory, not a file: {path}")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError("not_a_file", f"not a regular file (device, FIFO or socket): {path}")
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except IsADirectoryError:
-        raise InputError("not_a_file", f"a directory, not a file: {path}") from None
-    except FileNotFoundError:
-        raise InputError("not_found", f"no such file: {path}") from None
-    except OSError as exc:  # PermissionError included
-        raise InputError("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def load(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None) -> MedicalImage:
+def load(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> MedicalImage:
     """Load one image file.
 
     Args:
-        path: the file. Opened read-only, read once, never modified.
+        path: the file. Read once through :func:`~forensics.io.guarded.read_file` (regular files only), never
+            modified.
         max_pixels: decompression-bomb guard; declared width x height (x frames / slices) above it raises
             ``too_many_pixels`` before anything is decoded.
         data: the file's bytes when the caller already has them (then ``path`` is only recorded).
+        max_bytes: files larger than this raise ``too_large`` before they are read.
 
     Returns:
         A :class:`MedicalImage` with ``pixels`` float32 (H, W) or (H, W, 3) RGB in [0, 1] and ``raw`` = the bytes.
 
     Raises:
-        InputError: code ``not_found``, ``not_a_file``, ``unreadable``, ``empty_file``, ``unsupported_format``,
-            ``corrupt_image``, ``truncated``, ``missing_decoder``, ``no_pixel_data`` or ``too_many_pixels``.
+        InputError: code ``not_found``, ``symlink_loop``, ``not_a_file``, ``too_large``, ``unreadable``,
+            ``empty_file``, ``unsupported_format``, ``corrupt_image``, ``truncated``, ``missing_decoder``,
+            ``no_pixel_data`` or ``too_many_pixels``.
     """
     path_str = os.fspath(path)
-    if data is None:
-        data = _read(path_str)
-    data = bytes(data)
+    data = read_file(path_str, max_bytes) if data is None else bytes(data)
+    if len(data) > max_bytes:
+        raise InputError("too_large", f"{len(data):,} bytes; the limit is {max_bytes:,} (--max-bytes)")
     if not data:
         raise InputError("empty_file", "the file is empty (0 bytes)")
     sha256 = hashlib.sha256(data).hexdigest()

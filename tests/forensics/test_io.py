@@ -405,7 +405,7 @@ def test_unreadable(tmp_path):
 
 
 def test_unreadable_permission_error(tmp_path, monkeypatch):
-    import forensics.io as fio
+    import forensics.io.guarded as guarded
 
     p = tmp_path / "locked.png"
     assert cv2.imwrite(str(p), _gradient())
@@ -413,7 +413,7 @@ def test_unreadable_permission_error(tmp_path, monkeypatch):
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(fio, "open", deny, raising=False)
+    monkeypatch.setattr(guarded.os, "open", deny)
     assert _code(p) == "unreadable"
 
 
