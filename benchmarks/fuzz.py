@@ -3,6 +3,7 @@
     python -m benchmarks.fuzz --seconds 600               # fuzz load() and Scanner.scan_file() for 10 minutes
     python -m benchmarks.fuzz --seconds 0 --kill-resume 50  # 50 kill -9 / --resume cycles of `medaudit scan`
     python -m benchmarks.fuzz --seconds 0 --kill-resume-screen 20   # the same for `medaudit screen`
+    python -m benchmarks.fuzz --seconds 0 --kill-audit 20  # kill `medaudit audit`, rerun, compare with a clean run
     python -m benchmarks.fuzz --seconds 0 --pathological  # seconds per parser on inputs built to be expensive
 
 Seeds are real files (pydicom's example CT, MR, JPEG 2000 and RGB DICOMs) and files written here with OpenCV
@@ -547,10 +548,54 @@ def _read_jsonl(path: Path) -> list[dict]:
 _ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def _run_and_kill(cmd: list[str], partial: Path, kill_after: int, timeout: float) -> int | None:
-    """Run ``cmd``; SIGKILL it (and its workers) once ``partial`` holds ``kill_after`` lines.
+KILLS = ("group", "main")  # SIGKILL the whole process group (as the OOM killer might), or the main process alone
+SURVIVOR_GRACE_S = 15.0  # how long the run's other processes get to exit after the kill (workers poll every 1 s)
 
-    Returns the line count seen at the kill, or None when the run finished first.
+
+def run_processes(pgid: int) -> set[int]:
+    """Live processes of process group ``pgid`` (zombies, dead but not yet reaped, do not count). Linux /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            found.add(int(entry.name))
+    return found
+
+
+def survivors_of(pgid: int, grace: float = SURVIVOR_GRACE_S) -> int:
+    """Processes of the killed run still alive after ``grace`` seconds; they are then killed, and counted."""
+    deadline = time.monotonic() + grace
+    while (alive := run_processes(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(alive)
+
+
+def _kill(proc: subprocess.Popen, target: str) -> None:
+    if target == "group":
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool workers, as a crash or OOM kill would
+    elif target == "main":
+        os.kill(proc.pid, signal.SIGKILL)  # the main process alone: its workers must notice and exit
+    else:
+        raise ValueError(f"unknown kill target {target!r}; choose one of {KILLS}")
+
+
+def _run_and_kill(cmd: list[str], partial: Path, kill_after: int, timeout: float,
+                  target: str = "group") -> tuple[int | None, int]:
+    """Run ``cmd`` in its own process group; SIGKILL it (``target``) once ``partial`` holds ``kill_after`` lines.
+
+    Returns the line count seen at the kill (None when the run finished first) and the number of the run's
+    processes still alive afterwards (see ``survivors_of``).
     """
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV,
                             start_new_session=True)
@@ -562,14 +607,14 @@ def _run_and_kill(cmd: list[str], partial: Path, kill_after: int, timeout: float
         except FileNotFoundError:
             lines = 0
         if lines >= kill_after:
-            os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool workers, as a crash or OOM kill would
+            _kill(proc, target)
             killed_at = lines
             break
         time.sleep(0.005)
-    proc.wait(timeout=30)
-    if proc.poll() is None:  # pragma: no cover
+    if proc.poll() is None and killed_at is None:  # pragma: no cover - the run hung
         os.killpg(proc.pid, signal.SIGKILL)
-    return killed_at
+    proc.wait(timeout=30)
+    return killed_at, survivors_of(proc.pid)
 
 
 def _resume(cmd: list[str], timeout: float) -> None:
@@ -579,19 +624,27 @@ def _resume(cmd: list[str], timeout: float) -> None:
                            f"{resumed.stderr.decode(errors='replace')[-2000:]}")
 
 
-def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2, timeout: float = 120.0) -> dict:
+def comparable(records: list[dict]) -> dict[tuple, dict]:
+    """Records keyed by (claim_id, path), without the one field that differs between identical runs (timing)."""
+    return {(r.get("claim_id"), r["path"]): {k: v for k, v in r.items() if k != "elapsed_ms"} for r in records}
+
+
+def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2, timeout: float = 120.0,
+                     target: str = "group", reference: list[dict] | None = None) -> dict:
     """Start ``medaudit scan folder -o out``, SIGKILL it once ``out.partial`` holds ``kill_after`` lines, resume.
 
-    Returns a dict with ``inputs``, ``records``, ``lost`` (inputs with no record), ``duplicated`` (more than one),
-    ``cut_lines`` (lines that were not JSON; always raises before), ``killed_at`` (lines seen when killed, or None
-    when the run finished first), ``partial_left`` (a .partial still there at the end).
+    ``target`` is what is killed: the process ``group`` or the ``main`` process alone (see KILLS). Returns a dict
+    with ``inputs``, ``records``, ``lost`` (inputs with no record), ``duplicated`` (more than one), ``killed_at``
+    (lines seen when killed, or None when the run finished first), ``survivors`` (processes of the killed run
+    still alive after it), ``partial_left`` (a .partial still there at the end) and ``differ`` (records unlike
+    those of ``reference``, a clean run's records; 0 without one).
     """
     partial = out.with_name(out.name + ".partial")
     for stale in (out, partial):
         stale.unlink(missing_ok=True)
     inputs = sorted(str(p) for p in folder.rglob("*") if p.is_file())
     cmd = [*medaudit_command(), "scan", str(folder), "-o", str(out), "--workers", str(workers), "-q"]
-    killed_at = _run_and_kill(cmd, partial, kill_after, timeout)
+    killed_at, survivors = _run_and_kill(cmd, partial, kill_after, timeout, target)
     after_kill = {"final": out.exists(), "partial": partial.exists()}
     if after_kill["final"]:  # renamed before the kill landed: then it must be whole
         complete = len(_read_jsonl(out)) == len(inputs)
@@ -609,10 +662,16 @@ def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2,
         "duplicated": sorted(p for p, c in seen.items() if c > 1),
         "unexpected": sorted(set(seen) - set(inputs)),
         "killed_at": killed_at,
+        "survivors": survivors,
         "after_kill": after_kill,
         "final_complete_after_kill": complete,
         "partial_left": partial.exists(),
+        "differ": _differ(comparable(records), comparable(reference)) if reference is not None else 0,
     }
+
+
+def _differ(got: dict, want: dict) -> int:
+    return sum(got.get(k) != v for k, v in want.items()) + len(set(got) - set(want))
 
 
 def build_claims(root: Path, n: int = 90, claims: int = 30, seed: int = 0) -> Path:
@@ -638,79 +697,167 @@ def _summaries(out: Path) -> dict[str, tuple]:
 
 
 def kill_resume_screen_once(claims_csv: Path, out: Path, kill_after: int, workers: int = 2,
-                            timeout: float = 120.0) -> dict:
-    """`medaudit screen` killed with SIGKILL once images.jsonl.partial has ``kill_after`` lines, then --resume.
+                            timeout: float = 120.0, target: str = "group", reference: Path | None = None) -> dict:
+    """`medaudit screen` killed with SIGKILL (``target``) once images.jsonl.partial has ``kill_after`` lines, resumed.
 
-    Returns ``inputs``, ``records``, ``lost``, ``duplicated`` ((claim, path) pairs), ``killed_at``, and ``claims``
-    (the per-claim summaries: images, errors, level, number of reuse hits) for comparison with an uninterrupted run.
+    Returns ``inputs``, ``records``, ``lost``, ``duplicated`` ((claim, path) pairs), ``killed_at``, ``survivors``,
+    ``claims`` (the per-claim summaries: images, errors, level, number of reuse hits) and, given ``reference`` (the
+    --out folder of an uninterrupted run), ``differ``: image records and claim summaries unlike the reference's.
     """
     shutil.rmtree(out, ignore_errors=True)
     partial = out / "images.jsonl.partial"
     lines = claims_csv.read_text().splitlines()[1:]
     pairs = {tuple(line.split(",", 1)) for line in lines}
     cmd = [*medaudit_command(), "screen", str(claims_csv), "--out", str(out), "--workers", str(workers), "-q"]
-    killed_at = _run_and_kill(cmd, partial, kill_after, timeout)
+    killed_at, survivors = _run_and_kill(cmd, partial, kill_after, timeout, target)
     _resume(cmd, timeout)
     records = _read_jsonl(out / "images.jsonl")
     got: dict[tuple, int] = {}
     for r in records:
         key = (r.get("claim_id"), r["path"])
         got[key] = got.get(key, 0) + 1
+    claims = _summaries(out)
+    differ = 0
+    if reference is not None:
+        want = _summaries(reference)
+        differ = _differ(comparable(records), comparable(_read_jsonl(reference / "images.jsonl"))) + _differ(
+            claims, want)
     return {
         "inputs": len(pairs),
         "records": len(records),
         "lost": sorted(pairs - set(got)),
         "duplicated": sorted(k for k, c in got.items() if c > 1),
         "killed_at": killed_at,
-        "claims": _summaries(out),
+        "survivors": survivors,
+        "claims": claims,
         "partial_left": partial.exists(),
+        "differ": differ,
     }
 
 
+def kill_audit_once(folder: Path, out: Path, delay: float, workers: int = 2, timeout: float = 120.0,
+                    target: str = "group", reference: Path | None = None) -> dict:
+    """`medaudit audit folder --out out` SIGKILLed (``target``) after ``delay`` seconds, then run again.
+
+    audit has no --resume: a kill must leave the previous report set whole (or none), and the rerun must give the
+    clean run's results. Returns ``killed`` (the run was still going), ``survivors``, ``torn`` (report.html/json/csv
+    not whole after the kill), ``records``, ``differ`` (results unlike ``reference``'s report.json, a clean run).
+    """
+    cmd = [*medaudit_command(), "audit", str(folder), "--out", str(out), "--workers", str(workers), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV,
+                            start_new_session=True)
+    try:
+        proc.wait(timeout=delay)
+        killed = False
+    except subprocess.TimeoutExpired:
+        _kill(proc, target)
+        killed = True
+    proc.wait(timeout=30)
+    survivors = survivors_of(proc.pid)
+    torn = False
+    if (out / "report.json").exists():
+        try:
+            json.loads((out / "report.json").read_text(encoding="utf-8"))
+            torn = not (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+            torn |= not (out / "report.csv").read_text(encoding="utf-8").endswith("\n")
+        except (ValueError, OSError):
+            torn = True
+    rerun = subprocess.run(cmd, capture_output=True, timeout=timeout, env=_ENV)
+    if rerun.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {rerun.returncode}: "
+                           f"{rerun.stderr.decode(errors='replace')[-2000:]}")
+    results = json.loads((out / "report.json").read_text(encoding="utf-8"))["results"]
+    differ = 0
+    if reference is not None:
+        want = json.loads((reference / "report.json").read_text(encoding="utf-8"))["results"]
+        differ = _differ(comparable(results), comparable(want))
+    return {"killed": killed, "survivors": survivors, "torn": torn, "records": len(results), "differ": differ}
+
+
 def kill_resume(runs: int, n_files: int = 150, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """``runs`` kill-and-resume cycles of `medaudit scan -j 2`, killing the group and the main process alone in
+    turn, each compared with a clean run."""
     rng = random.Random(seed)
-    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0, "torn": 0}
+    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0, "torn": 0,
+              "survivors": 0, "differ": 0}
     with tempfile.TemporaryDirectory(prefix="medaudit-killresume-") as tmp:
         folder = Path(tmp) / "inputs"
         build_real_folder(folder, n_files, seed)
+        clean = subprocess.run([*medaudit_command(), "scan", str(folder), "-q"], check=True, capture_output=True,
+                               timeout=600, env=_ENV)
+        reference = [json.loads(line) for line in clean.stdout.decode().splitlines()]
         for i in range(runs):
-            stats = kill_resume_once(folder, Path(tmp) / "out.jsonl", kill_after=rng.randint(1, n_files - 1))
+            target = KILLS[i % len(KILLS)]
+            stats = kill_resume_once(folder, Path(tmp) / "out.jsonl", kill_after=rng.randint(1, n_files - 1),
+                                     target=target, reference=reference)
             totals["runs"] += 1
             totals["killed"] += stats["killed_at"] is not None
             totals["inputs"] += stats["inputs"]
             totals["lost"] += len(stats["lost"])
             totals["duplicated"] += len(stats["duplicated"])
             totals["partial_left"] += stats["partial_left"]
+            totals["survivors"] += stats["survivors"]
+            totals["differ"] += stats["differ"]
             after = stats["after_kill"]
             totals["torn"] += (after["final"] and after["partial"]) or stats["final_complete_after_kill"] is False
-            log(f"run {i + 1}/{runs}: killed at {stats['killed_at']} lines; {stats['records']}/{stats['inputs']} "
-                f"records, lost {len(stats['lost'])}, duplicated {len(stats['duplicated'])}")
+            log(f"scan run {i + 1}/{runs} (kill {target}): killed at {stats['killed_at']} lines; {stats['records']}/"
+                f"{stats['inputs']} records, lost {len(stats['lost'])}, duplicated {len(stats['duplicated'])}, "
+                f"surviving processes {stats['survivors']}, records unlike a clean run {stats['differ']}")
     return totals
 
 
 def kill_resume_screen(runs: int, seed: int = 0, log: Callable[[str], None] = print) -> dict:
-    """``runs`` kill-and-resume cycles of `medaudit screen`, each compared with an uninterrupted run."""
+    """``runs`` kill-and-resume cycles of `medaudit screen -j 2` (group and main process alone in turn), each
+    compared with an uninterrupted run."""
     rng = random.Random(seed)
-    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0, "claims_differ": 0}
+    totals = {"runs": 0, "killed": 0, "inputs": 0, "lost": 0, "duplicated": 0, "partial_left": 0, "survivors": 0,
+              "differ": 0}
     with tempfile.TemporaryDirectory(prefix="medaudit-killscreen-") as tmp:
         claims_csv = build_claims(Path(tmp) / "inputs", seed=seed)
-        subprocess.run([*medaudit_command(), "screen", str(claims_csv), "--out", str(Path(tmp) / "ref"), "-q"],
-                       check=True, capture_output=True, timeout=300)
-        reference = _summaries(Path(tmp) / "ref")
+        reference = Path(tmp) / "ref"
+        subprocess.run([*medaudit_command(), "screen", str(claims_csv), "--out", str(reference), "-q"],
+                       check=True, capture_output=True, timeout=300, env=_ENV)
         for i in range(runs):
-            stats = kill_resume_screen_once(claims_csv, Path(tmp) / "out", kill_after=rng.randint(1, 89))
-            differ = sum(reference[c] != stats["claims"].get(c) for c in reference) + len(
-                set(stats["claims"]) - set(reference))
+            target = KILLS[i % len(KILLS)]
+            stats = kill_resume_screen_once(claims_csv, Path(tmp) / "out", kill_after=rng.randint(1, 89),
+                                            target=target, reference=reference)
             totals["runs"] += 1
             totals["killed"] += stats["killed_at"] is not None
             totals["inputs"] += stats["inputs"]
             totals["lost"] += len(stats["lost"])
             totals["duplicated"] += len(stats["duplicated"])
             totals["partial_left"] += stats["partial_left"]
-            totals["claims_differ"] += differ
-            log(f"screen run {i + 1}/{runs}: killed at {stats['killed_at']} lines; {stats['records']}/"
-                f"{stats['inputs']} records, lost {len(stats['lost'])}, duplicated {len(stats['duplicated'])}, "
-                f"claim summaries differing from an uninterrupted run {differ}")
+            totals["survivors"] += stats["survivors"]
+            totals["differ"] += stats["differ"]
+            log(f"screen run {i + 1}/{runs} (kill {target}): killed at {stats['killed_at']} lines; "
+                f"{stats['records']}/{stats['inputs']} records, lost {len(stats['lost'])}, duplicated "
+                f"{len(stats['duplicated'])}, surviving processes {stats['survivors']}, records and claim summaries "
+                f"unlike an uninterrupted run {stats['differ']}")
+    return totals
+
+
+def kill_audit(runs: int, n_files: int = 40, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """``runs`` kills of `medaudit audit -j 2` at random moments (group and main process alone in turn), each
+    followed by a rerun compared with a clean run."""
+    rng = random.Random(seed)
+    totals = {"runs": 0, "killed": 0, "survivors": 0, "torn": 0, "differ": 0}
+    with tempfile.TemporaryDirectory(prefix="medaudit-killaudit-") as tmp:
+        folder = Path(tmp) / "inputs"
+        build_real_folder(folder, n_files, seed)
+        reference = Path(tmp) / "ref"
+        start = time.monotonic()
+        subprocess.run([*medaudit_command(), "audit", str(folder), "--out", str(reference), "--workers", "2", "-q"],
+                       check=True, capture_output=True, timeout=600, env=_ENV)
+        full = time.monotonic() - start
+        for i in range(runs):
+            target = KILLS[i % len(KILLS)]
+            stats = kill_audit_once(folder, Path(tmp) / "out", delay=full * rng.uniform(0.1, 0.95), target=target,
+                                    reference=reference)
+            totals["runs"] += 1
+            for key in ("killed", "survivors", "torn", "differ"):
+                totals[key] += stats[key]
+            log(f"audit run {i + 1}/{runs} (kill {target}): killed {stats['killed']}, surviving processes "
+                f"{stats['survivors']}, torn report {stats['torn']}, results unlike a clean run {stats['differ']}")
     return totals
 
 
@@ -723,6 +870,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also run N kill-and-resume cycles of `medaudit scan`")
     parser.add_argument("--kill-resume-screen", type=int, default=0, metavar="N",
                         help="also run N kill-and-resume cycles of `medaudit screen`")
+    parser.add_argument("--kill-audit", type=int, default=0, metavar="N",
+                        help="also kill `medaudit audit` N times and rerun it")
     parser.add_argument("--pathological", action="store_true",
                         help="also time the parsers on inputs built to make them work hard")
     args = parser.parse_args(argv)
@@ -741,16 +890,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed |= stats["crashes"] > 0
     if args.kill_resume:
         totals = kill_resume(args.kill_resume, seed=args.seed)
-        print(f"kill-resume: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['inputs']} inputs, "
-              f"{totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial left, "
-              f"{totals['torn']} half-written outputs")
-        failed |= bool(totals["lost"] or totals["duplicated"] or totals["partial_left"] or totals["torn"])
+        print(f"kill-resume scan: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['inputs']} "
+              f"inputs, {totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial "
+              f"left, {totals['torn']} half-written outputs, {totals['survivors']} surviving processes, "
+              f"{totals['differ']} records unlike a clean run")
+        failed |= any(totals[k] for k in ("lost", "duplicated", "partial_left", "torn", "survivors", "differ"))
     if args.kill_resume_screen:
         totals = kill_resume_screen(args.kill_resume_screen, seed=args.seed)
         print(f"kill-resume screen: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['inputs']} "
               f"inputs, {totals['lost']} lost, {totals['duplicated']} duplicated, {totals['partial_left']} .partial "
-              f"left, {totals['claims_differ']} claim summaries differing")
-        failed |= bool(totals["lost"] or totals["duplicated"] or totals["partial_left"] or totals["claims_differ"])
+              f"left, {totals['survivors']} surviving processes, {totals['differ']} records or claim summaries unlike "
+              f"a clean run")
+        failed |= any(totals[k] for k in ("lost", "duplicated", "partial_left", "survivors", "differ"))
+    if args.kill_audit:
+        totals = kill_audit(args.kill_audit, seed=args.seed)
+        print(f"kill audit: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['survivors']} "
+              f"surviving processes, {totals['torn']} torn reports, {totals['differ']} results unlike a clean run")
+        failed |= any(totals[k] for k in ("survivors", "torn", "differ"))
     return 1 if failed else 0
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -148,8 +150,39 @@ def thumbnail(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:
 _worker_scanner: Scanner | None = None
 
 
-def _init_worker(options: ScanOptions) -> None:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_S = 1.0
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker process when ``parent`` (the process that started it) dies, whatever killed it.
+
+    A worker left behind holds its memory (hundreds of MB with the models loaded) and keeps running: SIGKILL,
+    SIGTERM or the OOM killer on the main process would otherwise orphan it. On Linux the kernel sends SIGKILL to
+    the worker when its parent exits (prctl PR_SET_PDEATHSIG); everywhere, and for the moment before prctl took
+    hold, a daemon thread polls the parent pid every PARENT_POLL_S seconds and exits when it changed.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc symbol (unusual builds): the watchdog below still holds
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before this worker got here
+        os._exit(1)
+    threading.Thread(target=watch, name="medaudit-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(options: ScanOptions, parent: int) -> None:
     global _worker_scanner
+    die_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _worker_scanner = Scanner(options)
     if "torch" in sys.modules:  # only when an analyzer uses it: importing torch costs seconds
@@ -257,7 +290,8 @@ def _execute_pool(todo: list[tuple[str, str | None]], options: ScanOptions, work
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
 
     def new_pool(n: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(options,))
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(options, os.getpid()))
 
     size = max(1, min(16, len(todo) // (workers * 8)))
     chunks = iter([todo[i : i + size] for i in range(0, len(todo), size)])

@@ -1,6 +1,8 @@
-"""Nothing lost: `medaudit scan` killed with SIGKILL part-way and resumed; `medaudit audit` killed; dying workers.
+"""Nothing lost, nothing left running: `medaudit scan`, `screen` and `audit` killed with SIGKILL part-way (the
+whole process group, or the main process alone) and resumed; dying workers.
 
-The long version (50 kill points) is ``python -m benchmarks.fuzz --seconds 0 --kill-resume 50``.
+The long version is ``python -m benchmarks.fuzz --seconds 0 --kill-resume 20 --kill-resume-screen 20
+--kill-audit 20``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,22 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from benchmarks.fuzz import build_real_folder, kill_resume_once, medaudit_command, seed_files
+from benchmarks.fuzz import (
+    KILLS,
+    build_real_folder,
+    kill_audit_once,
+    kill_resume_once,
+    medaudit_command,
+    run_processes,
+    seed_files,
+)
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -30,11 +41,12 @@ def folder(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("kill_after", [5, 60, 130])
-def test_scan_killed_and_resumed_loses_nothing(folder, tmp_path, kill_after):
-    stats = kill_resume_once(folder, tmp_path / "out.jsonl", kill_after=kill_after, workers=2)
+@pytest.mark.parametrize(("kill_after", "target"), [(5, "main"), (60, "group"), (130, "main")])
+def test_scan_killed_and_resumed_loses_nothing(folder, tmp_path, kill_after, target):
+    stats = kill_resume_once(folder, tmp_path / "out.jsonl", kill_after=kill_after, workers=2, target=target)
     assert stats["inputs"] == 150
     assert stats["lost"] == [] and stats["duplicated"] == [] and stats["unexpected"] == []
+    assert stats["survivors"] == 0, "a process of the killed run was still alive"
     assert stats["records"] == 150
     assert not stats["partial_left"]
     # at the moment of the kill the output was either absent (a .partial only) or whole, never both or torn
@@ -186,7 +198,8 @@ def test_resume_matches_names_that_spreadsheets_would_run(tmp_path, monkeypatch,
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_screen_killed_and_resumed_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("target", KILLS)
+def test_screen_killed_and_resumed_matches_an_uninterrupted_run(tmp_path, target):
     """`medaudit screen` (images filed in the reuse index first): after kill -9 and --resume every (claim, image)
     has one record and the claim summaries, reuse hits included, equal those of a run never interrupted."""
     from benchmarks.fuzz import _summaries, build_claims, kill_resume_screen_once
@@ -195,7 +208,65 @@ def test_screen_killed_and_resumed_matches_an_uninterrupted_run(tmp_path):
     subprocess.run([*medaudit_command(), "screen", str(claims_csv), "--out", str(tmp_path / "ref"), "-q"],
                    check=True, capture_output=True, timeout=120, env=ENV)
     reference = _summaries(tmp_path / "ref")
-    stats = kill_resume_screen_once(claims_csv, tmp_path / "out", kill_after=25)
+    stats = kill_resume_screen_once(claims_csv, tmp_path / "out", kill_after=25, target=target,
+                                    reference=tmp_path / "ref")
     assert stats["killed_at"] is not None
     assert stats["lost"] == [] and stats["duplicated"] == [] and not stats["partial_left"]
     assert stats["claims"] == reference
+    assert stats["survivors"] == 0 and stats["differ"] == 0
+
+
+def _start_and_wait_for_workers(cmd: list[str], n: int) -> subprocess.Popen:
+    """Start ``cmd`` in a new process group and return once ``n`` processes besides the main one run in it."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                            start_new_session=True)
+    while len(run_processes(proc.pid) - {proc.pid}) < n:
+        assert proc.poll() is None, "the run ended before its workers started"
+        time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("command", ["scan", "audit", "screen"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_exit_when_the_main_process_alone_is_killed(folder, tmp_path, command, sig):
+    """Issue 15 row 2: `kill -9` (or TERM) of the main `-j 2` process only used to orphan both workers (PPID 1,
+    ~800 MB each, alive 200 s later). Every process of the run must end with it, whatever signal it got."""
+    from benchmarks.fuzz import build_claims, survivors_of
+
+    if command == "screen":
+        target = [str(build_claims(tmp_path / "claims", n=400, claims=40))]
+    else:
+        target = [str(folder)]
+    out = ["-o", str(tmp_path / "out.jsonl")] if command == "scan" else ["--out", str(tmp_path / "out")]
+    proc = _start_and_wait_for_workers([*medaudit_command(), command, *target, *out, "-j", "2", "-q"], n=2)
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=30)
+    assert survivors_of(proc.pid) == 0, f"workers of `{command}` outlived the main process killed by {sig.name}"
+
+
+def test_die_with_parent_ends_a_process_whose_parent_is_gone(tmp_path):
+    """The watchdog half (the only one off Linux): a process told to die with a parent that is already gone
+    exits at once instead of running on."""
+    code = ("import os, sys, time; from forensics.scanner import die_with_parent; "
+            "die_with_parent(int(sys.argv[1])); time.sleep(60); sys.exit(0)")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    done = subprocess.run([sys.executable, "-c", code, str(dead.pid)], timeout=30, env=ENV)
+    assert done.returncode == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("target", KILLS)
+def test_audit_killed_then_rerun_matches_a_clean_run(folder, tmp_path, target):
+    small = tmp_path / "inputs"
+    shutil.copytree(folder / "claim_00", small / "a")
+    reference = tmp_path / "ref"
+    start = time.monotonic()
+    subprocess.run([*medaudit_command(), "audit", str(small), "--out", str(reference), "-j", "2", "-q"],
+                   check=True, capture_output=True, timeout=120, env=ENV)
+    full = time.monotonic() - start
+    stats = kill_audit_once(small, tmp_path / "out", delay=full * 0.6, target=target, reference=reference)
+    assert stats == {**stats, "survivors": 0, "torn": False, "differ": 0}
