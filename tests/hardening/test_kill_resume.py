@@ -228,19 +228,23 @@ def _start_and_wait_for_workers(cmd: list[str], n: int) -> subprocess.Popen:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("command", ["scan", "audit", "screen"])
+@pytest.mark.parametrize("command", ["scan", "audit", "screen", "scan --engine dask"])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_workers_exit_when_the_main_process_alone_is_killed(folder, tmp_path, command, sig):
     """Issue 15 row 2: `kill -9` (or TERM) of the main `-j 2` process only used to orphan both workers (PPID 1,
-    ~800 MB each, alive 200 s later). Every process of the run must end with it, whatever signal it got."""
+    ~800 MB each, alive 200 s later). Every process of the run must end with it, whatever signal it got; the
+    dask engine's LocalCluster workers included (distributed's own processes watch their parent)."""
     from benchmarks.fuzz import build_claims, survivors_of
 
+    if "dask" in command:
+        pytest.importorskip("dask.distributed")
     if command == "screen":
         target = [str(build_claims(tmp_path / "claims", n=400, claims=40))]
     else:
         target = [str(folder)]
-    out = ["-o", str(tmp_path / "out.jsonl")] if command == "scan" else ["--out", str(tmp_path / "out")]
-    proc = _start_and_wait_for_workers([*medaudit_command(), command, *target, *out, "-j", "2", "-q"], n=2)
+    out = ["-o", str(tmp_path / "out.jsonl")] if command.startswith("scan") else ["--out", str(tmp_path / "out")]
+    proc = _start_and_wait_for_workers([*medaudit_command(), *command.split(), *target, *out, "-j", "2", "-q"],
+                                       n=2)
     os.kill(proc.pid, sig)
     proc.wait(timeout=30)
     assert survivors_of(proc.pid) == 0, f"workers of `{command}` outlived the main process killed by {sig.name}"
