@@ -2,7 +2,7 @@
 
 Thin by design: parse options, call the library, print. Heavy imports (torch) happen inside commands so that
 ``medaudit --help`` is instant. Exit status: 0 done; 1 an image at or above --fail-on (or an error with
---fail-on-error); 2 usage or setup error.
+--fail-on-error); 2 usage or setup error; 3 the run itself failed (disk full, a bug): one line on stderr.
 """
 
 from __future__ import annotations
@@ -14,15 +14,53 @@ from pathlib import Path
 import click
 
 LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
+EXIT_CRASH = 3  # 1 means "an image reached --fail-on": a failed run must not be mistaken for a verdict
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, turning any uncaught exception into exit status EXIT_CRASH and one line on stderr.
+
+    Files that cannot be scanned are records, not exceptions; what gets here is the run failing (disk full, an
+    unwritable output, a bug), which a batch script must tell from exit 1 without parsing a traceback.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):  # usage errors (2), exits, Ctrl-C
+            raise
+        except Exception as exc:  # the one place every other failure is reported
+            from forensics.writers import printable
+
+            click.echo(f"medaudit: failed: {printable(f'{type(exc).__name__}: {exc}')}", err=True)
+            sys.exit(EXIT_CRASH)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medaudit")
 def main() -> None:
     """Generate and detect synthetic medical images, score deepfake risk, write audit reports."""
 
 
 # --- shared scan options -----------------------------------------------------------------------------------------
+
+
+def _max_bytes_option():
+    """--max-bytes, the same for every command that reads image files (scan, audit, screen, index add)."""
+    from forensics.io.guarded import DEFAULT_MAX_BYTES
+
+    return click.option("--max-bytes", type=click.IntRange(1), default=DEFAULT_MAX_BYTES, show_default=True,
+                        help="Refuse files larger than this many bytes (too_large), checked before reading "
+                             "(default 1 GiB).")
+
+
+def _root_options(func):
+    """--root / --allow-outside: where the paths a claims CSV names may lie (screen)."""
+    func = click.option("--allow-outside", is_flag=True,
+                        help="Read CSV paths wherever they point (default: only under the root).")(func)
+    return click.option("--root", type=click.Path(exists=True, file_okay=False), default=None,
+                        help="Folder the CSV's paths must lie under (default: the CSV's folder); others get an "
+                             "outside_root error record and are not read.")(func)
 
 
 def _scan_options(func):
@@ -33,6 +71,7 @@ def _scan_options(func):
                      help="Comma-separated analyzers to run (default: every available one; see `medaudit list`)."),
         click.option("--max-pixels", type=click.IntRange(1), default=None,
                      help="Refuse images declaring more pixels than this (default 2**27, about 134 million)."),
+        _max_bytes_option(),
         click.option("--timeout", "timeout_s", type=click.FloatRange(0), default=60.0, show_default=True,
                      help="Per-file time limit in seconds (0: none)."),
         click.option("--weights", "weights_dir", type=click.Path(exists=True, file_okay=False), default=None,
@@ -175,15 +214,18 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, e
               help="Reuse index (SQLite) of earlier claims; this batch is filed into it. Default: OUT/reuse.sqlite.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted screening in the same --out.")
 @click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
+@_root_options
 @_scan_options
-def screen(claims_csv, out_dir, index_path, resume, include_phi, workers, fail_on, fail_on_error, quiet, engine,
-           scheduler, **opts):
+def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_outside, workers, fail_on, fail_on_error,
+           quiet, engine, scheduler, **opts):
     """Screen the claims in CLAIMS_CSV (columns claim_id, path): per-image records, per-claim summary, report.
 
     Every image is filed in the reuse index under its claim first, so the same scan attached to two claims is
     caught within the batch and against earlier ones. --fail-on applies to claims: exit 1 when any claim's highest
-    risk reaches the level.
+    risk reaches the level. Paths must lie under --root (default: the CSV's folder) unless --allow-outside.
     """
+    import os
+
     from forensics.screening import read_claims, screen_claims
 
     try:
@@ -192,15 +234,20 @@ def screen(claims_csv, out_dir, index_path, resume, include_phi, workers, fail_o
         raise click.UsageError(str(exc)) from None
     options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
     try:
-        summaries, written = screen_claims(items, out_dir, options, index_path=index_path, resume=resume,
-                                           workers=workers, progress=not quiet, engine=engine, scheduler=scheduler)
+        summaries, written = screen_claims(
+            items, out_dir, options, index_path=index_path, resume=resume, workers=workers, progress=not quiet,
+            engine=engine, scheduler=scheduler,
+            root=None if allow_outside else (root or os.path.dirname(os.path.abspath(claims_csv))),
+        )
     except KeyboardInterrupt:
         click.echo("interrupted; rerun with --resume to continue", err=True)
         sys.exit(130)
+    from forensics.writers import printable
+
     for c in summaries:
         risk = "—" if c["max_risk"] is None else f"{c['max_risk']:.2f}"
-        click.echo(f"{c['level'] or 'error':<6} {risk:>5}  claim {c['claim_id']}: {'; '.join(c['reasons'][:2])}",
-                   err=True)
+        reasons = printable("; ".join(c["reasons"][:2]))
+        click.echo(f"{c['level'] or 'error':<6} {risk:>5}  claim {printable(c['claim_id'])}: {reasons}", err=True)
     for kind, path in written.items():
         click.echo(f"{kind}\t{path}")
     levels = [c["level"] for c in summaries]
@@ -219,14 +266,17 @@ def index():
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--claim", "claim_id", required=True, help="The claim these images were filed with.")
 @click.option("--db", "db", type=click.Path(dir_okay=False), required=True, help="SQLite index (created if absent).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Per-file time limit in seconds (0: none).")
+@_max_bytes_option()
 @click.option("--quiet", "-q", is_flag=True)
-def index_add(paths, claim_id, db, quiet):
-    """Add the images in PATHS (files or folders) to the index under --claim; prints counts as JSON."""
-    from forensics.inputs import iter_inputs
+def index_add(paths, claim_id, db, timeout_s, max_bytes, quiet):
+    """Add the images in PATHS (files or folders) to the index under --claim; prints counts and the files that
+    could not be filed (with their error codes) as JSON."""
     from forensics.reuse import add_paths
 
-    files = [p for p, error in iter_inputs(paths) if error is None]
-    click.echo(json.dumps(add_paths(db, files, claim_id, progress=not quiet)))
+    click.echo(json.dumps(add_paths(db, paths, claim_id, progress=not quiet, timeout_s=timeout_s,
+                                    max_bytes=max_bytes)))
 
 
 @index.command("query")
@@ -669,11 +719,6 @@ def data():
     """Real training data: verify a data folder and see where to obtain each dataset (nothing is downloaded)."""
 
 
-def _printable(text: str) -> str:
-    """Control characters (terminal escapes in file names) shown as escapes, never sent to the terminal."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
 @data.command("check")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -683,6 +728,7 @@ def data_check(data_dir, fmt):
     Exit 0 when every dataset present matches its manifest, 1 when any file is missing, changed or unlisted.
     A dataset that is absent is listed with its source and licence, not counted as a failure.
     """
+    from forensics.writers import printable
     from generators.sources import check_data_dir
 
     checks = check_data_dir(data_dir)
@@ -692,7 +738,7 @@ def data_check(data_dir, fmt):
         for c in checks:
             click.echo(f"{c.folder + '/':<14} {c.status:<11} {c.files} files verified")
             for problem in c.problems[:20]:
-                click.echo(f"    {_printable(problem)}")
+                click.echo(f"    {printable(problem)}")
             if len(c.problems) > 20:
                 click.echo(f"    ... and {len(c.problems) - 20} more")
             if c.source is not None:

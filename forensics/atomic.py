@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 
@@ -40,12 +40,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Replace ``path`` with ``data`` atomically; returns the path."""
     with atomic_path(path) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_synced(tmp, data)
     return Path(path)
+
+
+def write_set(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
+    """Replace several files as one set (a report's html, json and csv): every file is written and synced to its
+    temp file first, and only when all are written are they renamed into place. A failure while writing (a full
+    disk) leaves every old file as it was: never a new file beside old ones. Renames need no space."""
+    with ExitStack() as stack:
+        temps = [(stack.enter_context(atomic_path(path)), data) for path, data in files.items()]
+        for tmp, data in temps:
+            _write_synced(tmp, data)
+    return [Path(p) for p in files]
+
+
+def _write_synced(tmp: Path, data: bytes) -> None:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> Path:

@@ -2,7 +2,11 @@
 
 The run files every image of the batch in a reuse index under its claim before scanning, so an image filed
 under two claims is caught whether the other copy arrived earlier (a persistent ``index_path``) or in the same
-batch. Per-image records stream to ``images.jsonl`` (resumable); summaries and the report are written at the end.
+batch. Filing reads each file as the scan does (the guarded reader: regular files only, ``max_bytes``, the per-file
+time limit), so a folder or a FIFO named in the CSV is an error record in both steps. Paths are confined to a root
+(the CSV's folder by default): one outside it is refused without being looked at. Per-image records stream to
+``images.jsonl.partial`` (resumable); ``images.jsonl``, ``claims.jsonl`` and the report then replace the previous
+set as a whole.
 Screening runs every analyzer by default, the opt-in ones included: local tampering (``localization``) is one of the
 three frauds a claim screen is for, and worth its cost here.
 """
@@ -15,16 +19,17 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from forensics.atomic import write_text
 from forensics.fusion import level_of
-from forensics.records import ScanResult
+from forensics.records import ScanError, ScanResult
 from forensics.scanner import ScanOptions
 
 REQUIRED_COLUMNS = ("claim_id", "path")
 
 
 def read_claims(csv_path: str | os.PathLike) -> list[tuple[str, str]]:
-    """``(path, claim_id)`` per row; relative paths are taken relative to the CSV's folder.
+    """``(path, claim_id)`` per row, in order; relative paths are taken relative to the CSV's folder. A row
+    repeating an earlier (claim_id, path) is the same image listed twice and counted once (``--resume`` keys its
+    records by that pair, so a resumed run and a clean one agree).
 
     Raises:
         ValueError: a missing column or an empty claim id or path (with the row number).
@@ -41,7 +46,17 @@ def read_claims(csv_path: str | os.PathLike) -> list[tuple[str, str]]:
             if not claim or not path:
                 raise ValueError(f"{csv_path}:{row_number}: empty claim_id or path")
             items.append((str(csv_path.parent / path) if not os.path.isabs(path) else path, claim))
-    return items
+    return list(dict.fromkeys(items))
+
+
+OUTSIDE_ROOT = "outside the screening root (the CSV's folder or --root); not read (--allow-outside to permit)"
+
+
+def outside_root(path: str, root: str | os.PathLike) -> bool:
+    """True when ``path``, symbolic links resolved, is not under ``root``. Decided from the path alone, and the
+    refusal reads the same whether the file exists or not, so a CSV cannot probe the file system with it."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([os.path.realpath(path), real_root]) != real_root
 
 
 def summarize_claims(results: Iterable[ScanResult], options: ScanOptions) -> list[dict]:
@@ -81,39 +96,43 @@ def _matched_claim(finding) -> str | None:
     return None
 
 
-def write_claims(summaries: list[dict], path: Path) -> None:
-    write_text(path, "".join(json.dumps(s) + "\n" for s in summaries))
-
-
 def screen_claims(
     items: list[tuple[str, str]],
     out_dir: str | os.PathLike,
     options: ScanOptions,
     *,
     index_path: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
     resume: bool = False,
     workers: int = 1,
     progress: bool = False,
     engine: str = "local",
     scheduler: str | None = None,
 ) -> tuple[list[dict], dict[str, Path]]:
-    """Screen ``(path, claim_id)`` items into ``out_dir``; returns the claim summaries and the files written."""
+    """Screen ``(path, claim_id)`` items into ``out_dir``; returns the claim summaries and the files written.
+
+    ``root``: items whose path is outside it get an ``outside_root`` error record and are never read; None reads
+    every path. ``resume`` continues an interrupted run: images already filed under their claim are not read again,
+    images already recorded are not scanned again.
+    """
     from dataclasses import replace
 
     from forensics.audit import now_utc, run_context
     from forensics.report import write_report
-    from forensics.reuse import add_paths
+    from forensics.reuse import add_files
     from forensics.scanner import scan_items
     from forensics.writers import ResultWriter
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     index = Path(index_path) if index_path else out / "reuse.sqlite"
+    refused = [(path, claim) for path, claim in items if root is not None and outside_root(path, root)]
+    items = [item for item in items if item not in frozenset(refused)] if refused else items
     by_claim: dict[str, list[str]] = {}
     for path, claim in items:
         by_claim.setdefault(claim, []).append(path)
     for claim, paths in by_claim.items():  # filing is idempotent: a resumed run re-files nothing twice
-        add_paths(str(index), paths, claim)
+        add_files(str(index), paths, claim, timeout_s=options.timeout_s, max_bytes=options.max_bytes, resume=resume)
     options = replace(options, index_path=str(index))
     if options.analyzers is None:
         from forensics.analyzers import list_analyzers
@@ -124,22 +143,27 @@ def screen_claims(
     writer = ResultWriter("jsonl", out / "images.jsonl", resume=resume)
     fresh: dict[tuple[str | None, str], ScanResult] = {}
     try:
+        for path, claim in refused:
+            if (claim, path) not in writer.done:
+                writer.write(ScanResult(path=path, status="error", claim_id=claim,
+                                        error=ScanError("outside_root", OUTSIDE_ROOT)))
         for result in scan_items(items, options, workers=workers, skip=writer.done, progress=progress,
                                  engine=engine, scheduler=scheduler):
             writer.write(result)
             fresh[(result.claim_id, result.path)] = result
-    except BaseException:
-        writer.close(complete=False)
-        raise
-    writer.close()
+    finally:
+        writer.close(complete=False)  # images.jsonl is replaced below, together with the rest of the set
 
     # The whole batch, from the file (a resumed run's earlier records included), with this run's thumbnails.
+    records = writer.partial.read_bytes()
     results = []
-    for line in (out / "images.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in records.decode("utf-8", errors="surrogateescape").splitlines():
         record = ScanResult.from_dict(json.loads(line))
         results.append(fresh.get((record.claim_id, record.path), record))
     summaries = summarize_claims(results, options)
-    write_claims(summaries, out / "claims.jsonl")
+    claims_jsonl = "".join(json.dumps(s) + "\n" for s in summaries).encode("utf-8")
     context = dict(run_context(options), started=started, reuse_index=str(index))
-    written = write_report(results, out, context, claims=summaries)
+    written = write_report(results, out, context, claims=summaries,
+                           extra={"images.jsonl": records, "claims.jsonl": claims_jsonl})
+    writer.partial.unlink()
     return summaries, {"images": out / "images.jsonl", "claims": out / "claims.jsonl", **written}

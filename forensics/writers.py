@@ -11,15 +11,27 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from forensics.atomic import atomic_path
 from forensics.records import ScanResult
 
 FORMATS = ("jsonl", "csv", "table")
 CSV_COLUMNS = ("path", "sha256", "status", "risk", "level", "format", "modality", "error_code", "error_message",
                "evidence_codes", "top_evidence")
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: control characters (escape sequences in a file name, newlines, a file name that is
+    not UTF-8) shown as Python escapes (``\\x1b``, ``\\n``, ``\\udcff``), never sent as they are.
+
+    Every human-facing line that carries a file name, claim id or message from the input goes through this; JSON
+    Lines and CSV keep the exact text (JSON escapes control characters itself).
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def csv_safe(value: object) -> str:
@@ -58,7 +70,7 @@ def _table_line(result: ScanResult) -> str:
     else:
         top = result.top_evidence()
         what = f"{result.level:<6} {result.risk:5.2f}  {top[1].code if top and top[1].weight > 0 else ''}"
-    return f"{what:<48} {result.path}\n"
+    return f"{printable(what):<48} {printable(result.path)}\n"
 
 
 class ResultWriter:
@@ -82,7 +94,9 @@ class ResultWriter:
         self.partial = self.output.with_name(self.output.name + ".partial")
         if resume:
             if not self.partial.exists() and self.output.exists():
-                os.replace(self.output, self.partial)
+                # a copy, not a move: FILE stays whole until the resumed run completes and replaces it
+                with atomic_path(self.partial) as tmp:
+                    shutil.copyfile(self.output, tmp)
             if self.partial.exists():
                 self.done = _recorded_paths(self.partial, fmt)
         fresh = not (resume and self.partial.exists())

@@ -15,11 +15,11 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from forensics.atomic import write_text
+from forensics.atomic import write_set
 from forensics.phi import PHI_KEYWORDS, redact
 from forensics.records import ScanResult
 from forensics.report.images import overlay_uri, thumbnail_uri
-from forensics.writers import CSV_COLUMNS, csv_row
+from forensics.writers import CSV_COLUMNS, csv_row, csv_safe
 
 REPORT_SCHEMA_VERSION = "1.0"
 
@@ -43,6 +43,7 @@ def write_report(
     out_dir: str | Path,
     context: Mapping[str, Any] | None,
     claims: list[Mapping[str, Any]] | None = None,
+    extra: Mapping[str, bytes] | None = None,
 ) -> dict[str, Path]:
     """Write the audit report for ``results`` into ``out_dir`` (created when missing).
 
@@ -52,10 +53,14 @@ def write_report(
         context: run facts for the provenance block: ``tool_version``, ``command``, ``started``, ``finished``
             (ISO 8601 UTC), ``thresholds`` ({"medium": 0.5, "high": 0.9}), ``analyzers`` (list of {name, version,
             available, reason, model_hashes}), ``include_phi`` and ``machine``. Any may be missing.
-        claims: per-claim summaries from claim screening (``forensics.screening``), shown above the images.
+        claims: per-claim summaries from claim screening (``forensics.screening``), shown above the images; with
+            them, report.csv gets a ``claim_id`` column first.
+        extra: more files of the same output set, by name in ``out_dir`` (screening's images.jsonl and
+            claims.jsonl), written together with the report.
 
     Returns:
-        ``{"html": path, "json": path, "csv": path}``. Each file is replaced atomically.
+        ``{"html": path, "json": path, "csv": path}``. The files are replaced as one set (``atomic.write_set``):
+        a failure leaves the previous set whole, never new files beside old ones.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,13 +72,13 @@ def write_report(
     # Render everything before writing anything: a failure leaves the previous report whole.
     texts = {
         "json": render_json(results, context, summary, include_phi, claims),
-        "csv": render_csv(results),
+        "csv": render_csv(results, with_claims=claims is not None),
         "html": render_html(results, context, summary, include_phi, claims),
     }
     paths = {kind: out / f"report.{kind}" for kind in ("html", "json", "csv")}
-    for kind, text in texts.items():
-        # backslashreplace: a file name that is not UTF-8 (surrogate-escaped) shows as \udcff, never crashes the write
-        write_text(paths[kind], text, errors="backslashreplace")
+    # backslashreplace: a file name that is not UTF-8 (surrogate-escaped) shows as \udcff, never crashes the write
+    files = {paths[kind]: text.encode("utf-8", "backslashreplace") for kind, text in texts.items()}
+    write_set({**{out / name: data for name, data in (extra or {}).items()}, **files})
     return paths
 
 
@@ -160,12 +165,17 @@ def _scrub_phi(details: Mapping[str, Any] | None, include_phi: bool) -> dict[str
 # ----------------------------------------------------------------------------------------------- CSV
 
 
-def render_csv(results: list[ScanResult]) -> str:
-    """The rows ``medaudit scan --format csv`` writes, one per input, under a header."""
+def render_csv(results: list[ScanResult], with_claims: bool = False) -> str:
+    """The rows ``medaudit scan --format csv`` writes, one per input, under a header; ``with_claims`` (screening)
+    puts each row's claim id in a first column, ``claim_id``."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(csv_row(r) for r in results)
+    if with_claims:
+        writer.writerow(("claim_id", *CSV_COLUMNS))
+        writer.writerows([csv_safe(r.claim_id), *csv_row(r)] for r in results)
+    else:
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_row(r) for r in results)
     return buf.getvalue()
 
 

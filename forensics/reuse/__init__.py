@@ -14,9 +14,12 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from forensics.errors import InputError
+from forensics.io import DEFAULT_MAX_BYTES
+from forensics.io.guarded import time_limit
 from forensics.reuse.index import Match, Record, ReuseIndex, load_thresholds, prepare
 
-__all__ = ["Match", "Record", "ReuseIndex", "add_paths", "load_thresholds", "query_path"]
+__all__ = ["Match", "Record", "ReuseIndex", "add_files", "add_paths", "load_thresholds", "query_path"]
 
 
 def add_paths(
@@ -26,10 +29,44 @@ def add_paths(
     progress: bool = False,
     batch_size: int = 64,
     modality: str | None = None,
+    timeout_s: float = 60.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> dict[str, Any]:
-    """File every image under ``paths`` (folders walked recursively) under ``claim_id``.
+    """File every image under ``paths`` (folders walked recursively, as ``scan`` walks them) under ``claim_id``.
 
-    Files that cannot be read are reported, never abort the run. One transaction per ``batch_size`` images.
+    Returns :func:`add_files`'s counts, with the inputs the walk could not use (not found, link loops) as errors.
+    """
+    from forensics.inputs import iter_inputs
+
+    files, errors = [], []
+    for path, error in iter_inputs(paths):
+        if error is not None:
+            errors.append({"path": path, "code": error.code, "message": error.message})
+        else:
+            files.append(path)
+    out = add_files(db, files, claim_id, progress=progress, batch_size=batch_size, modality=modality,
+                    timeout_s=timeout_s, max_bytes=max_bytes)
+    out["errors"] = errors + out["errors"]
+    return out
+
+
+def add_files(
+    db: str | os.PathLike,
+    files: Iterable[str | os.PathLike],
+    claim_id: str,
+    progress: bool = False,
+    batch_size: int = 64,
+    modality: str | None = None,
+    timeout_s: float = 60.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """File each of ``files`` (files only: a folder is ``not_a_file``, never walked) under ``claim_id``.
+
+    Each file is read and hashed as a scan reads it: through the guarded reader (regular files up to ``max_bytes``)
+    and within the per-file ``timeout_s`` (0: none). A file that cannot be filed is reported, never aborts the run.
+    One transaction per ``batch_size`` images. ``resume``: a file already filed under this claim at the same path
+    (by an interrupted run) is counted as a skipped duplicate without being read again.
 
     Returns:
         ``{"added": int, "skipped_duplicates": int, "errors": [{"path", "code", "message"}, ...]}``;
@@ -37,16 +74,8 @@ def add_paths(
     """
     from tqdm import tqdm
 
-    from forensics.errors import InputError
-    from forensics.inputs import iter_inputs
-
+    files = [os.fspath(f) for f in files]
     out: dict[str, Any] = {"added": 0, "skipped_duplicates": 0, "errors": []}
-    todo: list[str] = []
-    for path, error in iter_inputs(paths):
-        if error is not None:
-            out["errors"].append({"path": path, "code": error.code, "message": error.message})
-        else:
-            todo.append(path)
 
     def count(records) -> None:
         for r in records:
@@ -55,17 +84,20 @@ def add_paths(
     with (
         ReuseIndex(db) as index,
         tqdm(
-            total=len(todo), desc="index", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True
+            total=len(files), desc="index", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True
         ) as bar,
     ):
         pending = []
-        for path in todo:
-            try:
-                pending.append(prepare(path))
-            except InputError as exc:
-                out["errors"].append({"path": path, "code": exc.code, "message": exc.message})
-            except (ValueError, MemoryError) as exc:
-                out["errors"].append({"path": path, "code": "corrupt_image", "message": str(exc)})
+        for path in files:
+            if resume and index.filed(path, claim_id):
+                out["skipped_duplicates"] += 1
+                bar.update()
+                continue
+            prepared = _prepare_file(path, timeout_s, max_bytes)
+            if isinstance(prepared, dict):
+                out["errors"].append(prepared)
+            else:
+                pending.append(prepared)
             bar.update()
             if len(pending) >= batch_size:
                 count(index._write(pending, claim_id, modality))
@@ -73,6 +105,29 @@ def add_paths(
         if pending:
             count(index._write(pending, claim_id, modality))
     return out
+
+
+def _prepare_file(path: str, timeout_s: float, max_bytes: int):
+    """:func:`prepare` one file under the time limit; an error record ``{"path", "code", "message"}`` instead of
+    any exception (decoder and OpenCV failures included), as ``Scanner.scan_file`` records them."""
+    prepared, error = None, None
+    limit = time_limit(timeout_s)
+    try:  # outside the limit: the alarm repeats until the limit is left, and each repeat must land here
+        with limit:
+            prepared = prepare(path, max_bytes=max_bytes)
+    except InputError as exc:
+        error = (exc.code, exc.message)
+    except MemoryError:
+        error = ("too_many_pixels", "ran out of memory decoding this file")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - one bad file must not end a batch
+        error = ("internal_error", f"{type(exc).__name__}: {exc}"[:500])
+    if limit.expired:  # whatever code under the limit made of the deadline, the file timed out
+        error = ("timeout", limit.message)
+    if error is None:
+        return prepared
+    return {"path": path, "code": error[0], "message": error[1]}
 
 
 def query_path(

@@ -12,6 +12,7 @@ import os
 from forensics.analyzers import register_analyzer
 from forensics.analyzers.base import Analyzer
 from forensics.records import Evidence, Finding, MedicalImage
+from forensics.reuse import hashing as H
 from forensics.reuse.index import THRESHOLDS_FILE, ReuseIndex
 
 
@@ -47,6 +48,8 @@ class ReuseAnalyzer(Analyzer):
     def analyze(self, image: MedicalImage) -> Finding:
         if not self.index_path:
             return self.finding(None)
+        if not H.hashable(image.pixels):  # nothing to compare (a 1x1 image): abstain, the other analyzers still run
+            return self.finding(None, [Evidence("reuse.too_small", "image too small to hash: not compared", 0.0)])
         claim = image.metadata.get("claim_id")
         claim = None if claim is None else str(claim)
         matches = self._open().query(image, exclude_claim=claim, limit=self.limit + 5)

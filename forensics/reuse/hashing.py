@@ -27,6 +27,7 @@ import numpy as np
 HASH_BITS = 64
 HASH_BYTES = HASH_BITS // 8
 WORK_PX = 256  # longer side of the normalized image
+MIN_SIDE = 2  # a shorter side below this has no windows and no DCT to hash (a 1x1 or 1x64 image)
 _DCT_PX = 32  # as imagehash.phash: resize to 32x32, keep the 8x8 low block
 _LOW = 8
 
@@ -62,8 +63,8 @@ def normalize(pixels: np.ndarray) -> np.ndarray:
             a = a[:, :, 0]
         else:
             a = a[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    if a.ndim != 2 or min(a.shape) < 2:
-        raise ValueError(f"need a 2-D image of at least 2x2 pixels, got shape {np.shape(pixels)}")
+    if a.ndim != 2 or min(a.shape) < MIN_SIDE:
+        raise ValueError(f"need a 2-D image of at least {MIN_SIDE}x{MIN_SIDE} pixels, got shape {np.shape(pixels)}")
     if a.dtype != np.uint8:
         a = a.astype(np.float32)
         if a.max(initial=0.0) > 1.0 + 1e-6:  # integers or stored values: stretch to the range
@@ -217,8 +218,16 @@ def undo_transform(pixels: np.ndarray, transform: int) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def hashable(pixels: np.ndarray) -> bool:
+    """True when the image is big enough to hash: both sides at least MIN_SIDE pixels."""
+    return min(np.shape(pixels)[:2]) >= MIN_SIDE
+
+
 def keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ORB on the equalized grey image at ORB_PX: ((n, 2) float32 points, (n, 32) uint8 descriptors)."""
+    """ORB on the equalized grey image at ORB_PX: ((n, 2) float32 points, (n, 32) uint8 descriptors).
+
+    None (0 points) where ORB cannot run: OpenCV's ORB asserts instead of finding nothing on images a few pixels
+    thin (1x64), so a cv2.error means this stage has nothing to offer, not a broken file."""
     a = _shrink(np.asarray(pixels), ORB_PX)
     if a.ndim == 3:
         a = (
@@ -233,7 +242,10 @@ def keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u = cv2.resize(u, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
     u = cv2.equalizeHist(np.ascontiguousarray(u))
     orb = cv2.ORB_create(nfeatures=ORB_FEATURES, fastThreshold=10)
-    kp, des = orb.detectAndCompute(u, None)
+    try:
+        kp, des = orb.detectAndCompute(u, None)
+    except cv2.error:
+        kp, des = (), None
     if des is None or not kp:
         return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
     return np.float32([k.pt for k in kp]).reshape(-1, 2), des

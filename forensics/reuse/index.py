@@ -9,7 +9,8 @@ Three tiers, strongest first:
 
 Writes are transactions: an image's row, hashes and keypoints are committed together or not at all, and a bulk
 add commits every ``batch_size`` images, so a killed process leaves whole images only. WAL mode lets readers
-query while a writer adds.
+query while a writer adds. Several processes may create the same new index at once: switching it to WAL and
+creating the schema are retried while another process holds the lock, within the busy timeout.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from forensics.errors import InputError
+from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from forensics.records import MedicalImage
 from forensics.reuse import hashing as H
 
@@ -32,6 +35,7 @@ SCHEMA_VERSION = 1
 THRESHOLDS_FILE = Path(__file__).with_name("thresholds.json")
 # Used when thresholds.json is missing; the calibrated file overrides them.
 _FALLBACK = {"hash": 6, "candidates": 20, "loose": 20, "inliers": 40}
+BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's lock before giving up
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,7 +129,11 @@ def load_thresholds(path: str | os.PathLike | None = None) -> dict[str, dict[str
     return {k: {**_FALLBACK, **v} for k, v in data.get("modalities", {}).items()}
 
 
-def _as_image(item: str | os.PathLike | MedicalImage | np.ndarray) -> MedicalImage:
+def _as_image(
+    item: str | os.PathLike | MedicalImage | np.ndarray,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> MedicalImage:
     if isinstance(item, MedicalImage):
         return item
     if isinstance(item, np.ndarray):
@@ -136,12 +144,24 @@ def _as_image(item: str | os.PathLike | MedicalImage | np.ndarray) -> MedicalIma
         )
     from forensics.io import load
 
-    return load(item)
+    return load(item, max_pixels=max_pixels, max_bytes=max_bytes)
 
 
-def prepare(item: str | os.PathLike | MedicalImage | np.ndarray) -> _Prepared:
-    """Load (when given a path) and compute everything the index stores; no database access."""
-    image = _as_image(item)
+def _hashable(image: MedicalImage) -> MedicalImage:
+    if not H.hashable(image.pixels):
+        h, w = image.pixels.shape[:2]
+        raise InputError("too_small", f"{w}x{h} pixels: too small to hash (both sides need {H.MIN_SIDE} or more)")
+    return image
+
+
+def prepare(
+    item: str | os.PathLike | MedicalImage | np.ndarray,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> _Prepared:
+    """Load (when given a path, through the guarded reader) and compute everything the index stores; no database
+    access. Raises InputError: the loader's codes, and ``too_small`` for an image with a side under 2 pixels."""
+    image = _hashable(_as_image(item, max_bytes, max_pixels))
     pts, des = H.keypoints(image.pixels)
     return _Prepared(image, H.image_sha256(image.pixels), H.stored_hashes(image.pixels), pts, des)
 
@@ -161,23 +181,29 @@ class ReuseIndex:
         self.readonly = readonly
         if readonly:
             uri = Path(self.db_path).resolve().as_uri() + "?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self.conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                        check_same_thread=False)
         else:
             Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            with self._transaction():
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
-                    self.conn.execute(stmt)
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('hash', ?)",
-                    (str(SCHEMA_VERSION), f"phash64x{len(H.WINDOWS)}"),
-                )
+            self.conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                        check_same_thread=False)
+            _while_busy(self._create)
         self.conn.execute("PRAGMA foreign_keys=ON")
         self._cache_key: tuple | None = None
         self._ids = np.zeros(0, np.int64)
         self._hashes = np.zeros((0, len(H.WINDOWS)), np.uint64)
+
+    def _create(self) -> None:
+        """WAL mode and the schema; idempotent, so a retry after another process created them changes nothing."""
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        with self._transaction():
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                self.conn.execute(stmt)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('hash', ?)",
+                (str(SCHEMA_VERSION), f"phash64x{len(H.WINDOWS)}"),
+            )
 
     # --- housekeeping ---------------------------------------------------------------------------------------
 
@@ -279,6 +305,13 @@ class ReuseIndex:
         self._cache_key = None
         return out
 
+    def filed(self, path: str | os.PathLike, claim_id: str) -> bool:
+        """True when a file at ``path`` was filed under ``claim_id`` (what a resumed screening need not redo)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM images WHERE claim_id = ? AND path = ? LIMIT 1", (str(claim_id), os.path.abspath(path))
+        ).fetchone()
+        return row is not None
+
     def remove_claim(self, claim_id: str) -> int:
         """Forget every image filed under a claim; returns how many."""
         with self._transaction() as conn:
@@ -328,8 +361,11 @@ class ReuseIndex:
             limit: at most this many matches.
             modality: which thresholds apply; default the image's DICOM modality, else ``default``.
             verify: run the ORB + RANSAC stage on near candidates (finds crops; costs ~10-50 ms).
+
+        Raises:
+            InputError: the loader's codes for a path, ``too_small`` for an image with a side under 2 pixels.
         """
-        image = _as_image(item)
+        image = _hashable(_as_image(item))
         lim = self.limits(modality or image.modality)
         excluded = None if exclude_claim is None else str(exclude_claim)
         found: dict[int, Match] = {}
@@ -403,6 +439,28 @@ class ReuseIndex:
     def stats(self) -> dict[str, Any]:
         n, claims = self.conn.execute("SELECT count(*), count(DISTINCT claim_id) FROM images").fetchone()
         return {"images": n, "claims": claims, "path": self.db_path}
+
+
+def _while_busy(step) -> None:
+    """Run ``step``, again while SQLite says another connection holds the database, up to BUSY_TIMEOUT_S.
+
+    Changing the journal mode of a new database takes an exclusive lock that SQLite does not wait for (no busy
+    handler runs there): two processes creating one index at once would fail with "database is locked"."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.25)
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _label(transform: int, crop: bool, filed_hw: tuple[int, int], query_hw: tuple[int, int]) -> str:
