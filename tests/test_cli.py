@@ -182,3 +182,47 @@ def test_tamper_inject_keeps_dicom_identity_when_unstamped_and_labels_when_stamp
     record = json.loads(CliRunner().invoke(main, ["scan", "-q", str(stamped)]).stdout)
     assert record["level"] == "high"
     assert CliRunner().invoke(main, ["tamper", "inject", str(src), "--at", "x", "--out", str(bare)]).exit_code == 2
+
+
+def test_a_run_that_fails_exits_3_with_one_line_not_a_traceback(mixed_folder, monkeypatch):
+    """Issue 15 row 8: disk full while writing used to end in a traceback and exit 1, the status that means
+    "an image reached --fail-on". A failed run has its own status and says why in one line."""
+    import errno
+
+    import forensics.writers
+
+    def disk_full(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(forensics.writers.ResultWriter, "_write", disk_full)
+    for command in (["scan", "--quiet"], ["scan", "--quiet", "--format", "table"]):
+        result = CliRunner().invoke(main, [*command, str(mixed_folder)])
+        assert result.exit_code == 3, result.output
+        assert result.stderr == "medaudit: failed: OSError: [Errno 28] No space left on device\n"
+
+
+def test_an_unexpected_exception_exits_3_and_usage_errors_stay_2(mixed_folder, monkeypatch):
+    import forensics.audit
+
+    def bug(*args, **kwargs):
+        raise KeyError("a bug\x1b[2J")
+
+    monkeypatch.setattr(forensics.audit, "audit", bug)
+    result = CliRunner().invoke(main, ["audit", str(mixed_folder), "--out", "unused", "-q"])
+    assert result.exit_code == 3
+    assert result.stderr == "medaudit: failed: KeyError: 'a bug\\x1b[2J'\n"
+    assert CliRunner().invoke(main, ["scan", "--no-such-option", str(mixed_folder)]).exit_code == 2
+
+
+def test_a_real_crash_in_a_child_process_exits_3(tmp_path):
+    """The same through the installed command: -o below a file, so the output cannot be created."""
+    import subprocess
+
+    from benchmarks.fuzz import medaudit_command, seed_files
+
+    image = tmp_path / "a.png"
+    image.write_bytes(seed_files()["png_gray8"][0])
+    done = subprocess.run([*medaudit_command(), "scan", str(image), "-o", str(image / "out.jsonl"), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("medaudit: failed: NotADirectoryError") and done.stderr.count("\n") == 1

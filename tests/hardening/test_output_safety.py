@@ -237,3 +237,48 @@ def test_audit_with_a_non_utf8_file_name(tmp_path):
     out = tmp_path / "out"
     _audit([str(folder), "--out", str(out)])
     assert (out / "report.html").exists()
+
+
+# --------------------------------------------------------------------------------------------- terminal escapes
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\r\n.png"  # set the title, clear the screen, colour, new line
+
+
+def _no_control(text: str) -> bool:
+    """No escape sequence can start: no ESC, BEL or CSI (the progress bar's own carriage returns are fine)."""
+    return not any(c in text for c in "\x1b\x07\x9b")
+
+
+def test_terminal_escapes_in_file_names_never_reach_the_terminal(tmp_path, monkeypatch):
+    """Issue 15 row 12: a file name with escape sequences, `--format table`, reached the terminal as is. Every
+    human-facing line escapes control characters; JSON Lines and CSV keep the name exact."""
+    from cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ESCAPES).write_bytes(seed_files()["png_gray8"][0])
+    runner = CliRunner()
+    table = runner.invoke(main, ["scan", "--format", "table", "--", ESCAPES])
+    assert table.exit_code == 0, table.output
+    assert _no_control(table.stdout) and _no_control(table.stderr)
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mred\\r\\n.png" in table.stdout
+    jsonl = runner.invoke(main, ["scan", "-q", "--", ESCAPES])
+    assert json.loads(jsonl.stdout)["path"] == ESCAPES
+
+    claims = tmp_path / "claims.csv"
+    claims.write_text(f'claim_id,path\n"C\x1b[2J1","{ESCAPES}"\n"C2","{ESCAPES}"\n', encoding="utf-8")
+    screen = runner.invoke(main, ["screen", str(claims), "--out", str(tmp_path / "out"), "-q"])
+    assert screen.exit_code == 0, screen.output
+    assert "C\\x1b[2J1" in screen.stderr and _no_control(screen.stderr) and _no_control(screen.stdout)
+
+    db = tmp_path / "index.sqlite"
+    assert runner.invoke(main, ["index", "add", "--claim", "C\x1b[2J9", "--db", str(db), "-q", "--", ESCAPES]
+                         ).exit_code == 0
+    query = runner.invoke(main, ["index", "query", "--db", str(db), "--", ESCAPES])
+    assert query.exit_code == 0 and query.stdout and _no_control(query.stdout)
+
+
+def test_printable_escapes_every_control_character():
+    from forensics.writers import printable
+
+    assert printable("a\x1b[2Jb\x07\x00\x7f\x9b\u202e\udcff.png") == "a\\x1b[2Jb\\x07\\x00\\x7f\\x9b\\u202e\\udcff.png"
+    assert printable("plain ünïcode 名前.png") == "plain ünïcode 名前.png"
