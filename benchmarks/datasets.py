@@ -376,18 +376,32 @@ def load_dataset(folder: str | os.PathLike) -> BenchmarkSet:
 
 def from_arrays(images: Sequence[np.ndarray], labels: Sequence[int], *, splits: Sequence[str],
                 generators: Sequence[str | None], modalities: Sequence[str] | None = None,
-                families: Sequence[str] | None = None, root: str | os.PathLike | None = None) -> BenchmarkSet:
+                families: Sequence[str] | None = None, groups: Sequence[str] | None = None,
+                root: str | os.PathLike | None = None) -> BenchmarkSet:
     """An in-memory set from arrays (tests, users' own data already loaded). Files are not written; the hash covers
-    the pixel bytes."""
+    the pixel bytes.
+
+    Pixels are kept at 8 bits when that is lossless (decoded 8-bit files), else at 16 bits. ``groups``: the split
+    unit of each image (patient, generator sample ...) that trainers split by; default one per image.
+    """
     items, cache = [], {}
     for i, (x, y) in enumerate(zip(images, labels, strict=True)):
-        u8 = np.round(np.clip(np.asarray(x, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
+        raw = _quantize(x)
         g = generators[i]
         iid = f"{'fake' if y else 'real'}/{g or 'real'}/{i}"
         items.append(Item(iid, int(y), (modalities or ["synthetic"] * len(labels))[i], g or "real", g,
-                          (families[i] if families else ("real" if not y else "gan")), splits[i], iid, iid,
-                          hashlib.sha256(u8.tobytes()).hexdigest()))
-        cache[iid] = u8
+                          (families[i] if families else ("real" if not y else "gan")), splits[i],
+                          groups[i] if groups else iid, iid, hashlib.sha256(raw.tobytes()).hexdigest()))
+        cache[iid] = raw
     ds = BenchmarkSet(root=Path(root or "."), items=items, recipe={"format": 1, "variant": "arrays"})
     ds._cache.update(cache)
     return ds
+
+
+def _quantize(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels of float ``x`` in [0, 1] when 8 bits hold them exactly, else uint16 (what ``pixels`` reads)."""
+    x = np.clip(np.asarray(x, dtype=np.float32), 0, 1)
+    u8 = np.round(x * 255).astype(np.uint8)
+    if np.array_equal(u8.astype(np.float32) / 255.0, x):
+        return u8
+    return np.round(x * 65535).astype(np.uint16)

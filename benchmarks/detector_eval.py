@@ -5,8 +5,9 @@
 What it reports (targets from the detector-suite issue in brackets):
 - in-distribution ROC-AUC per modality, format-matched: held-out real files (20% by patient, never trained on) and
   fresh generator samples (another seed), both through the same random format path [>= 0.99];
-- leave-one-family-out on chest X-ray: detectors retrained here on two of gan/vae/ddpm, tested on the third:
-  AUC and share of unseen fakes reaching ``high`` (fused risk >= 0.9) [AUC >= 0.95, >= 80% caught];
+- leave-one-family-out on chest X-ray (the harness's ``leave_one_generator_out`` protocol run on :func:`lofo_set`):
+  detectors retrained here on two of gan/vae/ddpm, tested on the third: AUC and share of unseen fakes reaching
+  ``high`` (fused risk >= 0.9) [AUC >= 0.95, >= 80% caught];
 - JPEG quality 70 and 0.5x resize on top of the format path [AUC >= 0.90];
 - expected calibration error [<= 0.05]; false-positive rate at ``high`` on held-out reals [<= 2%];
 - real DICOMs shipped with pydicom and nibabel: all ``low``;
@@ -30,7 +31,14 @@ import cv2
 import numpy as np
 
 from benchmarks.evaluations import Recorder, Section, register_evaluation
-from benchmarks.train_detector import TEST_FAKE_SEED, bundled_sets, bundled_variants, calibration_families
+from benchmarks.train_detector import (
+    FAKE_RATIO,
+    FAKE_VARIANTS,
+    REAL_VARIANTS,
+    TEST_FAKE_SEED,
+    TRAIN_FAKE_SEED,
+    bundled_sets,
+)
 
 PIXEL_ANALYZERS = ("frequency", "cnn")
 
@@ -172,45 +180,69 @@ def dicom_check(scanner) -> dict[str, Any]:
     return levels
 
 
-def lofo(data: Path, *, budget_s: float, seed: int = 0, cache: Path | None = None,
-         progress: bool = True) -> dict[str, Any]:
-    """Leave one generator family out on chest X-ray: train on two, test on the held-out third.
+def lofo_set(data: Path, *, seed: int = 0, progress: bool = True) -> tuple[Any, list[int]]:
+    """The chest X-ray set that leave-one-generator-out folds are cut from, and the reals' native round-trip sides.
 
-    Inside each fold, calibration is fitted the way ``fit_and_save`` fits it with two or more families: across the
-    two seen families (each held out in turn), so the third one is unseen by the models and by their calibration.
+    train: the training-split real files (short side <= 512 px) and ``FAKE_RATIO`` unstamped samples per real of the
+    bundled chest X-ray generators (seed ``TRAIN_FAKE_SEED``; the format path is drawn in training);
+    test: the held-out real files and twice as many new-seed samples, each through one format-path draw (the same
+    draw for an image in every fold). Split units: patients, generator samples.
     """
-    from forensics.training import VariantSet, fit_and_save, split_by_source
+    from benchmarks.datasets import from_arrays
+    from generators.api import generator_config
 
-    parts = bundled_variants(data, seed=seed, cache=cache, modalities=["cxr_kermany"], progress=progress)
-    test_sets = bundled_sets(data, heldout=True, seed=TEST_FAKE_SEED + seed, modalities=["cxr_kermany"],
-                             fake_ratio=2.0, progress=progress)
-    te = test_sets["cxr_kermany"]
-    splits = [(str(vs.kind[0]), *split_by_source(vs, groups, val_fraction=0.2, seed=seed)) for vs, groups in parts]
-    gens = [k for k, *_ in splits if k.startswith("cxr_") and k != "cxr_kermany"]
-    families = calibration_families(gens)
-    out: dict[str, Any] = {}
-    for held in gens:
-        train = VariantSet.concat([tr for k, tr, _ in splits if k != held])
-        val = VariantSet.concat([va for k, _, va in splits if k != held])
-        with tempfile.TemporaryDirectory() as d:
-            rep = fit_and_save(train, val, out_dir=d, families=families, seed=seed,
-                               time_budget_s=budget_s, progress=progress)
-            scanner = _scanner(Path(d))
-            cfg = scanner.options.fusion
-            unseen = [x for x, k in zip(te["fake"], te["fake_kinds"], strict=True) if k == held]
-            xs = _formatted(te["real"] + unseen, seed=1000 * seed + 7)
-            y = np.array([0] * len(te["real"]) + [1] * len(unseen))
-            s = score(scanner, xs)
-            out[held] = {
-                "trained_on": sorted(g for g in gens if g != held),
-                "cnn_steps": rep["analyzers"]["cnn"]["steps"],
-                **{f"auc_{n}": _metrics(y, s[n], cfg.high)["auc"] for n in s},
-                **{f"caught_high_{n}": float((s[n][y == 1] >= cfg.high).mean()) for n in s},
-                "fpr_high_risk": float((s["risk"][y == 0] >= cfg.high).mean()),
-            }
-        if progress:
-            print(f"LOFO {held}: {out[held]}", file=sys.stderr)
-    return out
+    folder = "cxr_kermany"
+    train = bundled_sets(data, heldout=False, seed=TRAIN_FAKE_SEED + seed, modalities=[folder],
+                         fake_ratio=FAKE_RATIO, progress=progress)[folder]
+    test = bundled_sets(data, heldout=True, seed=TEST_FAKE_SEED + seed, modalities=[folder], fake_ratio=2.0,
+                        progress=progress)[folder]
+    first = 1000 * seed + 7  # format-path seed of the first test image: reals, then each generator's fakes (in the
+    test_fakes = []  # order bundled_sets samples them) from the seed after the last real, as each fold lists them
+    for g in test["generators"]:
+        test_fakes += _formatted([x for x, k in zip(test["fake"], test["fake_kinds"], strict=True) if k == g],
+                                 seed=first + len(test["real"]))
+    images = train["real"] + train["fake"] + _formatted(test["real"], seed=first) + test_fakes
+    n_train, n_test = len(train["real"]) + len(train["fake"]), len(test["real"]) + len(test["fake"])
+    gens = [None] * len(train["real"]) + train["fake_kinds"] + [None] * len(test["real"]) + test["fake_kinds"]
+    ds = from_arrays(images, [int(g is not None) for g in gens], splits=["train"] * n_train + ["test"] * n_test,
+                     generators=gens, modalities=["cxr"] * len(gens),
+                     families=["real" if g is None else str(generator_config(g)["family"]) for g in gens],
+                     groups=train["real_groups"] + train["fake_groups"] + test["real_groups"] + test["fake_groups"])
+    return ds, sorted(train["natives"])
+
+
+def lofo(data: Path, record: Recorder, *, budget_s: float, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Leave one generator family out on chest X-ray (protocol ``leave_one_generator_out`` over :func:`lofo_set`):
+    the pixel detectors retrained on two families' fakes and the real training files, tested on the third.
+
+    Each fold trains like ``medaudit train detector``: ``REAL_VARIANTS`` / ``FAKE_VARIANTS`` format-path draws per
+    real / synthetic image, an inner validation split by patient and sample, calibration across the two seen
+    families (each held out in turn, so the third is unseen by the models and by their calibration), ``budget_s``
+    seconds of fitting shared by its three CNN fits. Every row goes to ``record``; returns the table of
+    :func:`render` ({unseen generator: figures}).
+    """
+    from benchmarks.detectors import RetrainedSuiteDetector
+    from benchmarks.protocols import DetectorSpec, run
+
+    ds, natives = lofo_set(data, seed=seed, progress=progress)
+    spec = DetectorSpec("suite.retrained", lambda: RetrainedSuiteDetector(
+        PIXEL_ANALYZERS, native_sizes=natives, time_budget_s=budget_s, cnn_max_steps=3000, cnn_batch_size=64,
+        real_variants=REAL_VARIANTS, fake_variants=FAKE_VARIANTS, seed=seed))
+    rows: dict[tuple[str, str, str], float] = {}
+
+    def keep(**row: Any) -> None:
+        record(**row)
+        if row.get("kind") == "metric":
+            rows[(row["detector"], row["subset"], row["metric"])] = row["value"]
+
+    run(ds, [spec], protocols=["leave_one_generator_out"], record=keep, seed=seed, parts=True, progress=progress)
+    names = {"risk": "suite.retrained", **{n: f"suite.retrained.{n}" for n in PIXEL_ANALYZERS}}
+    return {held: {"trained_on": [g for g in ds.generators if g != held],
+                   "cnn_steps": int(rows[("suite.retrained", held, "cnn_steps")]),
+                   **{f"auc_{n}": rows[(det, held, "auc")] for n, det in names.items()},
+                   **{f"caught_high_{n}": rows[(det, held, "tpr@thr")] for n, det in names.items()},
+                   "fpr_high_risk": rows[("suite.retrained", held, "fpr@thr")]}
+            for held in ds.generators}
 
 
 def speed(weights_dir: Path | None, n: int = 96, workers: int = 2) -> dict[str, float]:
@@ -292,12 +324,12 @@ def render(res: dict[str, Any]) -> str:
     return "\n".join(L) + "\n"
 
 
-#: Score names of ``evaluate`` / ``lofo`` -> detector names in the results store.
+#: Score names of ``evaluate`` -> detector names in the results store.
 STORED_AS = {"frequency": "frequency", "cnn": "cnn", "risk": "suite"}
 
 
 def record_rows(record: Recorder, res: dict[str, Any]) -> None:
-    """Store the figures of ``res`` (as :func:`render` shows them); LOFO rows under the harness's protocol name.
+    """Store the figures of ``res`` (as :func:`render` shows them; :func:`lofo` stores its rows as it measures).
 
     Thresholded figures are named as the leaderboard names them: ``tpr@thr`` / ``fpr@thr`` at ``high``.
     """
@@ -318,13 +350,6 @@ def record_rows(record: Recorder, res: dict[str, Any]) -> None:
         for k, v in res.get(key, {}).items():
             record(detector="suite", protocol="controls", subset="pooled", perturbation=f"control:{k}",
                    metric=f"flag_rate@{level}", value=v, n_fake=0)
-    for held, m in res.get("lofo", {}).items():
-        for score, det in STORED_AS.items():
-            det = f"{det}.retrained" if det != "suite" else "suite.retrained"
-            values = {"auc": m[f"auc_{score}"], "tpr@thr": m[f"caught_high_{score}"]}
-            if score == "risk":
-                values["fpr@thr"] = m["fpr_high_risk"]
-            record.figures(values, detector=det, protocol="leave_one_generator_out", subset=held, unseen=1)
     for label, v in res.get("speed", {}).items():
         record(detector="scan", protocol="speed", subset=label, metric="errors" if "errors" in label else
                "images_per_s", value=v)
@@ -332,8 +357,7 @@ def record_rows(record: Recorder, res: dict[str, Any]) -> None:
 
 @register_evaluation("detectors")
 def evaluate_detectors(record: Recorder, *, data: Path, lofo_budget: float = 450.0, weights: Path | None = None,
-                       in_distribution: bool = True, speed_check: bool = True, cache: Path | None = None,
-                       seed: int = 0) -> Section:
+                       in_distribution: bool = True, speed_check: bool = True, seed: int = 0) -> Section:
     """The pixel detectors in ``weights`` (default: bundled): in-distribution, LOFO, controls, DICOMs, speed.
 
     Args:
@@ -341,7 +365,6 @@ def evaluate_detectors(record: Recorder, *, data: Path, lofo_budget: float = 450
         lofo_budget: training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips LOFO).
         in_distribution: measure the in-distribution, perturbation, calibration, control and DICOM figures.
         speed_check: measure scan throughput.
-        cache: variant cache of ``benchmarks.train_detector``.
     """
     import torch
 
@@ -349,7 +372,7 @@ def evaluate_detectors(record: Recorder, *, data: Path, lofo_budget: float = 450
     data = Path(data)
     res = evaluate(data, weights, seed=seed) if in_distribution else {}
     if lofo_budget > 0:
-        res["lofo"] = lofo(data, budget_s=lofo_budget, seed=seed, cache=cache)
+        res["lofo"] = lofo(data, record, budget_s=lofo_budget, seed=seed)
     if speed_check:
         res["speed"] = speed(weights)
     record_rows(record, res)

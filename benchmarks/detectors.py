@@ -15,8 +15,10 @@ The contract (what ``medaudit bench run`` holds every detector to; :func:`check_
 Optional: ``pretrained: bool`` (True: ``fit`` does nothing; its training data is fixed, so leave-one-generator-out
 numbers of it are *not* unseen-generator numbers and the leaderboard says so), ``availability() -> (bool, why)``
 (pydicom-style: a detector whose weights are missing is listed and skipped with the reason), ``fits_groups: bool``
-(True: ``fit`` also takes ``groups``, the generator name of each image - None for reals - and calibrates across
-the generator families seen in training, as ``medaudit train detector`` does; protocols then pass them).
+(True: ``fit`` also takes ``groups``, the generator name of each image - None for reals - and ``sources``, its split
+unit (patient, generator sample), and calibrates across the generator families seen in training, as ``medaudit
+train detector`` does; protocols then pass them), ``predict_parts(images) -> {part: scores}`` (component scores,
+e.g. each analyzer of a fused suite), ``fit_figures() -> {name: float}`` (facts of the last fit, e.g. CNN steps).
 
 Where detectors come from:
 
@@ -243,13 +245,16 @@ class SuiteDetector(BaseDetector):
 
 class RetrainedSuiteDetector(BaseDetector):
     """Our pixel detectors retrained on the protocol's training split with ``forensics.training`` (format path,
-    native-size round trips of reals as negatives, Platt calibration on an inner validation split, fusion fit),
-    then scored like the shipped suite (``Scanner.score`` of the retrained pixel analyzers; threshold = ``high``).
+    native-size round trips of reals as negatives, Platt calibration on an inner validation split by source, fusion
+    fit), then scored like the shipped suite (``Scanner.score`` of the retrained pixel analyzers; threshold =
+    ``high``).
 
     Args:
         analyzers: which pixel analyzers to train (``("frequency",)`` is cheap; ``cnn`` costs CPU minutes).
         native_sizes: generators' native sides (px) for the reals' resolution round trips.
-        time_budget_s / cnn_max_steps: training budget.
+        time_budget_s: seconds of fitting and calibration (preparing the format-path variants is not counted: it
+            grows with the data, not with the budget).
+        cnn_max_steps / cnn_batch_size: CNN steps and batch size.
         real_variants / fake_variants: format-path draws per training image.
         seed: seeds everything.
     """
@@ -258,12 +263,13 @@ class RetrainedSuiteDetector(BaseDetector):
     fits_groups = True
 
     def __init__(self, analyzers: Sequence[str] = ("frequency", "cnn"), native_sizes: Sequence[int] = (64,),
-                 time_budget_s: float | None = 120.0, cnn_max_steps: int = 400, real_variants: int = 2,
-                 fake_variants: int = 1, seed: int = 0, high: float = 0.9):
+                 time_budget_s: float | None = 120.0, cnn_max_steps: int = 400, cnn_batch_size: int = 32,
+                 real_variants: int = 2, fake_variants: int = 1, seed: int = 0, high: float = 0.9):
         self.analyzers = tuple(analyzers)
         self.native_sizes = tuple(native_sizes)
         self.time_budget_s = time_budget_s
         self.cnn_max_steps = cnn_max_steps
+        self.cnn_batch_size = cnn_batch_size
         self.real_variants = real_variants
         self.fake_variants = fake_variants
         self.seed = seed
@@ -280,29 +286,35 @@ class RetrainedSuiteDetector(BaseDetector):
     def threshold(self) -> float:  # type: ignore[override]
         return self.high
 
-    def fit(self, images: list[np.ndarray], labels: np.ndarray,
-            groups: Sequence[str | None] | None = None) -> RetrainedSuiteDetector:
+    def fit(self, images: list[np.ndarray], labels: np.ndarray, groups: Sequence[str | None] | None = None,
+            sources: Sequence[str] | None = None) -> RetrainedSuiteDetector:
         """Train on ``images``; ``groups`` (generator name per image, None for reals) turns on calibration across
-        the generator families among the fakes (each held out in turn), so ``high`` holds for an unseen family."""
+        the generator families among the fakes (each held out in turn), so ``high`` holds for an unseen family;
+        ``sources`` (split unit per image, e.g. the patient) keeps each unit on one side of the inner validation
+        split (default: one unit per image)."""
         from dataclasses import replace
 
         from benchmarks.train_detector import calibration_families
         from forensics.fusion import FusionConfig
         from forensics.scanner import Scanner, ScanOptions
-        from forensics.training import train_detectors
+        from forensics.training import fit_and_save, prepare_variants
 
         labels = np.asarray(labels).astype(int)
-        real = [x for x, y in zip(images, labels, strict=True) if y == 0]
-        fake = [x for x, y in zip(images, labels, strict=True) if y == 1]
-        kinds = None if groups is None else [str(g) for g, y in zip(groups, labels, strict=True) if y == 1]
+
+        def side(values: Sequence[Any] | None, lab: int) -> list[Any] | None:
+            return None if values is None else [v for v, y in zip(values, labels, strict=True) if y == lab]
+
+        kinds = None if groups is None else [str(g) for g in side(groups, 1) or []]
         families = calibration_families(sorted(set(kinds))) if kinds else None
+        train, val = prepare_variants(side(images, 0), side(images, 1), real_groups=side(sources, 0),
+                                      fake_groups=side(sources, 1), fake_kinds=kinds, native_sizes=self.native_sizes,
+                                      seed=self.seed, real_variants=self.real_variants,
+                                      fake_variants=self.fake_variants)
         self._tmp = tempfile.TemporaryDirectory(prefix="medaudit-bench-")
         d = Path(self._tmp.name)
-        self.report_ = train_detectors(real, fake, out_dir=d, fake_kinds=kinds, families=families,
-                                       native_sizes=self.native_sizes, seed=self.seed,
-                                       time_budget_s=self.time_budget_s, analyzers=self.analyzers,
-                                       real_variants=self.real_variants, fake_variants=self.fake_variants,
-                                       cnn_max_steps=self.cnn_max_steps, cnn_batch_size=32)
+        self.report_ = fit_and_save(train, val, out_dir=d, families=families, seed=self.seed,
+                                    analyzers=self.analyzers, time_budget_s=self.time_budget_s,
+                                    cnn_max_steps=self.cnn_max_steps, cnn_batch_size=self.cnn_batch_size)
         fusion = replace(FusionConfig.for_weights(d), high=self.high)
         scanner = Scanner(ScanOptions(analyzers=list(self.analyzers), fusion=fusion, weights_dir=str(d)))
         if scanner.skipped:
@@ -310,10 +322,26 @@ class RetrainedSuiteDetector(BaseDetector):
         self.scanner_ = scanner
         return self
 
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+    def _results(self, images: Sequence[np.ndarray]) -> list[Any]:
         if self.scanner_ is None:
             raise RuntimeError(f"{self.name}: call fit first")
-        return _risks(self.scanner_, images)
+        return [self.scanner_.score(as_medical_image(x, i)) for i, x in enumerate(images)]
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return np.array([r.risk for r in self._results(images)], dtype=np.float64)
+
+    def predict_parts(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """{analyzer: float (n,) calibrated score} of the fused analyzers (no score -> 0.0, as the adapters do)."""
+        out: dict[str, list[float]] = {a: [] for a in self.analyzers}
+        for r in self._results(images):
+            for f in r.findings:
+                out[f.analyzer].append(0.0 if f.score is None else float(f.score))
+        return {a: np.asarray(v, dtype=np.float64) for a, v in out.items()}
+
+    def fit_figures(self) -> dict[str, float]:
+        """``cnn_steps``: optimizer steps the CNN got within the budget (none without a CNN)."""
+        cnn = self.report_.get("analyzers", {}).get("cnn")
+        return {} if cnn is None else {"cnn_steps": float(cnn["steps"])}
 
     def weights_hash(self) -> str:
         if self.scanner_ is None:
@@ -321,7 +349,6 @@ class RetrainedSuiteDetector(BaseDetector):
         s = self.scanner_
         parts = [f"{a.name}:{k}={v}" for a in s.analyzers for k, v in sorted(a.model_hashes().items())]
         return hash_arrays(*parts, repr(s.options.fusion.to_dict()))
-
 
 # ---------------------------------------------------------------------------------------------- registry
 @register_detector("frequency")

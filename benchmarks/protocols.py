@@ -12,11 +12,11 @@ Per in-distribution task the same fitted detector is also measured under the per
 on the shortcut controls (real test images only; flag rate at the detector's shipped threshold).
 
 Fitting policy: trainable detectors are fitted anew for every task on its train split (detectors with
-``fits_groups`` also get each item's generator, so ``suite.retrained`` calibrates across the families it trains on,
-as ``medaudit bench detectors``' leave-one-family-out folds do); the validation split picks ``bacc@val``'s
-threshold. Pre-trained detectors (``pretrained = True``: our shipped analyzers and suite) are not
-refitted; their training data covers every bundled generator, so on unseen-generator protocols their rows are
-marked ``unseen = 0`` and the leaderboard does not rank them there.
+``fits_groups`` also get each item's generator and split unit, so ``suite.retrained`` calibrates across the families
+it trains on and validates on patients it did not train on); the validation split picks ``bacc@val``'s threshold.
+Pre-trained detectors (``pretrained = True``: our shipped analyzers and suite) are not refitted; their training data
+covers every bundled generator, so on unseen-generator protocols their rows are marked ``unseen = 0`` and the
+leaderboard does not rank them there.
 """
 
 from __future__ import annotations
@@ -172,13 +172,17 @@ def run(
     n_boot: int = 200,
     grid_max: int | None = None,
     seed: int = 0,
+    parts: bool = False,
     progress: bool = False,
 ) -> list[str]:
     """Fit and measure every detector on every task; ``record(**row)`` receives each result row.
 
     Rows: ``kind`` = ``metric`` (detector, version, weights_hash, protocol, subset, perturbation, metric, value, lo,
     hi, n_real, n_fake, unseen), ``curve`` (detector, protocol, subset, perturbation, curve kind, points) or
-    ``skip`` (detector, reason). Returns notes (protocols that could not run, detectors skipped).
+    ``skip`` (detector, reason). A detector's ``fit_figures()`` (e.g. ``cnn_steps``) are stored beside ``fit_s``.
+    With ``parts``, the component scores of detectors that have ``predict_parts`` (e.g. each analyzer of the
+    retrained suite, at the suite's threshold) are measured on the test split too, as detector ``<name>.<part>``.
+    Returns notes (protocols that could not run, detectors skipped).
     """
     from benchmarks.detectors import availability
 
@@ -207,7 +211,7 @@ def run(
             t0 = time.perf_counter()
             if getattr(det, "fits_groups", False):  # calibrates across the seen generator families
                 x, y = arrays(task.train)
-                det.fit(x, y, groups=[it.generator for it in task.train])
+                det.fit(x, y, groups=[it.generator for it in task.train], sources=[it.group for it in task.train])
             elif not getattr(det, "pretrained", False):
                 x, y = arrays(task.train)
                 det.fit(x, y)
@@ -223,8 +227,13 @@ def run(
                     "protocol": task.protocol, "subset": task.subset}
             thr = float(getattr(det, "threshold", 0.5))
             _emit(record, base, "none", yt, st, thr, vthr, unseen, n_boot, seed)
+            if parts and hasattr(det, "predict_parts"):
+                for part, sp in det.predict_parts(xt).items():
+                    _emit(record, {**base, "detector": f"{spec.name}.{part}"}, "none", yt, sp, thr, None, unseen,
+                          n_boot, seed, curves=False)
             extra = {"fit_s": fit_s, "ms_per_image": ms_per_image, "threshold": thr,
-                     "val_threshold": float("nan") if vthr is None else vthr}
+                     "val_threshold": float("nan") if vthr is None else vthr,
+                     **(det.fit_figures() if hasattr(det, "fit_figures") else {})}
             for k, v in extra.items():
                 record(kind="metric", **base, perturbation="none", metric=k, value=float(v), lo=float("nan"),
                        hi=float("nan"), n_real=int((yt == 0).sum()), n_fake=int((yt == 1).sum()), unseen=unseen)

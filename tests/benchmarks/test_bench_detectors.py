@@ -152,3 +152,18 @@ def test_retrained_suite_calibrates_across_the_families_the_protocol_passes():
     assert det.report_["calibration"]["held_out_families"] == ["gan", "vae"]
     plain = create_detector("frequency.retrained", real_variants=1).fit(x, y)
     assert plain.report_["calibration"]["held_out_families"] == []
+
+
+def test_retrained_suite_splits_by_source_and_scores_its_parts():
+    from benchmarks.detectors import _toy_data
+
+    x, y = _toy_data(40)
+    sources = [f"{'fake' if lab else 'real'}{i // 8}" for i, lab in enumerate(y)]  # five units of 4 per label
+    det = create_detector("frequency.retrained", real_variants=1).fit(x, y, sources=sources)
+    data = det.report_["data"]
+    # the seeded hash sends units fake1, fake3 and real4 to validation, whole (one unit per image: 4 and 4)
+    assert (data["val_synthetic"], data["val_real"]) == (8, 4)
+    parts = det.predict_parts(x[:6])
+    assert list(parts) == ["frequency"] and parts["frequency"].shape == (6,)
+    assert ((parts["frequency"] >= 0) & (parts["frequency"] <= 1)).all()
+    assert det.fit_figures() == {}  # no CNN, no steps

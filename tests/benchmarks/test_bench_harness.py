@@ -298,13 +298,14 @@ def test_leave_one_generator_out_passes_the_seen_generators_to_fits_groups_detec
     from benchmarks.detectors import BaseDetector
     from benchmarks.protocols import DetectorSpec, run
 
-    fits = []
+    fits, units = [], []
 
     class Grouped(BaseDetector):
         name, version, fits_groups = "grouped", "1", True
 
-        def fit(self, images, labels, groups=None):
+        def fit(self, images, labels, groups=None, sources=None):
             fits.append(sorted({g for g in groups if g}))
+            units.append(set(sources))
             return self
 
         def predict_proba(self, images):
@@ -312,8 +313,54 @@ def test_leave_one_generator_out_passes_the_seen_generators_to_fits_groups_detec
 
     rng = np.random.default_rng(0)
     gens = [None, "cxr_gan", "cxr_vae", "cxr_ddpm"] * 6
+    patients = [f"patient{i // 8}" for i in range(len(gens))]
     ds = from_arrays([rng.random((16, 16)).astype(np.float32) for _ in gens], [int(g is not None) for g in gens],
-                     splits=["train", "val", "test"] * 8, generators=gens, modalities=["cxr"] * len(gens))
+                     splits=["train", "val", "test"] * 8, generators=gens, modalities=["cxr"] * len(gens),
+                     groups=patients)
     run(ds, [DetectorSpec("grouped", Grouped)], protocols=["leave_one_generator_out"], record=lambda **r: None,
         n_boot=2)
     assert fits == [["cxr_gan", "cxr_vae"], ["cxr_ddpm", "cxr_vae"], ["cxr_ddpm", "cxr_gan"]]
+    assert units == [{"patient0", "patient1", "patient2"}] * 3  # the items' split units, for the inner split
+
+
+def test_run_measures_parts_and_stores_fit_figures():
+    from benchmarks.detectors import BaseDetector
+
+    class Parts(BaseDetector):
+        name, version = "parts", "1"
+
+        def predict_proba(self, images):
+            return np.asarray([float(np.mean(x)) for x in images])
+
+        def predict_parts(self, images):
+            return {"half": self.predict_proba(images) / 2}
+
+        def fit_figures(self):
+            return {"steps": 7.0}
+
+    ds = _toy_set()
+    rows = []
+    for parts in (False, True):
+        rows.append({(r["detector"], r["metric"]): r["value"] for r in _rows(ds, Parts, parts)})
+    assert ("parts.half", "auc") not in rows[0] and rows[0][("parts", "steps")] == 7.0
+    assert rows[1][("parts.half", "auc")] == rows[1][("parts", "auc")]  # halving keeps the ranking
+    assert rows[1][("parts.half", "tpr@thr")] <= rows[1][("parts", "tpr@thr")]
+
+
+def _rows(ds, cls, parts):
+    from benchmarks.protocols import DetectorSpec, run
+
+    out = []
+    run(ds, [DetectorSpec(cls.name, cls)], protocols=["leave_one_generator_out"], n_boot=0, parts=parts,
+        record=lambda **r: out.append(r) if r["kind"] == "metric" and r["subset"] == "gan_a" else None)
+    return out
+
+
+def test_from_arrays_keeps_pixels_exactly():
+    eight = np.arange(256, dtype=np.float32).reshape(16, 16) / 255.0
+    sixteen = (np.arange(256, dtype=np.float32).reshape(16, 16) * 250 + 3) / 65535.0
+    ds = from_arrays([eight, sixteen], [0, 1], splits=["train", "test"], generators=[None, "g"])
+    x, _ = ds.arrays(ds.items)
+    assert ds._cache[ds.items[0].id].dtype == np.uint8 and np.array_equal(x[0], eight)
+    assert ds._cache[ds.items[1].id].dtype == np.uint16 and np.array_equal(x[1], sixteen)
+    assert [it.group for it in ds.items] == [it.id for it in ds.items]  # one split unit per image by default

@@ -64,26 +64,96 @@ def test_calibration_holds_out_the_families_of_modalities_that_have_several():
     assert calibration_families(bundled_generator_names()) == {"cxr_ddpm": "ddpm", "cxr_gan": "gan", "cxr_vae": "vae"}
 
 
-def test_lofo_rows_reach_the_store_and_the_leaderboard(tmp_path):
-    from benchmarks.detector_eval import record_rows
+def _entry(n_real: int, gens: list[str], n_fake: int, seed: int, value: float) -> dict:
+    """A ``bundled_sets`` entry of constant images: reals ``value``, each generator's fakes a level of its own."""
+    fake_kinds = [g for g in gens for _ in range(n_fake)]
+    return {"real": [np.full((20, 24), value, np.float32) for _ in range(n_real)],
+            "real_groups": [f"cxr_kermany/person{i // 2}" for i in range(n_real)],
+            "fake": [np.full((8, 8), 0.1 + 0.2 * gens.index(k), np.float32) for k in fake_kinds],
+            "fake_groups": [f"{g}/seed{seed}/{i}" for g in gens for i in range(n_fake)],
+            "fake_kinds": fake_kinds, "natives": {32, 64}, "generators": gens}
+
+
+def test_lofo_set_holds_training_sources_and_the_formatted_test_images_of_every_fold(monkeypatch):
+    from benchmarks import detector_eval
+    from benchmarks.protocols import tasks
+
+    gens = ["cxr_ddpm", "cxr_gan", "cxr_vae"]
+    calls = []
+
+    def fake_sets(data, *, heldout, seed, modalities, fake_ratio, progress):
+        calls.append((heldout, seed, fake_ratio))
+        return {"cxr_kermany": _entry(3 if heldout else 4, gens, 2 if heldout else 1, seed, 0.5 if heldout else 0.7)}
+
+    monkeypatch.setattr(detector_eval, "bundled_sets", fake_sets)
+    ds, natives = detector_eval.lofo_set(Path("data"), seed=1, progress=False)
+    assert calls == [(False, 1, 2.0), (True, 100_001, 2.0)] and natives == [32, 64]
+    folds, _ = tasks(ds, ["leave_one_generator_out"])
+    assert [t.subset for t in folds] == gens
+    gan = folds[1]
+    assert {it.generator for it in gan.train} == {None, "cxr_ddpm", "cxr_vae"} and len(gan.train) == 4 + 2
+    assert {it.group for it in gan.train if it.label == 0} == {"cxr_kermany/person0", "cxr_kermany/person1"}
+    assert [it.generator for it in gan.test] == [None] * 3 + ["cxr_gan"] * 2
+    # each test image takes the format-path draw it took when a fold listed reals, then the unseen fakes
+    entry = _entry(3, gens, 2, 100_001, 0.5)
+    want = detector_eval._formatted(entry["real"] + entry["fake"][2:4], seed=1007)
+    got, _ = ds.arrays(gan.test)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_lofo_runs_the_protocol_and_its_rows_reach_the_store_and_the_docs(tmp_path, monkeypatch):
+    from benchmarks import detector_eval, detectors
+    from benchmarks.detectors import BaseDetector
     from benchmarks.evaluations import Recorder
     from benchmarks.leaderboard import collect, render_protocols_md
     from benchmarks.store import ResultStore
 
-    fold = {"trained_on": ["cxr_gan", "cxr_vae"], "cnn_steps": 3, "auc_risk": 0.97, "auc_frequency": 0.9,
-            "auc_cnn": 0.95, "caught_high_risk": 0.81, "caught_high_frequency": 0.5, "caught_high_cnn": 0.7,
-            "fpr_high_risk": 0.01}
+    made = []
+
+    class Retrained(BaseDetector):
+        """Scores the mean pixel; what the LOFO factory asks of the retrained suite is kept in ``made``."""
+
+        version, threshold, fits_groups = "1", 0.5, True
+
+        def __init__(self, analyzers, **kw):
+            made.append((tuple(analyzers), kw))
+
+        def fit(self, images, labels, groups=None, sources=None):
+            return self
+
+        def predict_proba(self, images):
+            return np.asarray([float(np.mean(x)) for x in images])
+
+        def predict_parts(self, images):
+            return {"frequency": self.predict_proba(images), "cnn": 1 - self.predict_proba(images)}
+
+        def fit_figures(self):
+            return {"cnn_steps": 12.0}
+
+    gens = ["cxr_ddpm", "cxr_gan", "cxr_vae"]
+    monkeypatch.setattr(detector_eval, "bundled_sets", lambda data, *, heldout, seed, **kw: {
+        "cxr_kermany": _entry(6, gens, 4, seed, 0.05 if heldout else 0.7)})
+    monkeypatch.setattr(detectors, "RetrainedSuiteDetector", Retrained)
     with ResultStore(tmp_path / "r.sqlite") as store:
         run_id = store.start_run(profile="", command="c", machine="m", dataset_hash="", evaluation="detectors")
-        record_rows(Recorder(store, run_id, "detectors"), {"lofo": {"cxr_ddpm": fold}})
+        table = detector_eval.lofo(Path("data"), Recorder(store, run_id, "detectors"), budget_s=33, seed=0,
+                                   progress=False)
         store.finish_run(run_id, wall_s=1, cpu_s=1)
         rows = {(r["detector"], r["subset"], r["metric"]): r for r in store.results(run_id)}
         data = collect(store, run_id)
-    assert rows[("suite.retrained", "cxr_ddpm", "tpr@thr")]["value"] == 0.81
-    assert rows[("suite.retrained", "cxr_ddpm", "fpr@thr")]["value"] == 0.01
-    assert rows[("suite.retrained", "cxr_ddpm", "auc")]["protocol"] == "leave_one_generator_out"
-    md = render_protocols_md(data)
-    assert "cxr_ddpm" in md and "0.970" in md and "suite.retrained" in md
+    assert made[0] == (("frequency", "cnn"), {"native_sizes": [32, 64], "time_budget_s": 33, "cnn_max_steps": 3000,
+                                              "cnn_batch_size": 64, "real_variants": 4, "fake_variants": 1, "seed": 0})
+    gan = table["cxr_gan"]  # fakes of gan are 0.3 > reals 0.05 (formatted), so the mean pixel separates them
+    assert gan["trained_on"] == ["cxr_ddpm", "cxr_vae"] and gan["cnn_steps"] == 12
+    assert gan["auc_risk"] == gan["auc_frequency"] == 1.0 and gan["auc_cnn"] == 0.0
+    assert gan["caught_high_risk"] == 0.0 and gan["fpr_high_risk"] == 0.0  # 0.3 < threshold 0.5
+    assert rows[("suite.retrained", "cxr_gan", "auc")]["protocol"] == "leave_one_generator_out"
+    assert rows[("suite.retrained", "cxr_gan", "auc")]["unseen"] == 1
+    assert rows[("suite.retrained.cnn", "cxr_gan", "tpr@thr")]["value"] == gan["caught_high_cnn"]
+    assert "suite.retrained" in render_protocols_md(data)
+    md = detector_eval.render({"lofo": table})
+    assert "| unseen | trained on | cnn steps | AUC fused | AUC frequency | AUC cnn | caught at high (fused) | " in md
+    assert "| cxr_gan | cxr_ddpm, cxr_vae | 12 | 1.000 | 1.000 | 0.000 | 0.000 | " in md
 
 
 def test_train_detector_main_needs_out_and_data(monkeypatch, capsys):
