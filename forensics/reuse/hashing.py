@@ -226,8 +226,9 @@ def hashable(pixels: np.ndarray) -> bool:
 def keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ORB on the equalized grey image at ORB_PX: ((n, 2) float32 points, (n, 32) uint8 descriptors).
 
-    None (0 points) where ORB cannot run: OpenCV's ORB asserts instead of finding nothing on images a few pixels
-    thin (1x64), so a cv2.error means this stage has nothing to offer, not a broken file."""
+    None (0 points) for an image one pixel thin (1x64): OpenCV's ORB asserts on those instead of finding nothing."""
+    if not hashable(pixels):
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
     a = _shrink(np.asarray(pixels), ORB_PX)
     if a.ndim == 3:
         a = (
@@ -242,10 +243,7 @@ def keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u = cv2.resize(u, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
     u = cv2.equalizeHist(np.ascontiguousarray(u))
     orb = cv2.ORB_create(nfeatures=ORB_FEATURES, fastThreshold=10)
-    try:
-        kp, des = orb.detectAndCompute(u, None)
-    except cv2.error:
-        kp, des = (), None
+    kp, des = orb.detectAndCompute(u, None)
     if des is None or not kp:
         return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
     return np.float32([k.pt for k in kp]).reshape(-1, 2), des

@@ -125,7 +125,7 @@ def test_a_timeout_caught_by_an_analyzer_still_ends_the_file(tmp_path, monkeypat
 def test_unreadable_file_and_folder(tmp_path, monkeypatch):
     """chmod 000 does not stop root, so the OS answer is simulated: EACCES on open() and on listing a folder."""
     import forensics.inputs as inputs_mod
-    import forensics.io as io_mod
+    import forensics.io.guarded as guarded
     from cli import main
 
     secret = tmp_path / "secret.dcm"
@@ -135,7 +135,7 @@ def test_unreadable_file_and_folder(tmp_path, monkeypatch):
     locked.mkdir()
     (locked / "inside.png").write_bytes(b"x")
     locked.chmod(0)
-    real_open, real_scandir = open, os.scandir
+    real_open, real_scandir = os.open, os.scandir
 
     def fake_open(path, *a, **kw):
         if str(path).endswith("secret.dcm"):
@@ -147,7 +147,7 @@ def test_unreadable_file_and_folder(tmp_path, monkeypatch):
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(io_mod, "open", fake_open, raising=False)
+    monkeypatch.setattr(guarded.os, "open", fake_open)
     monkeypatch.setattr(inputs_mod.os, "scandir", fake_scandir)
     try:
         result = CliRunner().invoke(main, ["scan", str(tmp_path), "-q"])
