@@ -1,6 +1,7 @@
 """The dask engine: the same scan, spread over a dask.distributed cluster (a LocalCluster when none is named).
 
-The client reads each file and ships its bytes with the task, so workers need no shared file system; each worker
+The client reads each file (the guarded reader, under the per-file time limit and --max-bytes) and ships its bytes
+with the task, so workers need no shared file system; each worker
 builds its Scanner once (analyzers may load weights) and reuses it. Results come back in input order, so the
 output is the same as the local engine's.
 """
@@ -11,6 +12,8 @@ import os
 from collections import deque
 from collections.abc import Iterator
 
+from forensics.errors import InputError
+from forensics.io.guarded import read_file, time_limit
 from forensics.records import ScanError, ScanResult
 
 _CHUNK = 16  # files per task: enough to amortize scheduling, small enough to keep workers busy
@@ -33,16 +36,17 @@ def _scan_chunk(chunk: list[tuple[str, str | None, bytes | None, ScanError | Non
     return out
 
 
-def _read(path: str) -> tuple[bytes | None, ScanError | None]:
+def _read(path: str, options) -> tuple[bytes | None, ScanError | None]:
+    """The file's bytes as the local engine reads them, or the error record's error."""
+    limit = time_limit(options.timeout_s)
     try:
-        with open(path, "rb") as f:
-            return f.read(), None
-    except IsADirectoryError:
-        return None, ScanError("not_a_file", "a directory, not an image file")
-    except FileNotFoundError:
-        return None, ScanError("not_found", "no such file")
-    except OSError as exc:
-        return None, ScanError("unreadable", f"cannot read: {exc.strerror or exc}")
+        with limit:
+            data = read_file(path, options.max_bytes)
+    except InputError as exc:
+        return None, ScanError(exc.code, exc.message)
+    if limit.expired:
+        return None, ScanError("timeout", limit.message)
+    return data, None
 
 
 def scan_on_dask(
@@ -65,7 +69,7 @@ def scan_on_dask(
         # A bounded window of submitted chunks: file bytes of the whole batch are never all in memory at once.
         window = max(2, 4 * len(client.scheduler_info().get("workers", {})) or 8)
         for chunk in chunks:
-            payload = [(path, claim_id, *_read(os.fspath(path))) for path, claim_id in chunk]
+            payload = [(path, claim_id, *_read(os.fspath(path), options)) for path, claim_id in chunk]
             in_flight.append(client.submit(_scan_chunk, payload, options_future, pure=False))
             while len(in_flight) >= window:
                 yield from in_flight.popleft().result()

@@ -351,3 +351,19 @@ def test_screen_report_csv_has_a_claim_id_column(tmp_path):
     assert _screen(_csv(tmp_path / "claims.csv", ["A-17,a.png"]), tmp_path / "out").exit_code == 0
     header, row = (tmp_path / "out" / "report.csv").read_text().splitlines()[:2]
     assert header.startswith("claim_id,path,") and row.startswith("A-17,")
+
+
+def test_the_dask_engine_reads_through_the_guarded_reader(tmp_path):
+    """The dask client reads files for its workers: the same codes as the local engine, before any bytes ship."""
+    from forensics.distributed import _read
+    from forensics.scanner import ScanOptions
+
+    os.mkfifo(tmp_path / "pipe.png")
+    good = _png(tmp_path / "good.png")
+    codes = [(data is not None, error.code if error else None) for data, error in (
+        _read(str(tmp_path / "pipe.png"), ScanOptions()),
+        _read(str(tmp_path), ScanOptions()),
+        _read(str(good), ScanOptions(max_bytes=good.stat().st_size - 1)),
+        _read(str(good), ScanOptions()),
+    )]
+    assert codes == [(False, "not_a_file"), (False, "not_a_file"), (False, "too_large"), (True, None)]
