@@ -24,16 +24,22 @@ import cv2  # noqa: E402
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_ARITHMETIC = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+# Deflate compresses at most about 1032:1 (long runs of one byte); a margin on top for zlib's framing.
+_DEFLATE_MAX_RATIO = 1100
 
 
 # ---------------------------------------------------------------------------------------------- containers
 def _png_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
-    """Walk the PNG chunks: CRCs valid, IHDR first, IDAT present, IEND reached. Returns (width, height, facts)."""
+    """Walk the PNG chunks: CRCs valid, IHDR first, IDAT present, IEND reached.
+
+    Returns (width, height, facts, short): ``short`` says why the IDAT data cannot fill the declared size, or None.
+    """
     view = memoryview(data)
     n = len(data)
     pos = len(_PNG_SIG)
     width = height = None
-    has_idat = False
+    has_idat, idat_bytes = False, 0
     while True:
         if pos + 12 > n:
             raise InputError("truncated", f"PNG ends at byte {n} without an IEND chunk")
@@ -49,26 +55,34 @@ def _png_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
         if width is None:
             if ctype != b"IHDR" or length < 13:
                 raise InputError("corrupt_image", "PNG does not start with an IHDR chunk")
-            width, height = struct.unpack(">II", view[pos + 8 : pos + 16])
+            width, height, bit_depth, colour = struct.unpack(">IIBB", view[pos + 8 : pos + 18])
         elif ctype == b"IDAT":
             has_idat = True
+            idat_bytes += length
         elif ctype == b"IEND":
             break
         pos = end
     if not has_idat:
         raise InputError("corrupt_image", "PNG has no IDAT (image data) chunk")
+    # every row is a filter byte and its samples; deflate cannot shrink them more than _DEFLATE_MAX_RATIO times
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+    raw = height * (1 + -(-width * channels * bit_depth // 8))
+    short = None
+    if idat_bytes * _DEFLATE_MAX_RATIO < raw:
+        short = f"PNG declares {width}x{height} ({raw} bytes inflated) but holds only {idat_bytes} bytes of image data"
     facts: dict[str, Any] = {}
     if n > end:
         facts["trailing_bytes"] = n - end
-    return width, height, facts
+    return width, height, facts, short
 
 
 def _jpeg_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
-    """Walk the JPEG markers from SOI to EOI (through every scan). Returns (width, height, facts)."""
+    """Walk the JPEG markers from SOI to EOI (through every scan). Returns (width, height, facts, short)."""
     n = len(data)
     pos = 2
     width = height = None
     facts: dict[str, Any] = {}
+    scan_bytes, arithmetic = 0, False  # entropy-coded bytes over every scan; the frame's coding
     while True:
         # markers may be preceded by fill bytes; anything else between segments is tolerated like libjpeg does
         pos = data.find(b"\xff", pos)
@@ -96,11 +110,13 @@ def _jpeg_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
             if seglen < 8:
                 raise InputError("corrupt_image", "JPEG frame header too short")
             height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            arithmetic = marker in _JPEG_ARITHMETIC
             facts["jpeg_process"] = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}.get(marker, "other")
         if marker == 0xDA:  # SOS: entropy-coded data follows, up to the next real marker
             if width is None:
                 raise InputError("corrupt_image", "JPEG scan before any frame header")
             i = segend
+            scan_start = segend
             while True:
                 i = data.find(b"\xff", i)
                 if i < 0 or i + 1 >= n:
@@ -110,6 +126,7 @@ def _jpeg_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
                     i += 1
                     continue
                 break
+            scan_bytes += i - scan_start
             pos = i
         else:
             pos = segend
@@ -117,7 +134,23 @@ def _jpeg_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
         raise InputError("corrupt_image", "JPEG has no frame header (SOF)")
     if n > end:
         facts["trailing_bytes"] = n - end
-    return width, height, facts
+    return width, height, facts, _jpeg_shortfall(width, height, scan_bytes, arithmetic)
+
+
+def _jpeg_shortfall(width: int, height: int, scan_bytes: int, arithmetic: bool) -> str | None:
+    """Why a JPEG's image data cannot cover its declared size, or None when it may.
+
+    libjpeg decodes a scan that ends early as grey and allocates the full declared frame first: a header of
+    11000 x 11000 over 8 x 8 of data took 2-3.6 GB and scored "ok". Huffman coding spends at least one bit per
+    8 x 8 block of the first component (its DC difference), so fewer bytes than blocks / 8 cannot be a whole image.
+    Arithmetic coding (rare) has no such floor: max_pixels bounds it.
+    """
+    if arithmetic or height == 0:  # height 0: declared later (DNL); OpenCV's own guard is the limit
+        return None
+    blocks = -(-width // 8) * -(-height // 8)
+    if scan_bytes * 8 >= blocks:
+        return None
+    return f"JPEG declares {width}x{height} ({blocks} blocks of 8x8) but holds only {scan_bytes} bytes of image data"
 
 
 def _tiff_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
@@ -165,7 +198,7 @@ def _tiff_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
             extent = max((o + c for o, c in zip(tags[off_tag], tags[cnt_tag], strict=False)), default=0)
             if extent > n:
                 raise InputError("truncated", f"TIFF image data ends at byte {extent} but the file has {n} bytes")
-    return width, height, {}
+    return width, height, {}, None
 
 
 def _bmp_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
@@ -186,7 +219,7 @@ def _bmp_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
             raise InputError("truncated", f"BMP pixel data needs {needed} bytes but the file has {n}")
     elif offset >= n:
         raise InputError("truncated", "BMP ends before its pixel data")
-    return width, height, {}
+    return width, height, {}, None
 
 
 def _webp_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
@@ -214,7 +247,7 @@ def _webp_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
     facts: dict[str, Any] = {}
     if n > 8 + riff_size:
         facts["trailing_bytes"] = n - 8 - riff_size - (riff_size & 1)
-    return width, height, facts
+    return width, height, facts, None
 
 
 _HEADERS = {"png": _png_header, "jpeg": _jpeg_header, "tiff": _tiff_header, "bmp": _bmp_header, "webp": _webp_header}
@@ -238,13 +271,15 @@ def decode_raster(data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
         InputError: ``truncated``, ``corrupt_image`` or ``too_many_pixels``.
     """
     try:
-        width, height, facts = _HEADERS[fmt](data)
+        width, height, facts, short = _HEADERS[fmt](data)
     except (struct.error, IndexError) as exc:
         raise InputError("truncated", f"{fmt.upper()} header cut short: {exc}") from None
     if width <= 0 or (height <= 0 and fmt != "jpeg"):
         raise InputError("corrupt_image", f"{fmt.upper()} declares an empty image ({width}x{height})")
     # a JPEG may give its height 0 and declare it later (DNL marker): then OpenCV's own guard is the limit
     check_pixels(width * max(height, 1), max_pixels, f"{width}x{height}")
+    if short is not None:  # a header bomb: the declared frame would be allocated in full, then mostly left grey
+        raise InputError("truncated", short)
 
     try:
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
