@@ -89,11 +89,11 @@ def test_screen_with_thin_pngs_writes_every_record(tmp_path):
 
 
 def _fill(args) -> tuple[int, list]:
-    from forensics.reuse import add_files
+    from forensics.reuse import add_paths
 
-    db, files, claim, barrier = args[0], args[1], args[2], _BARRIER
-    barrier.wait()
-    out = add_files(db, files, claim)
+    db, files, claim = args
+    _BARRIER.wait()  # all eight open the new database at the same moment
+    out = add_paths(db, files, claim)
     return out["added"], out["errors"]
 
 
@@ -119,6 +119,31 @@ def test_eight_processes_create_and_fill_one_new_index(tmp_path):
         assert len(_filed(Path(db))) == 16
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_creating_an_index_retries_while_another_process_holds_the_lock(tmp_path, monkeypatch):
+    """What the race looks like from one process: switching a new database to WAL answers "database is locked"
+    at once (SQLite runs no busy handler there) while another process creates it; creation is retried."""
+    from forensics.reuse.index import ReuseIndex
+
+    real, failures = ReuseIndex._create, []
+
+    def create(self):
+        if len(failures) < 3:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        real(self)
+
+    monkeypatch.setattr(ReuseIndex, "_create", create)
+    with ReuseIndex(tmp_path / "new.db") as index:
+        assert len(index) == 0 and len(failures) == 3
+
+    def broken(self):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(ReuseIndex, "_create", broken)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):  # other errors are not retried
+        ReuseIndex(tmp_path / "other.db")
 
 
 # --- row 4: a file that blocks on read ----------------------------------------------------------------------------
