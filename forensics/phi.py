@@ -1,5 +1,8 @@
 """Patient identifiers: which DICOM attributes they are, and how reports replace them.
 
+Dates and times of the visit count as identifiers (HIPAA Safe Harbor): they are redacted like names unless the
+user passes --include-phi. Rules that compare dates (dicom.date_order) report the gap in days, never a date.
+
 A redacted value becomes ``redacted:<8 hex>``, a salted hash: equal values stay equal within one report (an
 examiner can still see that two files name the same patient) without revealing the value.
 """
@@ -9,6 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 
+DATE_KEYWORDS = (
+    "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstanceCreationDate", "AcquisitionDateTime",
+    "StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime", "InstanceCreationTime", "PatientAge",
+    "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime", "OverlayDate", "CurveDate",
+)
 # Keywords from the DICOM Basic Application Level Confidentiality Profile (PS3.15 Table E.1-1) that identify a
 # person, an institution's record of them, or their visit.
 PHI_KEYWORDS = frozenset(
@@ -21,6 +29,8 @@ PHI_KEYWORDS = frozenset(
         "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber",
         "IssuerOfPatientID", "PatientInsurancePlanCodeSequence", "ResponsiblePerson", "PatientComments",
         "AdditionalPatientHistory", "RequestAttributesSequence", "PerformedProcedureStepID", "ScheduledProcedureStepID",
+        # Dates and times of the visit: HIPAA Safe Harbor counts every date more precise than the year
+        *DATE_KEYWORDS,
     }
 )
 

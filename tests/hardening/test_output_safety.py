@@ -162,8 +162,15 @@ IDENTITY = {
     "AccessionNumber": "ACCQX9912",
     "InstitutionName": "Saint Quxwell Infirmary",
     "ReferringPhysicianName": "Vorpal^Jabberwock",
+    # issue 15 row 14: dates were shown unredacted (HIPAA Safe Harbor counts them)
+    "StudyDate": "19770312",
+    "SeriesDate": "19770313",
+    "AcquisitionDate": "19770314",
+    "ContentDate": "19770315",
+    "StudyTime": "134159",
 }
-NEEDLES = ["Quxwell", "Zebediah", "PIDQX-77321", "19230405", "ACCQX9912", "Saint Quxwell", "Vorpal", "Jabberwock"]
+NEEDLES = ["Quxwell", "Zebediah", "PIDQX-77321", "19230405", "ACCQX9912", "Saint Quxwell", "Vorpal", "Jabberwock",
+           "1977", "134159"]
 
 
 @pytest.fixture
@@ -199,6 +206,29 @@ def test_audit_redacts_patient_identifiers_unless_asked(identified, tmp_path):
     _audit([str(identified), "--out", str(opted), "--include-phi"])
     html = (opted / "report.html").read_text(encoding="utf-8")
     assert "Quxwell" in html and "PIDQX-77321" in html  # the opt-in works, so the redaction test means something
+    assert "19770312" in html
+
+
+def test_screen_carries_no_patient_identifiers_unless_asked(identified, tmp_path):
+    """Every file screen writes (images.jsonl, claims.jsonl, report.*) and its stdout/stderr: 0 planted names,
+    IDs, dates or institution without --include-phi."""
+    from cli import main
+
+    claims = tmp_path / "claims.csv"
+    claims.write_text(f"claim_id,path\nC1,{identified / 'patient.dcm'}\n", encoding="utf-8")
+    for include_phi in (False, True):
+        out = tmp_path / f"out_{include_phi}"
+        result = CliRunner().invoke(main, ["screen", str(claims), "--out", str(out), "-q", "--root", str(tmp_path)]
+                                    + (["--include-phi"] if include_phi else []))
+        assert result.exit_code == 0, result.output
+        texts = {f.name: f.read_text(encoding="utf-8") for f in out.iterdir() if f.suffix in (".jsonl", ".html",
+                                                                                             ".json", ".csv")}
+        assert {"images.jsonl", "claims.jsonl", "report.html"} <= set(texts)
+        leaks = {name: _leaks(text) for name, text in texts.items() if _leaks(text)}
+        if include_phi:
+            assert "19770312" in texts["report.html"]
+        else:
+            assert leaks == {} and _leaks(result.output) == []
 
 
 # --------------------------------------------------------------------------------------------- output folder
