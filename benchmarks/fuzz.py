@@ -1,6 +1,8 @@
 """Hardening runs: mutation fuzzing of the loaders and the whole scan, and kill-and-resume of `medaudit scan`.
 
     python -m benchmarks.fuzz --seconds 600               # fuzz load() and Scanner.scan_file() for 10 minutes
+    python -m benchmarks.fuzz --seconds 300 --target index   # the same inputs through `index add`'s filing
+    python -m benchmarks.fuzz --seconds 300 --target screen  # filing under a claim + screening's scan
     python -m benchmarks.fuzz --seconds 0 --kill-resume 50  # 50 kill -9 / --resume cycles of `medaudit scan`
     python -m benchmarks.fuzz --seconds 0 --kill-resume-screen 20   # the same for `medaudit screen`
     python -m benchmarks.fuzz --seconds 0 --kill-audit 20  # kill `medaudit audit`, rerun, compare with a clean run
@@ -390,12 +392,13 @@ def check_load(path: str) -> str | None:
     return None
 
 
-def check_scan(scanner, path: str, outcomes: dict[str, int] | None = None) -> str | None:
-    """None when ``Scanner.scan_file`` gives a clean record; else what went wrong. ``outcomes`` counts codes."""
+def check_scan(scanner, path: str, outcomes: dict[str, int] | None = None, claim_id: str | None = None) -> str | None:
+    """None when ``Scanner.scan_file`` gives a clean record; else what went wrong. ``outcomes`` counts codes;
+    ``claim_id`` scans as `screen` does (the reuse analyzer then ignores the image's own claim)."""
     from forensics.errors import ERROR_CODES
 
     try:
-        result = scanner.scan_file(path)
+        result = scanner.scan_file(path, claim_id)
     except Exception as exc:  # noqa: BLE001
         return f"scan_file raised {type(exc).__name__}: {exc}"[:300]
     if outcomes is not None:
@@ -420,6 +423,29 @@ def check_scan(scanner, path: str, outcomes: dict[str, int] | None = None) -> st
         json.dumps(result.to_dict(), allow_nan=False)
     except (TypeError, ValueError) as exc:
         return f"record is not JSON: {exc}"
+    return None
+
+
+def check_index(db: str, path: str, claim_id: str, outcomes: dict[str, int] | None = None) -> str | None:
+    """None when filing ``path`` in the reuse index (``reuse.add_files``: what `index add` and `screen` run) counts
+    it once, as added, a duplicate or an error record with a known code other than internal_error."""
+    from forensics.errors import ERROR_CODES
+    from forensics.reuse import add_files
+
+    try:
+        out = add_files(db, [path], claim_id, timeout_s=10.0)
+    except Exception as exc:  # noqa: BLE001
+        return f"add_files raised {type(exc).__name__}: {exc}"[:300]
+    if out["added"] + out["skipped_duplicates"] + len(out["errors"]) != 1:
+        return f"add_files counted {out}"[:300]
+    if outcomes is not None:
+        key = out["errors"][0]["code"] if out["errors"] else "filed"
+        outcomes[key] = outcomes.get(key, 0) + 1
+    for error in out["errors"]:
+        if error["code"] not in ERROR_CODES:
+            return f"unknown error code {error['code']!r}"
+        if error["code"] == "internal_error":
+            return f"internal_error: {error['message']}"[:300]
     return None
 
 
@@ -457,18 +483,67 @@ class _quiet_stderr:
         return False
 
 
-def fuzz(seconds: float, seed: int = 0, crash_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Mutate seeds for ``seconds``; check load, scan_file and the parsers on each. Returns the counts."""
-    from forensics.scanner import Scanner, ScanOptions
+TARGETS = ("scan", "index", "screen")
+_INDEX_ROTATE = 2000  # inputs per reuse index: a fresh one keeps the index-wide queries of `screen` at batch size
+
+
+class _Targets:
+    """What one fuzzed input goes through, per target: ``scan`` (load, Scanner.scan_file, the metadata parsers),
+    ``index`` (filing, as `index add`) or ``screen`` (filing under a claim, then the scan `screen` runs: every
+    analyzer, the reuse one against the index)."""
+
+    def __init__(self, target: str, tmp: str):
+        if target not in TARGETS:
+            raise ValueError(f"unknown fuzz target {target!r}; choose one of {TARGETS}")
+        self.target, self.tmp, self.filed = target, tmp, 0
+        self.scanner = None
+        if target == "scan":
+            from forensics.scanner import Scanner, ScanOptions
+
+            self.scanner = Scanner(ScanOptions(timeout_s=10.0))
+        else:
+            self._new_index()
+
+    def _new_index(self) -> None:
+        from forensics.analyzers import list_analyzers
+        from forensics.reuse import ReuseIndex
+        from forensics.scanner import Scanner, ScanOptions
+
+        self.db = os.path.join(self.tmp, f"reuse-{self.filed}.sqlite")
+        ReuseIndex(self.db).close()
+        if self.target == "screen":
+            self.scanner = Scanner(ScanOptions(timeout_s=10.0, analyzers=list_analyzers(), index_path=self.db))
+
+    def check(self, path: str, data: bytes, outcomes: dict[str, int]) -> list[tuple[str, str | None]]:
+        if self.target == "scan":
+            return [("load", check_load(path)), ("scan", check_scan(self.scanner, path, outcomes)),
+                    ("parsers", check_parsers(data))]
+        self.filed += 1
+        if self.filed % _INDEX_ROTATE == 0:
+            os.unlink(self.db)
+            self._new_index()
+        claim = f"claim-{self.filed % 7}"  # a few claims: copies across claims are found, within one skipped
+        checks = [("index", check_index(self.db, path, claim, outcomes if self.target == "index" else None))]
+        if self.target == "screen":
+            checks.append(("screen", check_scan(self.scanner, path, outcomes, claim)))
+        return checks
+
+
+def fuzz(seconds: float, seed: int = 0, crash_dir: Path | None = None, log: Callable[[str], None] = print,
+         target: str = "scan") -> dict:
+    """Mutate seeds for ``seconds`` and put each through ``target`` (see TARGETS). Returns the counts and
+    ``peak_rss_mb``, this process's peak resident memory."""
+    import resource
 
     rng = random.Random(seed)
     seeds = seed_files()
     names = sorted(seeds)
     others = [seeds[n][0] for n in names]
-    scanner = Scanner(ScanOptions(timeout_s=10.0))
-    stats = {"inputs": 0, "crashes": 0, "seconds": 0.0, "by_kind": {}, "unique": {}, "outcomes": {}}
-    start = time.monotonic()
+    stats = {"target": target, "inputs": 0, "crashes": 0, "seconds": 0.0, "by_kind": {}, "unique": {},
+             "outcomes": {}}
     with tempfile.TemporaryDirectory(prefix="medaudit-fuzz-") as tmp, _quiet_stderr():
+        checks = _Targets(target, tmp)
+        start = time.monotonic()
         while time.monotonic() - start < seconds:
             name = names[rng.randrange(len(names))]
             data, suffix = seeds[name]
@@ -478,11 +553,7 @@ def fuzz(seconds: float, seed: int = 0, crash_dir: Path | None = None, log: Call
             with open(path, "wb") as fh:
                 fh.write(mutated)
             stats["inputs"] += 1
-            for what, problem in (
-                ("load", check_load(path)),
-                ("scan", check_scan(scanner, path, stats["outcomes"])),
-                ("parsers", check_parsers(mutated)),
-            ):
+            for what, problem in checks.check(path, mutated, stats["outcomes"]):
                 if problem is None:
                     continue
                 stats["crashes"] += 1
@@ -498,6 +569,7 @@ def fuzz(seconds: float, seed: int = 0, crash_dir: Path | None = None, log: Call
                 if first:
                     log(f"CRASH {key}  seed={name} ops={ops}\n    {problem}")
     stats["seconds"] = round(time.monotonic() - start, 1)
+    stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return stats
 
 
@@ -866,6 +938,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="fuzzing time (0: no fuzzing)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crash-dir", type=Path, default=Path("fuzz-crashes"), help="where crashing inputs go")
+    parser.add_argument("--target", choices=TARGETS, default="scan",
+                        help="what each input goes through: scan (load, scan, parsers), index (`index add`'s filing) "
+                             "or screen (filing under a claim, then screening's scan against the index)")
     parser.add_argument("--kill-resume", type=int, default=0, metavar="N",
                         help="also run N kill-and-resume cycles of `medaudit scan`")
     parser.add_argument("--kill-resume-screen", type=int, default=0, metavar="N",
@@ -880,10 +955,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, seconds in time_pathological().items():
             print(f"pathological: {seconds:7.3f} s  {name}")
     if args.seconds > 0:
-        stats = fuzz(args.seconds, args.seed, args.crash_dir)
+        stats = fuzz(args.seconds, args.seed, args.crash_dir, target=args.target)
         rate = stats["inputs"] / max(stats["seconds"], 1e-9)
-        print(f"fuzz: {stats['inputs']} inputs tried in {stats['seconds']} s ({rate:.0f}/s), "
-              f"{stats['crashes']} crashes ({len(stats['unique'])} distinct)")
+        print(f"fuzz {args.target}: {stats['inputs']} inputs tried in {stats['seconds']} s ({rate:.0f}/s), "
+              f"{stats['crashes']} crashes ({len(stats['unique'])} distinct), {stats['outcomes'].get('timeout', 0)} "
+              f"timeouts, peak RSS {stats['peak_rss_mb']} MB")
         print("  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["outcomes"].items(), key=lambda t: -t[1])))
         for key, info in stats["unique"].items():
             print(f"  {info['count']:>6}  {key}  (first: seed {info['seed']}, ops {info['ops']})")
