@@ -13,7 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.fuzz import MUTATIONS, check_load, check_parsers, check_scan, mutate, pathological_cases, seed_files
+from benchmarks.fuzz import (
+    MUTATIONS,
+    check_index,
+    check_load,
+    check_parsers,
+    check_scan,
+    fuzz,
+    mutate,
+    pathological_cases,
+    seed_files,
+)
 
 SEEDS = sorted(seed_files())
 OPS = st.lists(
@@ -81,6 +91,23 @@ def test_load_never_raises_anything_but_input_error(workdir, name, ops):
 def test_scan_file_gives_a_clean_record(workdir, scanner, name, ops):
     path, _ = _write(workdir, name, ops)
     assert check_scan(scanner, path) is None, (name, ops)
+
+
+@CI
+@given(name=st.sampled_from(SEEDS), ops=OPS)
+def test_filing_in_the_reuse_index_gives_a_count_or_a_clean_record(workdir, name, ops):
+    """What `index add` and `screen` do first with each file: never an exception, never internal_error."""
+    path, _ = _write(workdir, name, ops)
+    assert check_index(os.path.join(workdir, "reuse.sqlite"), path, f"claim-{len(ops)}") is None, (name, ops)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["index", "screen"])
+def test_the_fuzz_loop_drives_index_add_and_screen(target):
+    """The campaign's own loop (python -m benchmarks.fuzz --target ...) runs each target without a crash."""
+    stats = fuzz(3.0, seed=5, target=target, log=lambda _: None)
+    assert stats["inputs"] > 0 and stats["crashes"] == 0, stats["unique"]
+    assert stats["target"] == target and stats["peak_rss_mb"] > 0
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
