@@ -35,7 +35,8 @@ def read_claims(csv_path: str | os.PathLike) -> list[tuple[str, str]]:
         ValueError: a missing column or an empty claim id or path (with the row number).
     """
     csv_path = Path(csv_path)
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+    # surrogateescape: a file name that is not UTF-8 is read back as the bytes the file system has (as os.fsdecode)
+    with open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

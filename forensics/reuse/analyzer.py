@@ -13,7 +13,7 @@ from forensics.analyzers import register_analyzer
 from forensics.analyzers.base import Analyzer
 from forensics.records import Evidence, Finding, MedicalImage
 from forensics.reuse import hashing as H
-from forensics.reuse.index import THRESHOLDS_FILE, ReuseIndex
+from forensics.reuse.index import THRESHOLDS_FILE, ReuseIndex, stored_path
 
 
 @register_analyzer("reuse")
@@ -54,8 +54,8 @@ class ReuseAnalyzer(Analyzer):
         claim = None if claim is None else str(claim)
         matches = self._open().query(image, exclude_claim=claim, limit=self.limit + 5)
         if claim is None:  # no claim to compare: the same file at the same path is the image itself
-            here = os.path.abspath(image.path)
-            matches = [m for m in matches if os.path.abspath(m.path) != here]
+            here = stored_path(image.path)
+            matches = [m for m in matches if m.path != here]
         matches = matches[: self.limit]
         if not matches:
             return self.finding(None)

@@ -129,6 +129,12 @@ def load_thresholds(path: str | os.PathLike | None = None) -> dict[str, dict[str
     return {k: {**_FALLBACK, **v} for k, v in data.get("modalities", {}).items()}
 
 
+def stored_path(path: str | os.PathLike) -> str:
+    """The absolute path as the index stores it. SQLite text is UTF-8: bytes of a file name that are not (kept by
+    os.fsdecode as surrogates) are stored as backslash escapes (``\\xff``) instead of failing the insert."""
+    return os.fsencode(os.path.abspath(path)).decode("utf-8", "backslashreplace")
+
+
 def _as_image(
     item: str | os.PathLike | MedicalImage | np.ndarray,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -287,7 +293,7 @@ class ReuseIndex:
                     (
                         img.sha256,
                         p.pixel_sha256,
-                        os.path.abspath(img.path) if img.path != "<array>" else img.path,
+                        stored_path(img.path) if img.path != "<array>" else img.path,
                         claim,
                         mod,
                         w,
@@ -308,7 +314,7 @@ class ReuseIndex:
     def filed(self, path: str | os.PathLike, claim_id: str) -> bool:
         """True when a file at ``path`` was filed under ``claim_id`` (what a resumed screening need not redo)."""
         row = self.conn.execute(
-            "SELECT 1 FROM images WHERE claim_id = ? AND path = ? LIMIT 1", (str(claim_id), os.path.abspath(path))
+            "SELECT 1 FROM images WHERE claim_id = ? AND path = ? LIMIT 1", (str(claim_id), stored_path(path))
         ).fetchone()
         return row is not None
 

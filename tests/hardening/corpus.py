@@ -32,11 +32,23 @@ TRUNCATED = {"truncated", "corrupt_image", "unsupported_format"}
 
 @dataclass
 class Case:
+    """``codes``: acceptable outcomes of scanning the file; ``index_codes``: of filing it in the reuse index
+    (``index add``; default: ``codes``); ``named_codes``: of scanning it named in a claims CSV (``screen``, where a
+    path is never walked and must lie under the CSV's folder; default: ``codes``)."""
+
     name: str
     path: Path
     codes: set[str]
     note: str = ""
     extra: dict = field(default_factory=dict)
+    index_codes: set[str] | None = None
+    named_codes: set[str] | None = None
+
+    def filing(self) -> set[str]:
+        return self.index_codes if self.index_codes is not None else self.codes
+
+    def named(self) -> set[str]:
+        return self.named_codes if self.named_codes is not None else self.codes
 
 
 def ct_bytes() -> bytes:
@@ -206,6 +218,13 @@ def build_corpus(root: Path) -> list[Case]:
         "RIFF size 2^31-1", ".webp")
     add("nifti_huge", _nifti_huge(), {"too_many_pixels", "truncated", "corrupt_image"},
         "NIfTI header 32767^3 voxels", ".nii")
+    for h, w in ((1, 1), (1, 64), (64, 1)):  # valid images with nothing to hash: scanned, not filed
+        add(f"png_{h}x{w}", _png_bytes(h, w), {"ok"}, f"a valid {h} x {w} PNG", ".png")
+        cases[-1].index_codes = {"too_small"}
+    sparse = root / "sparse_3g.png"
+    with open(sparse, "wb") as fh:
+        fh.truncate(3 << 30)  # sparse: no disk used; read whole, 3 GB of memory
+    cases.append(Case("sparse_3g", sparse, {"too_large"}, "`truncate -s 3G`: over the 1 GiB --max-bytes default"))
 
     # not files: a folder named like an image, symlink loops, a link into nowhere
     folder = root / "folder.png"
@@ -214,7 +233,8 @@ def build_corpus(root: Path) -> list[Case]:
     loop = root / "loop_dir"
     loop.mkdir()
     os.symlink("..", loop / "up")
-    cases.append(Case("symlink_dir_loop", loop / "up", {"symlink_loop"}, "loop_dir/up -> .. (a directory loop)"))
+    cases.append(Case("symlink_dir_loop", loop / "up", {"symlink_loop"}, "loop_dir/up -> .. (a directory loop)",
+                      named_codes={"not_a_file"}))  # named, it is a folder: never walked
     a, b = root / "link_a.dcm", root / "link_b.dcm"
     os.symlink(b.name, a)
     os.symlink(a.name, b)
@@ -225,6 +245,9 @@ def build_corpus(root: Path) -> list[Case]:
     fifo = root / "pipe.dcm"
     os.mkfifo(fifo)
     cases.append(Case("fifo", fifo, {"not_a_file"}, "a named pipe (would block a reader forever)"))
+    os.symlink("/dev/zero", root / "zero.dcm")
+    cases.append(Case("dev_zero_link", root / "zero.dcm", {"not_a_file"}, "a link to /dev/zero (endless bytes)",
+                      named_codes={"outside_root"}))  # in a claims CSV, the link leads out of the CSV's folder
     # a name that is not UTF-8: os.fsencode-level bytes
     raw_name = os.path.join(os.fsencode(root), b"bad_\xff\xfe_name.png")
     with open(raw_name, "wb") as fh:
@@ -232,6 +255,15 @@ def build_corpus(root: Path) -> list[Case]:
     note = "file name bytes b'bad_\\xff\\xfe_name.png'"
     cases.append(Case("non_utf8_name", Path(os.fsdecode(raw_name)), {"ok"}, note))
     return cases
+
+
+def _png_bytes(h: int, w: int) -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".png", (np.arange(h * w, dtype=np.uint32).reshape(h, w) * 37 % 256).astype(np.uint8))
+    assert ok
+    return buf.tobytes()
 
 
 def _without_pixels() -> Dataset:

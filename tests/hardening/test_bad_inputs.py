@@ -69,6 +69,54 @@ def test_corpus_scan_gives_a_clear_code_for_every_input(corpus, tmp_path, worker
     assert len(records) == len(cases)
 
 
+def run_cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*medaudit_command(), *args], capture_output=True, timeout=timeout, env=ENV)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_corpus_index_add_files_or_records_every_input(corpus, tmp_path):
+    """`index add` on the corpus folder (walked as scan walks it): each input filed or an error with a clear code."""
+    root, cases = corpus
+    proc = run_cli(["index", "add", str(root), "--claim", "X", "--db", str(tmp_path / "i.db"), "--timeout", "10",
+                    "-q"])
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
+    out = json.loads(proc.stdout)
+    errors = {e["path"]: e["code"] for e in out["errors"]}
+    wrong = {c.name: (errors.get(str(c.path), "ok"), sorted(c.filing())) for c in cases
+             if errors.get(str(c.path), "ok") not in c.filing()}
+    assert not wrong, wrong
+    filed = sum(errors.get(str(c.path), "ok") == "ok" for c in cases)
+    assert out["added"] + out["skipped_duplicates"] == filed and len(errors) == len(cases) - filed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_corpus_screen_gives_a_clear_code_for_every_row(corpus, tmp_path):
+    """Every corpus file named in a claims CSV (one claim each): one record per row, filed or refused cleanly."""
+    import csv as csv_mod
+
+    root, cases = corpus
+    claims = root / "claims.csv"
+    with open(claims, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        writer = csv_mod.writer(fh)
+        writer.writerow(["claim_id", "path"])
+        writer.writerows([c.name, os.path.relpath(c.path, root)] for c in cases)
+    try:
+        out = tmp_path / "screen"
+        proc = run_cli(["screen", str(claims), "--out", str(out), "--timeout", "10", "-q"], timeout=580)
+    finally:
+        claims.unlink()
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
+    records = {r["claim_id"]: r for r in read_jsonl(out / "images.jsonl")}
+    assert len(records) == len(cases)
+    got = {c.name: "ok" if records[c.name]["status"] == "ok" else records[c.name]["error"]["code"] for c in cases}
+    wrong = {c.name: (got[c.name], sorted(c.named())) for c in cases if got[c.name] not in c.named()}
+    assert not wrong, wrong
+    assert "internal_error" not in got.values()
+    assert len((out / "claims.jsonl").read_text().splitlines()) == len(cases)
+
+
 @pytest.mark.timeout(120, method="thread")  # catches a hang only (thread: the scan itself uses SIGALRM)
 def test_per_file_timeout_turns_a_hang_into_a_record(tmp_path, monkeypatch):
     """A file that takes forever (a decoder stuck in Python code) ends as ``timeout``; the next file still runs."""
