@@ -697,8 +697,15 @@ def _resume(cmd: list[str], timeout: float) -> None:
 
 
 def comparable(records: list[dict]) -> dict[tuple, dict]:
-    """Records keyed by (claim_id, path), without the one field that differs between identical runs (timing)."""
-    return {(r.get("claim_id"), r["path"]): {k: v for k, v in r.items() if k != "elapsed_ms"} for r in records}
+    """Records keyed by (claim_id, path), without what differs between identical runs: the timing, and the salt of
+    redacted identifiers (``redacted:<hash>``, salted per run so that reports cannot be linked)."""
+
+    def same(value):
+        if isinstance(value, dict):
+            return {k: same(v) for k, v in value.items()}
+        return "redacted" if isinstance(value, str) and value.startswith("redacted:") else value
+
+    return {(r.get("claim_id"), r["path"]): same({k: v for k, v in r.items() if k != "elapsed_ms"}) for r in records}
 
 
 def kill_resume_once(folder: Path, out: Path, kill_after: int, workers: int = 2, timeout: float = 120.0,
