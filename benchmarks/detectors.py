@@ -17,8 +17,9 @@ numbers of it are *not* unseen-generator numbers and the leaderboard says so), `
 (pydicom-style: a detector whose weights are missing is listed and skipped with the reason), ``fits_groups: bool``
 (True: ``fit`` also takes ``groups``, the generator name of each image - None for reals - and ``sources``, its split
 unit (patient, generator sample), and calibrates across the generator families seen in training, as ``medaudit
-train detector`` does; protocols then pass them), ``predict_parts(images) -> {part: scores}`` (component scores,
-e.g. each analyzer of a fused suite), ``fit_figures() -> {name: float}`` (facts of the last fit, e.g. CNN steps).
+train detector`` does; protocols then pass them), ``predict_with_parts(images) -> (scores, {part: scores})``
+(``predict_proba``'s scores and, from the same pass, component scores such as each analyzer of a fused suite),
+``fit_figures() -> {name: float}`` (facts of the last fit, e.g. CNN steps).
 
 Where detectors come from:
 
@@ -322,21 +323,22 @@ class RetrainedSuiteDetector(BaseDetector):
         self.scanner_ = scanner
         return self
 
-    def _results(self, images: Sequence[np.ndarray]) -> list[Any]:
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.predict_with_parts(images)[0]
+
+    def predict_with_parts(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(fused risk (n,), {analyzer: calibrated score (n,)}) from one scan of each image; an analyzer's "no
+        score" counts 0.0, as the adapters count it."""
         if self.scanner_ is None:
             raise RuntimeError(f"{self.name}: call fit first")
-        return [self.scanner_.score(as_medical_image(x, i)) for i, x in enumerate(images)]
-
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        return np.array([r.risk for r in self._results(images)], dtype=np.float64)
-
-    def predict_parts(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """{analyzer: float (n,) calibrated score} of the fused analyzers (no score -> 0.0, as the adapters do)."""
-        out: dict[str, list[float]] = {a: [] for a in self.analyzers}
-        for r in self._results(images):
-            for f in r.findings:
-                out[f.analyzer].append(0.0 if f.score is None else float(f.score))
-        return {a: np.asarray(v, dtype=np.float64) for a, v in out.items()}
+        risk: list[float] = []
+        parts: dict[str, list[float]] = {a: [] for a in self.analyzers}
+        for i, x in enumerate(images):
+            result = self.scanner_.score(as_medical_image(x, i))
+            risk.append(result.risk)
+            for f in result.findings:
+                parts[f.analyzer].append(0.0 if f.score is None else float(f.score))
+        return np.asarray(risk, dtype=np.float64), {a: np.asarray(v, dtype=np.float64) for a, v in parts.items()}
 
     def fit_figures(self) -> dict[str, float]:
         """``cnn_steps``: optimizer steps the CNN got within the budget (none without a CNN)."""

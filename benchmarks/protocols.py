@@ -180,7 +180,7 @@ def run(
     Rows: ``kind`` = ``metric`` (detector, version, weights_hash, protocol, subset, perturbation, metric, value, lo,
     hi, n_real, n_fake, unseen), ``curve`` (detector, protocol, subset, perturbation, curve kind, points) or
     ``skip`` (detector, reason). A detector's ``fit_figures()`` (e.g. ``cnn_steps``) are stored beside ``fit_s``.
-    With ``parts``, the component scores of detectors that have ``predict_parts`` (e.g. each analyzer of the
+    With ``parts``, the component scores of detectors that have ``predict_with_parts`` (e.g. each analyzer of the
     retrained suite, at the suite's threshold) are measured on the test split too, as detector ``<name>.<part>``.
     Returns notes (protocols that could not run, detectors skipped).
     """
@@ -220,17 +220,19 @@ def run(
             vthr = M.val_threshold(yv, det.predict_proba(xv)) if len(set(yv.tolist())) == 2 else None
             xt, yt = arrays(task.test)
             t1 = time.perf_counter()
-            st = det.predict_proba(xt)
+            if parts and hasattr(det, "predict_with_parts"):  # one pass gives the scores and their components
+                st, part_scores = det.predict_with_parts(xt)
+            else:
+                st, part_scores = det.predict_proba(xt), {}
             ms_per_image = 1000 * (time.perf_counter() - t1) / max(1, len(xt))
             unseen = int(task.unseen and not getattr(det, "pretrained", False)) if task.unseen else None
             base = {"detector": spec.name, "version": str(det.version), "weights_hash": det.weights_hash(),
                     "protocol": task.protocol, "subset": task.subset}
             thr = float(getattr(det, "threshold", 0.5))
             _emit(record, base, "none", yt, st, thr, vthr, unseen, n_boot, seed)
-            if parts and hasattr(det, "predict_parts"):
-                for part, sp in det.predict_parts(xt).items():
-                    _emit(record, {**base, "detector": f"{spec.name}.{part}"}, "none", yt, sp, thr, None, unseen,
-                          n_boot, seed, curves=False)
+            for part, sp in part_scores.items():
+                _emit(record, {**base, "detector": f"{spec.name}.{part}"}, "none", yt, sp, thr, None, unseen, n_boot,
+                      seed, curves=False)
             extra = {"fit_s": fit_s, "ms_per_image": ms_per_image, "threshold": thr,
                      "val_threshold": float("nan") if vthr is None else vthr,
                      **(det.fit_figures() if hasattr(det, "fit_figures") else {})}

@@ -163,7 +163,8 @@ def test_retrained_suite_splits_by_source_and_scores_its_parts():
     data = det.report_["data"]
     # the seeded hash sends units fake1, fake3 and real4 to validation, whole (one unit per image: 4 and 4)
     assert (data["val_synthetic"], data["val_real"]) == (8, 4)
-    parts = det.predict_parts(x[:6])
+    risk, parts = det.predict_with_parts(x[:6])
+    assert np.array_equal(risk, det.predict_proba(x[:6]))
     assert list(parts) == ["frequency"] and parts["frequency"].shape == (6,)
     assert ((parts["frequency"] >= 0) & (parts["frequency"] <= 1)).all()
     assert det.fit_figures() == {}  # no CNN, no steps

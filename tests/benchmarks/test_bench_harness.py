@@ -332,8 +332,9 @@ def test_run_measures_parts_and_stores_fit_figures():
         def predict_proba(self, images):
             return np.asarray([float(np.mean(x)) for x in images])
 
-        def predict_parts(self, images):
-            return {"half": self.predict_proba(images) / 2}
+        def predict_with_parts(self, images):
+            s = self.predict_proba(images)
+            return s, {"half": s / 2}
 
         def fit_figures(self):
             return {"steps": 7.0}

@@ -124,8 +124,9 @@ def test_lofo_runs_the_protocol_and_its_rows_reach_the_store_and_the_docs(tmp_pa
         def predict_proba(self, images):
             return np.asarray([float(np.mean(x)) for x in images])
 
-        def predict_parts(self, images):
-            return {"frequency": self.predict_proba(images), "cnn": 1 - self.predict_proba(images)}
+        def predict_with_parts(self, images):
+            s = self.predict_proba(images)
+            return s, {"frequency": s, "cnn": 1 - s}
 
         def fit_figures(self):
             return {"cnn_steps": 12.0}
