@@ -6,6 +6,7 @@
     python -m benchmarks.fuzz --seconds 0 --kill-resume 50  # 50 kill -9 / --resume cycles of `medaudit scan`
     python -m benchmarks.fuzz --seconds 0 --kill-resume-screen 20   # the same for `medaudit screen`
     python -m benchmarks.fuzz --seconds 0 --kill-audit 20  # kill `medaudit audit`, rerun, compare with a clean run
+    python -m benchmarks.fuzz --seconds 0 --concurrent-index 20  # 8 processes create one new index at once
     python -m benchmarks.fuzz --seconds 0 --pathological  # seconds per parser on inputs built to be expensive
 
 Seeds are real files (pydicom's example CT, MR, JPEG 2000 and RGB DICOMs) and files written here with OpenCV
@@ -940,6 +941,58 @@ def kill_audit(runs: int, n_files: int = 40, seed: int = 0, log: Callable[[str],
     return totals
 
 
+_BARRIER = None
+
+
+def _start_together(barrier) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+
+
+def _fill_index(args: tuple[str, list[str], str]) -> tuple[int, int, str | None]:
+    from forensics.reuse import add_paths
+
+    db, files, claim = args
+    _BARRIER.wait()  # every process opens the new database at the same moment
+    try:
+        out = add_paths(db, files, claim)
+        return out["added"], len(out["errors"]), None
+    except Exception as exc:  # noqa: BLE001 - counted: this is what the figure is about
+        return 0, 0, repr(exc)
+
+
+def concurrent_index(trials: int, processes: int = 8, per_process: int = 4, seed: int = 0) -> dict:
+    """``processes`` processes create and fill one NEW reuse index at once, ``trials`` times. Returns the counts of
+    exceptions, error records, images not filed exactly once and failed ``PRAGMA integrity_check``."""
+    import multiprocessing as mp
+    import sqlite3
+    from collections import Counter
+
+    import cv2
+
+    totals = {"trials": trials, "processes": processes, "exceptions": 0, "errors": 0, "misfiled": 0, "corrupt": 0}
+    ctx = mp.get_context("fork")
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(seed)
+        files = []
+        for i in range(processes * per_process):
+            files.append(os.path.join(tmp, f"{i}.png"))
+            cv2.imwrite(files[-1], (rng.random((64, 64)) * 255).astype(np.uint8))
+        for trial in range(trials):
+            db = os.path.join(tmp, f"new{trial}.sqlite")
+            barrier = ctx.Barrier(processes)
+            with ctx.Pool(processes, initializer=_start_together, initargs=(barrier,)) as pool:
+                parts = [(db, files[k * per_process:(k + 1) * per_process], f"claim-{k}") for k in range(processes)]
+                results = pool.map(_fill_index, parts)
+            totals["exceptions"] += sum(exc is not None for *_, exc in results)
+            totals["errors"] += sum(errors for _, errors, _ in results)
+            with sqlite3.connect(db) as conn:
+                filed = Counter(row[0] for row in conn.execute("SELECT path FROM images"))
+                totals["misfiled"] += sum(filed[f] != 1 for f in files)
+                totals["corrupt"] += conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
+    return totals
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="fuzzing time (0: no fuzzing)")
@@ -954,6 +1007,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also run N kill-and-resume cycles of `medaudit screen`")
     parser.add_argument("--kill-audit", type=int, default=0, metavar="N",
                         help="also kill `medaudit audit` N times and rerun it")
+    parser.add_argument("--concurrent-index", type=int, default=0, metavar="N",
+                        help="also create and fill one new reuse index from 8 processes at once, N times")
     parser.add_argument("--pathological", action="store_true",
                         help="also time the parsers on inputs built to make them work hard")
     args = parser.parse_args(argv)
@@ -990,6 +1045,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kill audit: {totals['runs']} runs ({totals['killed']} killed mid-run), {totals['survivors']} "
               f"surviving processes, {totals['torn']} torn reports, {totals['differ']} results unlike a clean run")
         failed |= any(totals[k] for k in ("survivors", "torn", "differ"))
+    if args.concurrent_index:
+        totals = concurrent_index(args.concurrent_index, seed=args.seed)
+        print(f"concurrent index: {totals['trials']} trials x {totals['processes']} processes, {totals['exceptions']} "
+              f"exceptions, {totals['errors']} error records, {totals['misfiled']} images not filed exactly once, "
+              f"{totals['corrupt']} failed integrity checks")
+        failed |= any(totals[k] for k in ("exceptions", "errors", "misfiled", "corrupt"))
     return 1 if failed else 0
 
 

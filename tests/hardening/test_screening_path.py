@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import json
-import multiprocessing as mp
 import os
 import sqlite3
 from pathlib import Path
@@ -88,37 +87,14 @@ def test_screen_with_thin_pngs_writes_every_record(tmp_path):
 # --- row 3: many processes creating one new index -----------------------------------------------------------------
 
 
-def _fill(args) -> tuple[int, list]:
-    from forensics.reuse import add_paths
-
-    db, files, claim = args
-    _BARRIER.wait()  # all eight open the new database at the same moment
-    out = add_paths(db, files, claim)
-    return out["added"], out["errors"]
-
-
-_BARRIER = None
-
-
-def _init(barrier) -> None:
-    global _BARRIER
-    _BARRIER = barrier
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300, method="thread")
-def test_eight_processes_create_and_fill_one_new_index(tmp_path):
-    ctx = mp.get_context("fork")
-    files = [str(_png(tmp_path / f"{i}.png", seed=i)) for i in range(16)]
-    for trial in range(3):  # the race lost 48 of 100 direct opens before: three fresh databases
-        db = str(tmp_path / f"new{trial}.db")
-        barrier = ctx.Barrier(8)
-        with ctx.Pool(8, initializer=_init, initargs=(barrier,)) as pool:
-            results = pool.map(_fill, [(db, files[2 * k : 2 * k + 2], f"K{k}") for k in range(8)])
-        assert results == [(2, [])] * 8
-        assert len(_filed(Path(db))) == 16
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+def test_eight_processes_create_and_fill_one_new_index():
+    from benchmarks.fuzz import concurrent_index
+
+    # the race lost 48 of 100 direct opens before: three fresh databases, eight processes opening each at once
+    totals = concurrent_index(3, processes=8, per_process=2)
+    assert totals == {"trials": 3, "processes": 8, "exceptions": 0, "errors": 0, "misfiled": 0, "corrupt": 0}
 
 
 def test_creating_an_index_retries_while_another_process_holds_the_lock(tmp_path, monkeypatch):
