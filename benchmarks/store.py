@@ -55,8 +55,11 @@ class ResultStore:
     def __init__(self, path: str | Path = DEFAULT_DB):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path))
+        # Several benchmarks may share one store at once (bench run beside bench detectors): WAL lets readers and one
+        # writer proceed together, each row is committed as it comes, and a writer waits for the lock, not fails.
+        self.db = sqlite3.connect(str(self.path), timeout=120.0)
         self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
         if "evaluation" not in {r["name"] for r in self.db.execute("PRAGMA table_info(runs)")}:
             self.db.execute("ALTER TABLE runs ADD COLUMN evaluation TEXT")  # databases from before evaluations
@@ -109,8 +112,6 @@ class ResultStore:
             self.db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (run_id, row["detector"], row["reason"]))
         else:
             raise ValueError(f"unknown row kind {kind!r}")
-
-    def commit(self) -> None:
         self.db.commit()
 
     # --- reading

@@ -154,6 +154,21 @@ def test_store_round_trip(tmp_path):
         assert s.run(rid)["config"] == {"a": 1} and s.run(rid)["notes"] == ["n"]
 
 
+
+def test_two_benchmarks_share_one_store_while_both_run(tmp_path):
+    """bench run and bench detectors at once on the default store: neither may hold the write lock between rows
+    (a long run did, and the other failed with "database is locked")."""
+    row = dict(detector="d", protocol="p", metric="auc", value=0.5)
+    with ResultStore(tmp_path / "r.sqlite") as first, ResultStore(tmp_path / "r.sqlite") as second:
+        first.db.execute("PRAGMA busy_timeout = 0")  # fail at once instead of waiting: the lock must be free
+        second.db.execute("PRAGMA busy_timeout = 0")
+        a = first.start_run(profile="quick", command="run", machine="m", dataset_hash="x")
+        first.record(a, **row)
+        b = second.start_run(profile="", command="detectors", machine="m", dataset_hash="", evaluation="detectors")
+        second.record(b, **row)
+        first.record(a, **row)
+        assert len(second.results(a)) == 2 and len(first.results(b)) == 1
+
 # ---------------------------------------------------------------------------------------------- leaderboard
 def test_store_reads_a_database_from_before_evaluations(tmp_path):
     import sqlite3
