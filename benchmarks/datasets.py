@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from forensics.atomic import write_bytes
 from forensics.formatpath import encode_png
 
 DEFAULT_CACHE = Path(".cache") / "medaudit-bench"
@@ -263,7 +264,7 @@ def build_dataset(
         raise ValueError(f"variant must be 'matched' or 'raw', got {variant!r}")
     if data_dir is None or not Path(data_dir).is_dir():
         raise FileNotFoundError(f"real images not found at {data_dir!s}: a benchmark set needs a folder of real "
-                                "images (e.g. ../shared/data with cxr_kermany/, ct_lung_tcia/, derm_isic/)")
+                                "images (--data DIR: a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/)")
     data_dir = Path(data_dir)
     fakes = dict(fakes or {"train": 150, "val": 50, "test": 100})
     folders = [f for f in FOLDER_MODALITY if (data_dir / f).is_dir()]
@@ -312,7 +313,7 @@ def build_dataset(
                         x = load(p).pixels
                         data = encode_png(matched_path(x, size, _item_rng(seed, iid)))
                         rel = f"real/{folder}/{p.stem}.png"
-                        _write(work / rel, data)
+                        write_bytes(work / rel, data)
                         sha, fname = hashlib.sha256(data).hexdigest(), rel
                     else:
                         sha, fname = hashlib.sha256(p.read_bytes()).hexdigest(), str(p.resolve())
@@ -336,14 +337,14 @@ def build_dataset(
                         x = matched_path(x, size, _item_rng(seed, iid))
                     data = encode_png(x)
                     rel = f"fake/{gname}/{split}_{i:04d}.png"
-                    _write(work / rel, data)
+                    write_bytes(work / rel, data)
                     items.append(Item(iid, 1, modality, gname, gname, family, split, f"{gname}/seed{s0}/{i}", rel,
                                       hashlib.sha256(data).hexdigest(), native))
             if progress:
                 print(f"sampled {gname}", file=sys.stderr)
         ds = BenchmarkSet(root=work, items=items, recipe=recipe, notes=notes)
         final = cache / ds.hash
-        _write(work / "manifest.json", json.dumps(
+        write_bytes(work / "manifest.json", json.dumps(
             {"hash": ds.hash, "recipe": recipe, "notes": notes, "items": [asdict(i) for i in items]}, indent=0
         ).encode())
         if final.exists():
@@ -354,15 +355,8 @@ def build_dataset(
         shutil.rmtree(work, ignore_errors=True)
         raise
     index[key] = ds.hash
-    _write(index_path, json.dumps(index, indent=1).encode())
+    write_bytes(index_path, json.dumps(index, indent=1).encode())
     return load_dataset(final)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def load_dataset(folder: str | os.PathLike) -> BenchmarkSet:
