@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.datafiles import DATA_ENV, DATA_FOLDERS, image_files, is_heldout, load_images, source_group
+from forensics.atomic import write_text
 from forensics.formatpath import FORMAT_PATH_VERSION
 
 #: Which bundled generators imitate which data folder (by name prefix).
@@ -213,9 +214,8 @@ def _cached(path: Path | None, make):
         return VariantSet.load(path), json.loads(path.with_suffix(".groups.json").read_text())
     vs, groups = make()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         vs.save(path)
-        path.with_suffix(".groups.json").write_text(json.dumps(groups))
+        write_text(path.with_suffix(".groups.json"), json.dumps(groups))
     return vs, groups
 
 
