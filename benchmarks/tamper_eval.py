@@ -1,6 +1,6 @@
 """How well the ``localization`` analyzer finds local tampering made by ``generators.tamper`` (CT-GAN style, 2-D).
 
-For each of ``--n`` held-out real images (``benchmarks.datasets.is_holdout``: never used to train the in-painter or
+For each of ``-n`` held-out real images (``benchmarks.datasets.is_holdout``: never used to train the in-painter or
 the analyzer), half chest CT and half chest X-ray: one tampered copy (inject or remove, alternating, at a random
 position inside the body, default radius x U(0.6, 1.6)), encoded as an *unstamped* 8/16-bit PNG and decoded
 again with ``forensics.io.load``, and the untouched original as loaded from its file. Reported:
@@ -31,6 +31,7 @@ from benchmarks.datafiles import FOLDERS, data_files
 from benchmarks.evaluations import Recorder, Section, register_evaluation
 from forensics.analyzers.localization import LocalizationAnalyzer
 from forensics.io import load
+from forensics.metrics import roc_auc
 from generators import tamper as T
 
 
@@ -49,18 +50,12 @@ def _held_out(data: Path, n: int, rng: np.random.Generator) -> list[Path]:
     return out
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < y.size else float("nan")
-
-
 def _boot_ci(y: np.ndarray, s: np.ndarray, rng: np.random.Generator, n: int = 300) -> tuple[float, float]:
     vals = []
     for _ in range(n):
         i = rng.integers(0, y.size, y.size)
         if 0 < y[i].sum() < y.size:
-            vals.append(_auc(y[i], s[i]))
+            vals.append(roc_auc(y[i], s[i]))
     return (float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))) if vals else (np.nan, np.nan)
 
 
@@ -127,7 +122,7 @@ def evaluate(
             y, s = np.r_[np.zeros(real.size), np.ones(fake.size)], np.r_[real, fake]
             out[name] = {
                 "n": len(G),
-                "auc": _auc(y, s),
+                "auc": roc_auc(y, s),
                 "ci": _boot_ci(y, s, rng),
                 "tpr@0.5": float(np.mean(fake >= 0.5)),
                 "fpr@0.5": float(np.mean(real >= 0.5)),
@@ -136,7 +131,7 @@ def evaluate(
             }
         ys = np.concatenate(pix[m]["y"])
         ss = np.concatenate(pix[m]["s"])
-        out["pixel_auc"] = _auc(ys.astype(int), ss)
+        out["pixel_auc"] = roc_auc(ys.astype(int), ss)
         out["dicom"] = _dicom_fp(analyzers[m])
         res["methods"][m] = out
     return res
