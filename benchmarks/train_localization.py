@@ -25,6 +25,7 @@ import numpy as np
 from benchmarks.datafiles import DATA_ENV, FOLDERS, data_files
 from forensics.analyzers.localization.model import STRIDE, net_input, to_analysis
 from forensics.analyzers.localization.train import CROP, fit_calibration, fit_localizer, image_peak, save_localizer
+from forensics.atomic import atomic_path
 from forensics.body import body_mask
 from generators import tamper as T
 
@@ -106,8 +107,9 @@ def train(
             X, Y = z["x"], z["y"]
     else:
         X, Y = build_set(train_files, gen_s, rng)
-        if cache is not None:
-            np.savez(cache, x=X, y=Y)
+        if cache is not None:  # at exactly ``cache`` (np.savez on a path would append .npz) and never half-written
+            with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, x=X, y=Y)
     for extra in extra_caches or ():
         with np.load(extra, allow_pickle=False) as z:
             X, Y = np.concatenate([X, z["x"]]), np.concatenate([Y, z["y"]])
