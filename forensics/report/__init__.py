@@ -18,8 +18,9 @@ Example::
 - ``report.csv``: one row per input (columns in ``CSV_COLUMNS``); cells that a spreadsheet would run as a formula
   are prefixed with ``'``.
 
-All three are written atomically (temp file in ``out_dir`` + ``os.replace``); nothing else is written. Patient
-identifiers in ``details`` are redacted again here unless ``context["include_phi"]`` is true.
+All three, with any ``extra`` files of the same output set (screening's images.jsonl and claims.jsonl), are
+replaced as one set (``forensics.atomic.write_set``); nothing else is written. Patient identifiers in ``details``
+are redacted again here unless ``context["include_phi"]`` is true.
 """
 
 from __future__ import annotations
