@@ -226,7 +226,8 @@ def hashable(pixels: np.ndarray) -> bool:
 def keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ORB on the equalized grey image at ORB_PX: ((n, 2) float32 points, (n, 32) uint8 descriptors).
 
-    None (0 points) for an image one pixel thin (1x64): OpenCV's ORB asserts on those instead of finding nothing."""
+    No points (empty arrays) for an image one pixel thin (1x64): OpenCV's ORB asserts on those instead of finding
+    nothing."""
     if not hashable(pixels):
         return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
     a = _shrink(np.asarray(pixels), ORB_PX)
