@@ -1,4 +1,4 @@
-"""Hardening runs: mutation fuzzing of the loaders and the whole scan, and kill-and-resume of `medaudit scan`.
+"""Hardening runs: mutation fuzzing of scan, index add and screen; kill-and-resume of scan, screen and audit.
 
     python -m benchmarks.fuzz --seconds 600               # fuzz load() and Scanner.scan_file() for 10 minutes
     python -m benchmarks.fuzz --seconds 300 --target index   # the same inputs through `index add`'s filing
@@ -755,7 +755,7 @@ def _differ(got: dict, want: dict) -> int:
 
 
 def build_claims(root: Path, n: int = 90, claims: int = 30, seed: int = 0) -> Path:
-    """``claims.csv`` (claim_id, path) over ``n`` distinct images (noise PNGs and CT copies with new pixels)."""
+    """``claims.csv`` (claim_id, path) over ``n`` distinct noise PNGs, spread over ``claims`` claims."""
     import cv2
 
     rng = np.random.default_rng(seed)
