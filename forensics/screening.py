@@ -128,7 +128,9 @@ def screen_claims(
     out.mkdir(parents=True, exist_ok=True)
     index = Path(index_path) if index_path else out / "reuse.sqlite"
     refused = [(path, claim) for path, claim in items if root is not None and outside_root(path, root)]
-    items = [item for item in items if item not in frozenset(refused)] if refused else items
+    if refused:
+        refused_set = frozenset(refused)
+        items = [item for item in items if item not in refused_set]
     by_claim: dict[str, list[str]] = {}
     for path, claim in items:
         by_claim.setdefault(claim, []).append(path)
