@@ -63,9 +63,8 @@ def _write_synced(tmp: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> Path:
-    """Replace ``path`` with UTF-8 ``text`` atomically (``errors="backslashreplace"`` for names that are not
-    UTF-8); returns the path."""
-    return write_bytes(path, text.encode("utf-8", errors))
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Replace ``path`` with UTF-8 ``text`` atomically; returns the path."""
+    return write_bytes(path, text.encode("utf-8"))
 
 
