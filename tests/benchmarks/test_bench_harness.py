@@ -154,7 +154,6 @@ def test_store_round_trip(tmp_path):
         assert s.run(rid)["config"] == {"a": 1} and s.run(rid)["notes"] == ["n"]
 
 
-
 def test_two_benchmarks_share_one_store_while_both_run(tmp_path):
     """bench run and bench detectors at once on the default store: neither may hold the write lock between rows
     (a long run did, and the other failed with "database is locked")."""
@@ -169,7 +168,7 @@ def test_two_benchmarks_share_one_store_while_both_run(tmp_path):
         first.record(a, **row)
         assert len(second.results(a)) == 2 and len(first.results(b)) == 1
 
-# ---------------------------------------------------------------------------------------------- leaderboard
+
 def test_store_reads_a_database_from_before_evaluations(tmp_path):
     import sqlite3
 
@@ -189,6 +188,7 @@ def test_store_reads_a_database_from_before_evaluations(tmp_path):
         assert store.latest_run() == "old-1" and store.latest_run(evaluation="reuse") == new
 
 
+# ---------------------------------------------------------------------------------------------- leaderboard
 def test_leaderboard_markdown(finished_run):
     db, run_id = finished_run
     with ResultStore(db) as store:
