@@ -666,6 +666,7 @@ def train_inpainter_cmd(data_dir, out, time_budget, threads, seed, quiet):
         raise click.UsageError(str(exc)) from None
     click.echo(json.dumps(cfg, indent=2))
 
+
 @bench.command("detectors")
 @_data_option()
 @click.option("--lofo-budget", type=click.FloatRange(0), default=450.0, show_default=True,
