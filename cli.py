@@ -726,8 +726,9 @@ def data():
 def data_check(data_dir, fmt):
     """Verify DATA_DIR against each dataset's manifest.csv (names, sizes, SHA-256) and say where to obtain each.
 
-    Exit 0 when every dataset present matches its manifest, 1 when any file is missing, changed or unlisted.
-    A dataset that is absent is listed with its source and licence, not counted as a failure.
+    Exit 0 when every dataset present matches its manifest, 1 when any file is missing, changed or unlisted, or a
+    dataset folder has no manifest.csv. A dataset that is absent is listed with its source and licence, not counted
+    as a failure.
     """
     from forensics.writers import printable
     from generators.sources import check_data_dir
