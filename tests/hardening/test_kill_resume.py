@@ -250,7 +250,7 @@ def test_workers_exit_when_the_main_process_alone_is_killed(folder, tmp_path, co
     assert survivors_of(proc.pid) == 0, f"workers of `{command}` outlived the main process killed by {sig.name}"
 
 
-def test_die_with_parent_ends_a_process_whose_parent_is_gone(tmp_path):
+def test_die_with_parent_ends_a_process_whose_parent_is_gone():
     """The watchdog half (the only one off Linux): a process told to die with a parent that is already gone
     exits at once instead of running on."""
     code = ("import os, sys, time; from forensics.scanner import die_with_parent; "
