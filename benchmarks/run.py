@@ -11,12 +11,13 @@ refitted; their training covered every bundled generator, so they are not ranked
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from benchmarks.evaluations import cpu_seconds
 
 DEFAULT_DETECTORS = ("suite", "frequency", "cnn", "suite.retrained", "frequency.retrained",
                      "durall", "frank_dct", "dzanic", "npr", "cnndetection")
@@ -55,11 +56,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         "speed_n": 32,
     },
 }
-
-
-def _cpu_s() -> float:
-    ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime
 
 
 def detector_specs(names: Sequence[str], ds, profile: dict[str, Any]) -> list:
@@ -108,7 +104,7 @@ def run_benchmark(
 
     torch.set_num_threads(1)
     prof = {**PROFILES[profile], **(overrides or {})}
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     ds = dataset or build_dataset(data_dir, generators, fakes=prof["fakes"], max_real=prof["max_real"],
                                   size=prof["size"], seed=seed, cache_root=cache or DEFAULT_CACHE, progress=progress)
     build_s = time.perf_counter() - t0
@@ -141,7 +137,7 @@ def run_benchmark(
 
             notes += run_protocols(raw, specs, protocols=["in_distribution"], record=record_raw,
                                    n_boot=prof["n_boot"], seed=seed, progress=progress)
-        store.finish_run(run_id, wall_s=time.perf_counter() - t0, cpu_s=_cpu_s() - c0, notes=notes)
+        store.finish_run(run_id, wall_s=time.perf_counter() - t0, cpu_s=cpu_seconds() - c0, notes=notes)
     return run_id
 
 
