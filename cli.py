@@ -704,7 +704,8 @@ def bench_screen(data_dir, per_kind, db, write_docs):
 
 @bench.command("tamper")
 @_data_option()
-@click.option("-n", "n", type=click.IntRange(2), default=100, show_default=True, help="Images per modality.")
+@click.option("-n", "n", type=click.IntRange(2), default=100, show_default=True,
+              help="Held-out real images, half of each modality; one tampered copy each.")
 @_bench_db
 @_write_docs
 def bench_tamper(data_dir, n, db, write_docs):
