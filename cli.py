@@ -45,13 +45,18 @@ def main() -> None:
 # --- shared scan options -----------------------------------------------------------------------------------------
 
 
-def _max_bytes_option():
-    """--max-bytes, the same for every command that reads image files (scan, audit, screen, index add)."""
+def _default_max_bytes() -> int:
+    # read when a command runs, not when cli is imported: forensics.io loads numpy, and --help stays instant
     from forensics.io.guarded import DEFAULT_MAX_BYTES
 
-    return click.option("--max-bytes", type=click.IntRange(1), default=DEFAULT_MAX_BYTES, show_default=True,
-                        help="Refuse files larger than this many bytes (too_large), checked before reading "
-                             "(default 1 GiB).")
+    return DEFAULT_MAX_BYTES
+
+
+def _max_bytes_option():
+    """--max-bytes, the same for every command that reads image files (scan, audit, screen, index add)."""
+    return click.option("--max-bytes", type=click.IntRange(1), default=_default_max_bytes,
+                        show_default="1 GiB",
+                        help="Refuse files larger than this many bytes (too_large), checked before reading.")
 
 
 def _root_options(func):

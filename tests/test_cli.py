@@ -226,3 +226,29 @@ def test_a_real_crash_in_a_child_process_exits_3(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith("medaudit: failed: NotADirectoryError") and done.stderr.count("\n") == 1
+
+
+def test_importing_the_cli_loads_no_numeric_library():
+    """`medaudit --help` stays instant: option defaults that need the library are read when a command runs."""
+    import subprocess
+    import sys
+
+    code = "import sys, cli; print(sorted(m for m in ('numpy', 'torch', 'cv2', 'forensics.io') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_max_bytes_defaults_to_one_gib_when_a_command_runs(tmp_path, monkeypatch):
+    import forensics.scanner as scanner_mod
+
+    seen = {}
+    real = scanner_mod.Scanner.__init__
+
+    def spy(self, options=None):
+        seen["max_bytes"] = options.max_bytes
+        real(self, options)
+
+    monkeypatch.setattr(scanner_mod.Scanner, "__init__", spy)
+    (tmp_path / "a.png").write_bytes(b"not an image")
+    assert CliRunner().invoke(main, ["scan", str(tmp_path / "a.png"), "-q", "--analyzers", "metadata"]).exit_code == 0
+    assert seen["max_bytes"] == 1 << 30
