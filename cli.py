@@ -302,7 +302,7 @@ def index_query(path, db, limit):
 @main.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def list_cmd(fmt):
-    """Show the analyzers (and bundled generators) and whether each can run here, and why not."""
+    """Show the analyzers, bundled generators and fake makers, and whether each can run here, and why not."""
     from forensics.analyzers import create_analyzer, list_analyzers
 
     rows = []
@@ -326,8 +326,16 @@ def _bundled_generator_rows() -> list[dict]:
         from generators import list_bundled
     except ImportError as exc:
         return [{"type": "generator", "name": "*", "version": "", "kind": "", "available": False, "reason": str(exc)}]
-    return [{"type": "generator", "name": g["name"], "version": g.get("version", ""), "kind": g["family"],
+    rows = [{"type": "generator", "name": g["name"], "version": g.get("version", ""), "kind": g["family"],
              "available": True, "reason": ""} for g in list_bundled()]
+    from generators.fakemakers import fake_maker, fake_maker_names
+
+    for name in fake_maker_names():
+        maker = fake_maker(name)
+        ok = maker.available()
+        rows.append({"type": "fake-maker", "name": name, "version": "1", "kind": maker.family, "available": ok,
+                     "reason": "" if ok else "no weights (medaudit train fake-makers)"})
+    return rows
 
 
 # --- demo ------------------------------------------------------------------------------------------------------
@@ -622,14 +630,19 @@ def bench_generators(data_dir, n, models, db, write_docs):
               help="Comma-separated bundled generators or checkpoint dirs to sample fakes from (default: all bundled).")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
               help="Folder for the weights, calibration, fusion.json and MODEL_CARD.md; use it with scan --weights.")
+@click.option("--fake-makers", "fake_makers", default=None,
+              help="Comma-separated fake makers that re-synthesize every real image as an aligned fake (default: "
+                   "every bundled one; 'none' for none). `medaudit list` names them.")
 @click.option("--time-budget", "time_budget", type=click.FloatRange(1), default=None, help="Seconds for training.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
-def train_detector_cmd(real, fake, generator_names, out, time_budget, seed, quiet):
+def train_detector_cmd(real, fake, generator_names, fake_makers, out, time_budget, seed, quiet):
     """Train the frequency and CNN detectors on real vs synthetic images, format-fair, with calibration.
 
     Both classes go through the same random format path (JPEG 50–100 or PNG, resizing, blur, noise, window/level,
-    bit depth); real images also pass through each generator's resolution path as negatives; the split is by
+    bit depth); real images also pass through each generator's resolution path as negatives; every real image is
+    also re-synthesized by fake makers (autoencoders with several upsamplers and latent strides, local
+    in-painting) as an aligned fake; the split is by
     source image; calibration is fitted on validation data and stored as JSON beside the weights. With fakes from
     two or more generator families (several --fake folders, or generators of one modality from different
     families), calibration is fitted across them: refitted without each family in turn, so the `high` threshold
@@ -638,12 +651,33 @@ def train_detector_cmd(real, fake, generator_names, out, time_budget, seed, quie
     from benchmarks.train_detector import train_detector_cli
 
     names = generator_names.split(",") if generator_names else None
+    makers = None if fake_makers is None else [] if fake_makers == "none" else fake_makers.split(",")
     try:
         report = train_detector_cli(list(real), list(fake), names, out, seed=seed, time_budget_s=time_budget,
-                                    progress=not quiet)
+                                    fake_makers=makers, progress=not quiet)
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(json.dumps(report, indent=2, default=str))
+
+
+@train.command("fake-makers")
+@_data_option("Real images to train on: cxr_kermany/, ct_lung_tcia/, derm_isic/ below it (held-out files excluded).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for <maker>.safetensors; generators/weights/fakemakers holds the bundled ones.")
+@click.option("--seconds-each", type=click.FloatRange(1), default=150.0, show_default=True,
+              help="Training time per autoencoder (CPU, one thread).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def train_fake_makers_cmd(data_dir, out, seconds_each, seed, quiet):
+    """Train the autoencoder fake makers (four upsamplers, latent strides 4-16) that `train detector` uses to
+    re-synthesize real images as aligned fakes."""
+    import torch
+
+    from benchmarks.train_detector import train_fake_makers
+
+    torch.set_num_threads(1)  # small networks: one thread is faster than two fighting over a shared machine
+    logs = train_fake_makers(data_dir, out, seconds_each=seconds_each, seed=seed, progress=not quiet)
+    click.echo(json.dumps(logs, indent=2))
 
 
 @train.command("inpainter")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,18 @@ def calibration_families(names: Sequence[str]) -> dict[str, str]:
     return {g: f for gens in by_modality.values() if len(set(gens.values())) >= 2 for g, f in gens.items()}
 
 
+def calibration_families_with_makers(kinds: Sequence[str]) -> dict[str, str]:
+    """{kind: family} to hold out in turn when calibrating: each fake maker's family, and - when fake makers are
+    among ``kinds`` - all bundled generators together as one family ``bundled`` (one CNN fit per family: the few
+    generators of the seed are one more family next to the decoders, not three); without makers, as before."""
+    makers = maker_families()
+    seen = {k: makers[k] for k in kinds if k in makers}
+    generators = [k for k in kinds if k not in makers]
+    if not seen:
+        return calibration_families(generators)
+    return seen | {g: "bundled" for g in generators}
+
+
 def sample_generator(name: str, n: int, seed: int, batch: int = 64) -> np.ndarray:
     """``n`` unstamped samples float32 (n, H, W[, 3]) - the watermark is left out on purpose, so the detectors
     cannot learn it (the watermark analyzer covers our own marks)."""
@@ -76,6 +89,7 @@ def train_detector_cli(
     progress: bool = True,
     fakes_per_generator: int | None = None,
     exclude_heldout: bool = False,
+    fake_makers: Sequence[str] | None = None,
     data_note: str = "",
     **train_kw: Any,
 ) -> dict[str, Any]:
@@ -91,6 +105,8 @@ def train_detector_cli(
         time_budget_s: wall-clock budget of the training step.
         fakes_per_generator: samples per generator (default: as many fakes in total as real images).
         exclude_heldout: leave out the held-out evaluation split of real files (for the bundled weights).
+        fake_makers: names of the fake makers that re-synthesize every real image (:func:`remake_reals`) as
+            aligned fakes; None: every bundled one with weights; empty: none.
         train_kw: passed on to :func:`forensics.training.train_detectors` (e.g. ``cnn_max_steps``).
     """
     from forensics.training import train_detectors
@@ -103,6 +119,8 @@ def train_detector_cli(
     if not real:
         raise ValueError(f"no readable real images in {list(map(str, real_dirs))}")
     real_groups = [source_group(p) for p in paths]
+    remakes, remake_groups, remake_kinds, remake_families = remake_reals(
+        real, real_groups, makers=fake_makers, seed=seed, progress=progress)
     if generator_names is None:  # fakes from folders need no generators; without folders, every bundled one
         generator_names = [] if fake_dirs else bundled_generator_names()
     natives: set[int] = set()
@@ -125,16 +143,42 @@ def train_detector_cli(
             fake_groups += [f"{g}/seed{seed}/{i}" for i in range(len(x))]
             fake_kinds += [g] * len(x)
     origin = f"folders {', '.join(map(str, fake_dirs))}" if fake_dirs else f"generators {', '.join(generator_names)}"
+    families = {k: k for k in fake_kinds} if fake_dirs else calibration_families(generator_names)
+    if remakes:
+        origin += f"; {len(remakes)} remakes of the real images by fake makers {', '.join(sorted(remake_families))}"
+        fake, fake_groups, fake_kinds = fake + remakes, fake_groups + remake_groups, fake_kinds + remake_kinds
+        # each fake folder stays a family of its own; bundled generators are one family beside the decoders
+        families = remake_families | {k: k if fake_dirs else "bundled" for k in set(fake_kinds) - set(remake_families)}
     note = data_note or (
         f"Real images: {len(real)} files from {', '.join(map(str, real_dirs))}. Synthetic: {len(fake)} ({origin})."
     )
-    families = {k: k for k in fake_kinds} if fake_dirs else calibration_families(generator_names)
     report = train_detectors(real, fake, out_dir=out_dir, real_groups=real_groups, fake_groups=fake_groups,
                              fake_kinds=fake_kinds, families=families, native_sizes=sorted(natives) or (64,), seed=seed,
                              time_budget_s=time_budget_s, data_note=note, progress=progress,
                              **train_kw)
     report["total_wall_s"] = round(time.perf_counter() - t0, 1)
     return report
+
+
+def train_fake_makers(data: Path, out_dir: Path, *, seconds_each: float = 150.0, seed: int = 0,
+                      progress: bool = True) -> dict[str, Any]:
+    """Fit every bundled autoencoder fake maker on the training split of every data folder (gray, short side at
+    most 384 px, held-out files excluded) and write ``out_dir/<maker>.safetensors``; returns {maker: log}."""
+    from forensics.training import preshrink
+    from generators.fakemakers.autoencoder import BUNDLED, maker_name
+    from generators.fakemakers.train import fit_autoencoder
+
+    paths = [p for folder in MODALITY_PREFIX for p in image_files([data / folder]) if not is_heldout(p)]
+    images, _ = load_images(paths, progress)
+    gray = [preshrink(x, 384) for x in images]
+    logs = {}
+    for i, (up, stride) in enumerate(BUNDLED):
+        name = maker_name(up, stride)
+        logs[name] = fit_autoencoder(gray, up, stride, Path(out_dir) / f"{name}.safetensors",
+                                     time_budget_s=seconds_each, seed=seed + i, progress=progress)
+    logs["data"] = {"images": len(gray), "folders": list(MODALITY_PREFIX), "seconds_each": seconds_each}
+    write_text(Path(out_dir) / "training_log.json", json.dumps(logs, indent=1))
+    return logs
 
 
 def bundled_sets(data: Path, *, heldout: bool, seed: int, modalities: Sequence[str] | None = None,
@@ -168,7 +212,8 @@ def bundled_sets(data: Path, *, heldout: bool, seed: int, modalities: Sequence[s
 
 REAL_VARIANTS = 4
 FAKE_VARIANTS = 1
-FAKE_RATIO = 2.0  # synthetic sources per real source (each fake takes one format-path draw, each real four)
+FAKE_RATIO = 1.0  # generator samples per real source (each fake takes one format-path draw, each real four)
+REMAKES_PER_IMAGE = 1  # fake-maker remakes per real source (at the real file's size, one format-path draw)
 
 
 def bundled_generator_names() -> list[str]:
@@ -257,9 +302,72 @@ def fake_variants(name: str, n: int, *, sample_seed: int, seed: int = 0, cache: 
     return _cached(key, make)
 
 
+def remake_reals(images: Sequence[np.ndarray], groups: Sequence[str], *, makers: Sequence[str] | None = None,
+                 per_image: int = REMAKES_PER_IMAGE, seed: int = 0, progress: bool = False):
+    """Aligned fakes: each real image re-synthesized by ``per_image`` fake makers drawn at random (default: every
+    bundled one that has weights). A remake keeps its real image's source group, so the pair lands on one side of
+    the train/validation split. Returns (fakes, groups, kinds = maker names, {maker: calibration family})."""
+    from forensics.training import preshrink
+    from generators.fakemakers import fake_maker, fake_maker_names
+
+    try:
+        chosen = [fake_maker(n) for n in (makers if makers is not None else fake_maker_names())]
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    if makers is not None and (missing := [m.name for m in chosen if not m.available()]):
+        raise ValueError(f"fake makers without weights: {', '.join(missing)} (train them: medaudit train fake-makers)")
+    chosen = [m for m in chosen if m.available()]
+    if not chosen:
+        return [], [], [], {}
+    rng = np.random.default_rng([seed, 13])
+    fakes, fgroups, kinds = [], [], []
+    it = range(len(images))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="fake makers", file=sys.stderr, leave=False)
+    for i in it:
+        gray = preshrink(images[i])
+        for j in rng.choice(len(chosen), size=min(per_image, len(chosen)), replace=False):
+            fakes.append(chosen[j].remake(gray, rng))
+            fgroups.append(groups[i])
+            kinds.append(chosen[j].name)
+    return fakes, fgroups, kinds, {m.name: m.family for m in chosen}
+
+
+def remade_variants(data: Path, folder: str, *, seed: int = 0, cache: Path | None = None, progress: bool = False):
+    """(VariantSet of the fake makers' remakes of the folder's real training files, their source groups)."""
+    from forensics.training import make_variants
+
+    key = None if cache is None else cache / f"remade_{folder}_s{seed}_m{len(maker_families())}_r{REMAKES_PER_IMAGE}_" \
+        f"fp{FORMAT_PATH_VERSION}.npz"
+
+    def make():
+        paths = [p for p in image_files([data / folder]) if not is_heldout(p)]
+        ims, paths = load_images(paths, progress)
+        fakes, groups, kinds, _ = remake_reals(ims, [source_group(p) for p in paths], seed=seed, progress=progress)
+        rng = np.random.default_rng([seed, 17, sum(map(ord, folder))])
+        vs = make_variants(fakes, 1, n_variants=1, rng=rng, kinds=kinds, progress=progress,
+                           desc=f"{folder} remakes")
+        return vs, groups
+
+    vs, groups = _cached(key, make)
+    return vs, groups
+
+
+def maker_families() -> dict[str, str]:
+    """{fake maker: calibration family} of the bundled makers that have weights."""
+    from generators.fakemakers import fake_maker, fake_maker_names
+
+    makers = [fake_maker(n) for n in fake_maker_names()]
+    return {m.name: m.family for m in makers if m.available()}
+
+
 def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, modalities: Sequence[str] | None = None,
-                     generators: Sequence[str] | None = None, progress: bool = False) -> list[tuple[Any, list[str]]]:
-    """[(VariantSet, groups)] of every data folder's training split and of its generators' samples."""
+                     generators: Sequence[str] | None = None, use_fake_makers: bool = True,
+                     progress: bool = False) -> list[tuple[Any, list[str]]]:
+    """[(VariantSet, groups)] of every data folder's training split, of the fake makers' remakes of it and of its
+    generators' samples."""
     bundled = set(bundled_generator_names())
     out = []
     for folder in MODALITY_PREFIX:
@@ -267,6 +375,8 @@ def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, mo
             continue
         rv, rg = real_variants(data, folder, seed=seed, cache=cache, progress=progress)
         out.append((rv, rg))
+        if use_fake_makers and maker_families():
+            out.append(remade_variants(data, folder, seed=seed, cache=cache, progress=progress))
         planned = folder_generators(folder)
         n_sources = len(set(rv.source.tolist()))
         for g in planned:
@@ -292,25 +402,31 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
         tr, va = split_by_source(vs, groups, val_fraction=0.2, seed=seed)
         trains.append(tr)
         vals.append(va)
-        kind = str(vs.kind[0]) if len(vs.kind) else "?"
+        kinds = sorted(set(vs.kind.tolist()))
+        kind = kinds[0] if kinds else "?"
         n_src = len(set(vs.source.tolist()))
         if vs.label[:1].tolist() == [0]:
             lines.append(f"- real `{kind}`: {n_src} files (held-out 20% excluded, split by patient / slice block / "
                          "file), "
                          f"{REAL_VARIANTS} format-path draws each, about half through a native-size round trip "
                          f"({', '.join(map(str, folder_natives(kind)))} px); licence {LICENCES.get(kind, '?')}")
+        elif len(kinds) > 1:
+            lines.append(f"- remakes of those real files by the fake makers ({', '.join(kinds)}): {len(vs.label)} "
+                         f"images, {REMAKES_PER_IMAGE} per real file, 1 format-path draw each")
         else:
             lines.append(f"- synthetic `{kind}`: {n_src} unstamped samples (seed {TRAIN_FAKE_SEED + seed}), "
                          f"{FAKE_VARIANTS} format-path draw each")
-    note = "Training data (real files are byte-exact public images; synthetic ones the bundled generators'):\n\n"
+    note = "Training data (real files are byte-exact public images; synthetic ones the bundled generators' and " \
+           "the fake makers' remakes of the real files):\n\n"
     note += "\n".join(lines)
     natives = sorted({n for vs, _ in parts if vs.label[:1].tolist() == [0] for n in folder_natives(str(vs.kind[0]))})
     data_info = {"real_sources": sum(len(set(v.source.tolist())) for v, _ in parts if v.label[:1].tolist() == [0]),
-                 "synthetic_sources": sum(len(set(v.source.tolist())) for v, _ in parts if v.label[:1].tolist() == [1]),
+                 "synthetic_sources": sum(len(v.label) for v, _ in parts if v.label[:1].tolist() == [1]),
                  "real_variants": REAL_VARIANTS, "synthetic_variants": FAKE_VARIANTS, "native_sizes": natives,
                  "note": note}
     prep = time.perf_counter() - t0
-    families = calibration_families(sorted({str(vs.kind[0]) for vs, _ in parts if vs.label[:1].tolist() == [1]}))
+    families = calibration_families_with_makers(
+        sorted({str(k) for vs, _ in parts if vs.label[:1].tolist() == [1] for k in set(vs.kind.tolist())}))
     return fit_and_save(VariantSet.concat(trains), VariantSet.concat(vals), out_dir=out_dir, data=data_info,
                         families=families, seed=seed, prep_s=prep, progress=progress,
                         time_budget_s=None if time_budget_s is None else time_budget_s - prep, **kw)
@@ -338,8 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    if args.prepare_reals:  # fill the cache with what exists already (reals, trained generators' samples)
-        bundled_variants(args.data, seed=args.seed, cache=args.cache, progress=True)
+    if args.prepare_reals:  # fill the cache with reals and generator samples (remakes wait for the fake makers)
+        bundled_variants(args.data, seed=args.seed, cache=args.cache, use_fake_makers=False, progress=True)
         return 0
     if args.bundled:
         report = train_bundled(args.data, args.out, seed=args.seed, time_budget_s=args.time_budget,

@@ -5,8 +5,12 @@ that is the file format and the resolution, not synthesis (research/generalizati
 through the *same* random chain here before a detector sees them:
 
     [down to the generator's native size and back]   (reals only, as negatives: resolution is never the cue)
-    -> resize: 0.5-1.5x, or to a common export side (128-1024 px) (area / linear / cubic)
-    -> blur -> noise -> window/level jitter -> 16 -> 8 bit quantization -> JPEG (quality 50-100) or PNG round trip
+    -> [down by 0.25-1x and back up]                   (both classes: a viewer's thumbnail-then-zoom)
+    -> resize: 0.5-2x, or to a common export side (128-1024 px)
+    -> blur -> noise -> window/level and gamma jitter -> 16 -> 8 bit quantization -> JPEG (50-100) or PNG
+
+Every resize draws its kernel from :data:`forensics.resampling.RESAMPLERS` (OpenCV, Pillow and torch kernels, with
+and without antialiasing), so no library's kernel is a cue either.
 
 The export sizes matter: a 64 px fake is usually enlarged to a plausible size *before* it is saved, so its JPEG
 blocks sit on the enlarged grid (the benchmark harness does the same at 256 px). Without them the detectors had
@@ -23,11 +27,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from forensics.resampling import random_kernel, random_roundtrip, resize
+
 #: The side of the standardized square every pixel detector works on.
 STANDARD_SIZE = 256
-_INTERPOLATIONS = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
 #: Bumped whenever :func:`format_path` changes, so caches of its outputs are not reused across versions.
-FORMAT_PATH_VERSION = 2
+FORMAT_PATH_VERSION = 3
 #: Short sides images are commonly exported at (model inputs, PACS thumbnails, web exports).
 EXPORT_SIDES = (128, 224, 256, 320, 384, 512, 768, 1024)
 
@@ -89,8 +94,9 @@ def native_roundtrip(pixels: np.ndarray, native_size: int, rng: np.random.Genera
     if s >= 1:
         return x
     small = _resize(x, max(1, round(h * s)), max(1, round(w * s)), cv2.INTER_AREA)
-    interp = cv2.INTER_CUBIC if rng is None else _INTERPOLATIONS[1 + int(rng.integers(2))]
-    return np.clip(_resize(small, h, w, interp), 0, 1).astype(np.float32)
+    if rng is None:
+        return np.clip(_resize(small, h, w, cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+    return resize(small, h, w, random_kernel(rng))
 
 
 def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
@@ -136,6 +142,7 @@ def format_path(
     *,
     native_size: int | None = None,
     p_native: float = 0.5,
+    p_roundtrip: float = 0.3,
     p_resize: float = 0.7,
     p_export: float = 0.5,
     p_blur: float = 0.25,
@@ -150,9 +157,9 @@ def format_path(
         rng: the random source; the same seed gives the same output.
         native_size: a generator's native side in pixels. When given, with probability ``p_native`` the image is
             taken down to it and back first (use for real images, which then become resolution-matched negatives).
-        p_*: probabilities of each step (resize, Gaussian blur sigma 0.3-1.2 px, Gaussian noise
+        p_*: probabilities of each step (down-and-up round trip, resize, Gaussian blur sigma 0.3-1.2 px, Gaussian noise
             sigma 0.003-0.02, window/level jitter, JPEG quality 50-100 vs PNG); ``p_export`` is the share of
-            resizes that go to one of :data:`EXPORT_SIDES` instead of a 0.5-1.5x factor.
+            resizes that go to one of :data:`EXPORT_SIDES` instead of a 0.5-2x factor.
 
     Returns:
         float32 with the input's channel layout, values in [0, 1]; the size changes when the resize step runs.
@@ -160,13 +167,15 @@ def format_path(
     x = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
     if native_size is not None and rng.random() < p_native:
         x = native_roundtrip(x, int(native_size), rng)
+    if rng.random() < p_roundtrip:
+        x = random_roundtrip(x, rng)
     if rng.random() < p_resize:
         h, w = x.shape[:2]
         if rng.random() < p_export:
             f = EXPORT_SIDES[int(rng.integers(len(EXPORT_SIDES)))] / min(h, w)
         else:
-            f = float(rng.uniform(0.5, 1.5))
-        x = _resize(x, max(8, round(h * f)), max(8, round(w * f)), _INTERPOLATIONS[int(rng.integers(3))])
+            f = float(rng.uniform(0.5, 2.0))
+        x = resize(x, max(8, round(h * f)), max(8, round(w * f)), random_kernel(rng))
     if rng.random() < p_blur:
         x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.3, 1.2)))
     if rng.random() < p_noise:
@@ -174,7 +183,7 @@ def format_path(
     if rng.random() < p_window:
         lo, hi = float(rng.uniform(0.0, 0.08)), float(rng.uniform(0.92, 1.0))
         x = (x - lo) / (hi - lo)
-        x = np.clip(x, 0, 1) ** float(rng.uniform(0.85, 1.15))
+        x = np.clip(x, 0, 1) ** float(rng.uniform(0.7, 1.4))
     x = np.clip(x, 0, 1).astype(np.float32)
     if rng.random() < p_jpeg:
         x = jpeg_roundtrip(x, int(rng.integers(50, 101)))

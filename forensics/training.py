@@ -179,7 +179,7 @@ def fit_fusion(logits: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
     choice minimizes the class-balanced log-loss, as the analyzers' own calibration does."""
     names = sorted(logits)
     y = np.asarray(y).astype(int)
-    grid = [[w, 1 - w] for w in np.linspace(0.05, 0.95, 19)] if len(names) == 2 else [[1.0] * len(names)]
+    grid = _simplex_grid(len(names))
     sample_w = np.where(y == 1, 0.5 / max(1, y.sum()), 0.5 / max(1, (1 - y).sum()))
     best: tuple[float, Any] = (math.inf, None)
     for ws in grid:
@@ -192,6 +192,17 @@ def fit_fusion(logits: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
     ws, cal = best[1]
     return {"pixel_weights": {n: round(float(w), 3) for n, w in zip(names, ws, strict=True)},
             "pixel_gain": round(cal.a, 3), "pixel_bias": round(cal.b, 3), "val_logloss": round(best[0], 4)}
+
+
+def _simplex_grid(n: int, steps: int = 20) -> list[list[float]]:
+    """Weight vectors of ``n`` analyzers on a grid of the simplex, every weight at least 1/``steps`` (a fused score
+    never drops an analyzer entirely: the one left out would not explain the score)."""
+    import itertools
+
+    if n == 1:
+        return [[1.0]]
+    return [[k / steps for k in ks] + [1 - sum(ks) / steps] for ks in itertools.product(range(1, steps), repeat=n - 1)
+            if sum(ks) <= steps - 1]
 
 
 def fused_probability(fusion: dict[str, Any], logits: dict[str, np.ndarray]) -> np.ndarray:

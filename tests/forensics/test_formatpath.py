@@ -58,3 +58,23 @@ def test_standardize_is_square_gray_and_deterministic():
     assert a.shape == (64, 64) and a.dtype == np.float32
     assert np.array_equal(a, b)
     assert 0.0 <= a.min() and a.max() <= 1.0
+
+
+def test_every_resampler_keeps_shape_range_and_channels():
+    from forensics.resampling import RESAMPLERS, resize
+
+    for shape in [(40, 52), (40, 52, 3)]:
+        x = np.random.default_rng(3).random(shape).astype(np.float32)
+        for kernel in RESAMPLERS:
+            y = resize(x, 20, 26, kernel)
+            assert y.shape == (20, 26, *shape[2:]) and y.dtype == np.float32, kernel
+            assert 0.0 <= y.min() and y.max() <= 1.0
+
+
+def test_resamplers_differ_so_training_sees_many_kernels():
+    from forensics.resampling import RESAMPLERS, resize
+
+    x = np.random.default_rng(4).random((64, 64)).astype(np.float32)
+    outs = {k: resize(resize(x, 23, 23, k), 64, 64, k) for k in RESAMPLERS}
+    distinct = {np.round(v, 4).tobytes() for v in outs.values()}
+    assert len(distinct) >= len(RESAMPLERS) - 2  # e.g. nearest neighbours of two libraries may coincide
