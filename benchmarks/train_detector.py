@@ -178,7 +178,30 @@ def train_fake_makers(data: Path, out_dir: Path, *, seconds_each: float = 150.0,
                                      time_budget_s=seconds_each, seed=seed + i, progress=progress)
     logs["data"] = {"images": len(gray), "folders": list(MODALITY_PREFIX), "seconds_each": seconds_each}
     write_text(Path(out_dir) / "training_log.json", json.dumps(logs, indent=1))
+    write_text(Path(out_dir) / "MODEL_CARD.md", fake_maker_card(logs))
     return logs
+
+
+def fake_maker_card(logs: dict[str, Any]) -> str:
+    """MODEL_CARD.md of the fake makers: what each is, its training budget and data."""
+    import platform
+
+    lines = ["# medaudit fake makers - model card", "",
+             "Autoencoders that re-synthesize real images as aligned fakes for detector training (issue 13; "
+             "`generators/fakemakers/`). They are not generators of new images and are never used to make "
+             "synthetic data for users. Trained by `medaudit train fake-makers` on one CPU thread "
+             f"({platform.machine()}, Python {platform.python_version()}), L1 loss on random crops of "
+             f"{logs['data']['images']} real training files (held-out split excluded), gray, short side at most "
+             f"384 px, {logs['data']['seconds_each']:.0f} s each.", "",
+             "| maker | steps | wall s | final L1 (EMA) | parameters |", "|---|---|---|---|---|"]
+    for name, log in logs.items():
+        if name != "data":
+            lines.append(f"| {name} | {log['steps']} | {log['wall_s']} | {log['final_l1_ema']} | {log['parameters']} |")
+    lines += ["", "Data and licences:", ""]
+    lines += [f"- `{folder}`: {LICENCES[folder]}" for folder in logs["data"]["folders"]]
+    lines += ["", "`inpaint_local` has no weights of its own: it blends one of these decoders' output into an "
+              "elliptical region of the real image.", ""]
+    return "\n".join(lines)
 
 
 def bundled_sets(data: Path, *, heldout: bool, seed: int, modalities: Sequence[str] | None = None,
