@@ -4,8 +4,8 @@ Two signatures, each with its MAC Parameters item (SHA256 over Explicit VR Littl
 dcmsign computes them: the Data Elements Signed in tag order, then this signature's item attributes other than
 Certificate of Signer, Signature and the certified time stamp):
 
-* MAC 1, the **statement**: Conversion Type, the SOP Instance UID and medaudit's private provenance block, which
-  holds the digest of the decoded pixel levels (0011,1010). It is C2PA's actions + ``org.medaudit.provenance``
+* MAC 1, the **statement**: Conversion Type and medaudit's private provenance block, which holds the digest of the
+  decoded pixel levels (0011,1010). It is C2PA's actions + ``org.medaudit.provenance``
   assertion: who made this, how, and which pixels.
 * MAC 2, the **record**: every top-level element present when signing (bar those PS3.3 C.12.1.1.3.1.1 excludes:
   groups below 0008, group lengths, sequences, UN, the signature sequences themselves), Pixel Data included. It
@@ -35,7 +35,8 @@ DIGEST_OFFSET = 0x10  # private element (0011,1010): SHA-256 of the decoded pixe
 _SIG_SEQ, _MAC_SEQ = 0xFFFAFFFA, 0x4FFE0001
 _SIG_ITEM_SIGNED = (0x04000005, 0x04000100, 0x04000105, 0x04000110)  # MAC ID, UID, DateTime, Certificate Type
 _HASHES = {"SHA256": "sha256", "SHA384": "sha384", "SHA512": "sha512", "SHA1": "sha1"}
-_STATEMENT_TAGS = (0x00080018, 0x00080064)  # SOP Instance UID, Conversion Type
+# Conversion Type; the SOP Instance UID stays out (a PACS may re-assign it): it is in the record, MAC 2.
+_STATEMENT_TAGS = (0x00080064,)
 
 
 def _signable(elem) -> bool:
