@@ -68,6 +68,53 @@ def _root_options(func):
                              "outside_root error record and are not read.")(func)
 
 
+def _trust_list(ctx, param, value):
+    if not value:
+        return None
+    from forensics.signatures import load_trust_list
+
+    try:
+        return load_trust_list(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _watermark_key(ctx, param, value):
+    """A secret read from the named file, else from $MEDAUDIT_WATERMARK_KEY; never taken on the command line."""
+    from forensics.watermark import WatermarkKey
+
+    try:
+        return WatermarkKey.from_file(value) if value else WatermarkKey.from_env()
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_watermark_key_option = click.option(
+    "--watermark-key", type=click.Path(exists=True, dir_okay=False), default=None, callback=_watermark_key,
+    help="File holding a secret watermark key (default: $MEDAUDIT_WATERMARK_KEY, else the public mark).")
+
+
+def _signing_options(func):
+    """--sign-key / --sign-cert (generate, tamper): C2PA in PNG/JPEG, PS3.15 signatures in DICOM."""
+    func = click.option("--sign-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+                        help="PEM certificate chain of --sign-key (signer first).")(func)
+    return click.option("--sign-key", type=click.Path(exists=True, dir_okay=False), default=None,
+                        help="PEM private key (EC P-256/384 or RSA): sign each output's provenance.")(func)
+
+
+def _load_signing_key(sign_key, sign_cert):
+    if not sign_key and not sign_cert:
+        return None
+    if not (sign_key and sign_cert):
+        raise click.UsageError("--sign-key and --sign-cert go together")
+    from forensics.signatures import load_signing_key
+
+    try:
+        return load_signing_key(sign_key, sign_cert)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def _scan_options(func):
     options = [
         click.option("--workers", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -93,6 +140,9 @@ def _scan_options(func):
                      help="Where to run: this machine's processes, or dask.distributed."),
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="Dask scheduler (tcp://host:8786); without it --engine dask starts a LocalCluster."),
+        click.option("--trust-list", type=click.Path(exists=True, dir_okay=False), default=None,
+                     callback=_trust_list, help="PEM certificates whose signatures (C2PA, DICOM) count as trusted."),
+        _watermark_key_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -368,20 +418,25 @@ def demo(out_dir, quiet):
 @click.argument("name_or_ckpt")
 @click.option("-n", "n", type=click.IntRange(1), default=8, show_default=True, help="How many images.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
-@click.option("--format", "fmt", type=click.Choice(["png", "png16", "dicom"]), default="png", show_default=True,
-              help="8-bit PNG, 16-bit PNG, or a Secondary Capture DICOM.")
+@click.option("--format", "fmt", type=click.Choice(["png", "png16", "jpeg", "dicom"]), default="png",
+              show_default=True, help="8-bit PNG, 16-bit PNG, JPEG (quality 95), or a Secondary Capture DICOM.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1 …")
 @click.option("--quiet", "-q", is_flag=True)
-def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet):
+@_signing_options
+@_watermark_key_option
+def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet, sign_key, sign_cert, watermark_key):
     """Sample N synthetic images from a bundled generator (see `medaudit list`) or a checkpoint folder.
 
-    Every image is stamped: an invisible watermark plus labels (PNG iTXt/XMP; DICOM Conversion Type SYN).
+    Every image is stamped: an invisible watermark plus labels (PNG iTXt/XMP; DICOM Conversion Type SYN); with
+    --sign-key/--sign-cert also signed provenance (C2PA manifest; DICOM Digital Signatures).
     """
     from generators import generate as sample_to_files
 
+    signing_key = _load_signing_key(sign_key, sign_cert)
     try:
-        written = sample_to_files(name_or_ckpt, n, out_dir, fmt=fmt, seed=seed, device=device, progress=not quiet)
+        written = sample_to_files(name_or_ckpt, n, out_dir, fmt=fmt, seed=seed, device=device, progress=not quiet,
+                                  signing_key=signing_key, watermark_key=watermark_key)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     for path in written:
@@ -397,7 +452,9 @@ def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet):
               help="PNG, or DICOM (.dcm, from DICOM input) keeping the original's metadata.")
 @click.option("--no-stamp", is_flag=True, help="Leave the output unlabelled (benchmarks only).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def tamper(mode, image, at, radius, out, no_stamp, seed):
+@_signing_options
+@_watermark_key_option
+def tamper(mode, image, at, radius, out, no_stamp, seed, sign_key, sign_cert, watermark_key):
     """INJECT a nodule-like lesion into a chest CT or X-ray IMAGE, or REMOVE one (a 2-D CT-GAN attack).
 
     The output is stamped as manipulated (watermark, compositeWithTrainedAlgorithmicMedia, DICOM DERIVED with the
@@ -410,7 +467,8 @@ def tamper(mode, image, at, radius, out, no_stamp, seed):
     except ValueError:
         raise click.BadParameter("expected X,Y, e.g. 200,180", param_hint="--at") from None
     try:
-        info = tamper_file(image, out, mode=mode, at=(x, y), radius=radius, stamp=not no_stamp, seed=seed)
+        info = tamper_file(image, out, mode=mode, at=(x, y), radius=radius, stamp=not no_stamp, seed=seed,
+                           signing_key=_load_signing_key(sign_key, sign_cert), watermark_key=watermark_key)
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(json.dumps(info, default=str))

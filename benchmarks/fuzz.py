@@ -208,6 +208,7 @@ def seed_files() -> dict[str, tuple[bytes, str]]:
         ),
         ".jpg",
     )
+    seeds.update(signed_seeds(grey, rgb))
     try:
         import nibabel
 
@@ -216,6 +217,29 @@ def seed_files() -> dict[str, tuple[bytes, str]]:
     except ImportError:  # pragma: no cover - nibabel is a dependency
         pass
     return seeds
+
+
+def signed_seeds(grey: np.ndarray, rgb: np.ndarray) -> dict[str, tuple[bytes, str]]:
+    """A genuinely signed PNG (C2PA caBX), JPEG (C2PA APP11) and DICOM (PS3.15 Digital Signatures), so mutations
+    reach the signature verifiers (the c2pa SDK and our DICOM MAC check) with structures that almost verify."""
+    import tempfile
+
+    from forensics.signatures import load_signing_key
+    from forensics.signatures.c2pa_manifest import available
+    from forensics.signatures.throwaway import make_chain
+    from generators import provenance as stamp
+
+    if not available():  # pragma: no cover - c2pa-python is a dependency
+        return {}
+    info = {"generator": "fuzz", "version": "1", "seed": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        chain = make_chain(tmp)
+        key = load_signing_key(chain["key"], chain["chain"])
+    return {
+        "png_signed": (stamp.sign(stamp.png_bytes(grey, info), "png", info, key), ".png"),
+        "jpeg_signed": (stamp.sign(stamp.jpeg_bytes(rgb, info), "jpeg", info, key), ".jpg"),
+        "dicom_signed": (stamp.sign(stamp.dicom_bytes(grey, info, bits=8), "dicom", info, key), ".dcm"),
+    }
 
 
 # --------------------------------------------------------------------------------------------------- mutations

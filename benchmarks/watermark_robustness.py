@@ -6,6 +6,9 @@ perturbation, and reports the detection rate on the marked images (TPR) and on t
 same perturbation (FPR), plus the PSNR of marking.
 
     medaudit bench watermark --data DIR -n 100 --write-docs docs/BENCHMARKS.md
+
+With generators (``--generators N``) it also measures the keyed mark: found with its key after JPEG 70 and 0.5x
+resizing, and never with it on unmarked, publicly marked or wrongly keyed images (``run_keyed``).
 """
 
 from __future__ import annotations
@@ -205,6 +208,62 @@ def run_generators(n: int) -> tuple[str, dict[str, list[float]]]:
     return "\n".join(lines) + "\n", by_model
 
 
+#: The secret of the keyed-mark figures: fixed, so a rerun reproduces them (any secret behaves the same).
+BENCH_KEY = "medaudit-benchmark-watermark-key-v1"
+KEYED_PERTURBATIONS = ("none", "jpeg 70", "resize 0.5x", "0.5x + jpeg 70")
+
+
+def run_keyed(n: int, wrong_keys: int = 2) -> tuple[str, dict]:
+    """The keyed mark (``--watermark-key``) on the bundled generators' outputs.
+
+    Detection with the key on outputs stamped with it, after ``KEYED_PERTURBATIONS``; and false detections with the
+    key on the same samples unmarked, with the public mark, and with ``wrong_keys`` other secrets, under every
+    perturbation in ``PERTURBATIONS`` (5 generators x n x (2 + wrong_keys) x 11 null images).
+
+    Returns:
+        (Markdown, {"tpr": {perturbation: rate}, "n_marked", "false_positives", "n_null", "max_null_z"}).
+    """
+    from forensics.watermark import WatermarkKey
+    from generators import list_bundled, load_generator
+    from generators.provenance import stamp
+
+    key = WatermarkKey(BENCH_KEY)
+    others = [WatermarkKey(f"{BENCH_KEY}-wrong-{i}") for i in range(wrong_keys)]
+    hits = {p: 0 for p in KEYED_PERTURBATIONS}
+    marked_n = fp = null_n = 0
+    max_null = -np.inf
+    for model in list_bundled():
+        gen = load_generator(model["name"], device="cpu")
+        for x in gen.sample(n, seed=2):
+            mine = stamp(x, generator=model["name"], version="bench", seed=0, key=key)
+            for pert in KEYED_PERTURBATIONS:
+                hits[pert] += detect(PERTURBATIONS[pert](mine), key=key).present
+            marked_n += 1
+            nulls = [x, stamp(x, generator="", version="", seed=0)]
+            nulls += [stamp(x, generator="", version="", seed=0, key=k) for k in others]
+            for img in nulls:
+                for fn in PERTURBATIONS.values():
+                    res = detect(fn(img), key=key)
+                    fp += res.present
+                    max_null = max(max_null, res.z)
+                    null_n += 1
+        print(f"done keyed {model['name']}", file=sys.stderr)
+    tpr = {p: hits[p] / max(marked_n, 1) for p in KEYED_PERTURBATIONS}
+    lines = [
+        "Keyed watermark (`--watermark-key`): detection with the key on outputs of the bundled generators stamped "
+        "with it, and false detections with the key on the same samples unmarked, with the public mark and with "
+        f"{wrong_keys} other keys, each under all {len(PERTURBATIONS)} perturbations above.",
+        "",
+        "| marked n | " + " | ".join(KEYED_PERTURBATIONS) + " | null images | false detections | largest null z |",
+        "|---|" + "---|" * len(KEYED_PERTURBATIONS) + "---|---|---|",
+        f"| {marked_n} | " + " | ".join(f"{tpr[p]:.3f}" for p in KEYED_PERTURBATIONS)
+        + f" | {null_n} | {fp} | {max_null:.2f} |",
+    ]
+    summary = {"tpr": tpr, "n_marked": marked_n, "false_positives": fp, "n_null": null_n,
+               "max_null_z": float(max_null)}
+    return "\n".join(lines) + "\n", summary
+
+
 @register_evaluation("watermark")
 def evaluate_watermark(record: Recorder, *, data: Path, n: int = 100,
                        sizes: tuple[int | None, ...] = (64, 128, None), n_generated: int = 60) -> Section:
@@ -233,4 +292,10 @@ def evaluate_watermark(record: Recorder, *, data: Path, n: int = 100,
         for model, rates in by_model.items():
             for pert, t in zip(perts, rates, strict=True):
                 record(metric="tpr", value=t, subset=model, perturbation=pert, n_fake=n_generated)
+        keyed_table, keyed = run_keyed(n_generated)
+        table += "\n" + keyed_table
+        for pert, t in keyed["tpr"].items():
+            record(metric="tpr", value=t, subset="keyed", perturbation=pert, n_fake=keyed["n_marked"])
+        record.figures({"false_positives": keyed["false_positives"], "max_null_z": keyed["max_null_z"]},
+                       subset="keyed", n_real=keyed["n_null"])
     return Section("watermark", "Provenance watermark robustness", table)

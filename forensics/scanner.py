@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,8 @@ class ScanOptions:
     include_phi: bool = False
     index_path: str | None = None  # reuse index (SQLite) for the reuse analyzer; without it, reuse is skipped
     weights_dir: str | None = None  # pixel detectors trained by `medaudit train detector`; None: the bundled ones
+    trust_list: str | None = None  # PEM certificates whose signatures count as trusted (metadata analyzer)
+    watermark_key: Any = None  # forensics.watermark.WatermarkKey: also look for this secret key's mark
 
 
 class Scanner:

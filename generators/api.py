@@ -11,7 +11,7 @@ from .base import CONFIG_FILE, WEIGHTS_FILE, Generator, read_config, resolve_dev
 from .registry import create_generator
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-FORMATS = ("png", "png16", "dcm")
+FORMATS = ("png", "png16", "jpeg", "dcm")
 
 
 def list_bundled() -> list[dict[str, Any]]:
@@ -126,6 +126,16 @@ def train_generator(
     return out
 
 
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _chunk_seed(seed: int, chunk: int) -> int:
     return (int(seed) * 1_000_003 + chunk) % (2**63)
 
@@ -141,6 +151,8 @@ def generate(
     progress: bool = True,
     batch_size: int = 16,
     bits: int | None = None,
+    signing_key: Any = None,
+    watermark_key: Any = None,
 ) -> list[Path]:
     """Sample ``n`` images, stamp each (watermark) and write it with explicit labels.
 
@@ -149,8 +161,12 @@ def generate(
     run resumes: chunks whose files all exist are skipped.
 
     Args:
-        fmt: ``png`` (8-bit), ``png16`` (16-bit grayscale / RGB) or ``dcm`` (Secondary Capture DICOM).
+        fmt: ``png`` (8-bit), ``png16`` (16-bit grayscale / RGB), ``jpeg`` (quality 95) or ``dcm`` (Secondary
+            Capture DICOM).
         bits: override the bit depth (PNG 8/16; DICOM grayscale 8/16).
+        signing_key: a ``forensics.signatures.SigningKey``: each file also gets signed provenance (C2PA manifest in
+            PNG/JPEG, PS3.15 Digital Signatures in DICOM) naming generator, version, weights hash, seed and family.
+        watermark_key: a secret ``forensics.watermark.WatermarkKey`` for the invisible mark (default: public).
 
     Returns:
         The paths written or found, in index order.
@@ -159,11 +175,15 @@ def generate(
 
     from tqdm.auto import tqdm
 
-    from .provenance import provenance_info, stamp, write_dicom, write_png
+    from forensics.atomic import write_bytes
+
+    from .provenance import dicom_bytes, jpeg_bytes, png_bytes, provenance_info, sign, stamp
 
     fmt = fmt.lower().lstrip(".")
     if fmt in ("dicom", "dcm"):
         fmt = "dcm"
+    if fmt == "jpg":
+        fmt = "jpeg"
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if n < 0:
@@ -171,9 +191,10 @@ def generate(
     gen = load_generator(name_or_ckpt, device=str(resolve_device(device)))
     name = gen.name_
     version = f"{gen.config()['version']}"
+    weights_sha256 = _file_sha256(_resolve(name_or_ckpt)[1] / WEIGHTS_FILE)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ext = "dcm" if fmt == "dcm" else "png"
+    ext = {"dcm": "dcm", "jpeg": "jpg"}.get(fmt, "png")
     paths = [out_dir / f"{name}_{seed}_{i:05d}.{ext}" for i in range(n)]
     bar = tqdm(total=n, disable=not progress, file=sys.stderr, desc=f"generate {name}")
     for chunk, start in enumerate(range(0, n, batch_size)):
@@ -184,12 +205,18 @@ def generate(
         images = gen.sample(len(todo), seed=_chunk_seed(seed, chunk))
         for k, (path, img) in enumerate(zip(todo, images, strict=True)):
             i = start + k
-            info = provenance_info(name, version, seed, index=i, family=gen.family, model_steps=gen.steps_)
-            stamped = stamp(img, generator=name, version=version, seed=seed)
+            info = provenance_info(name, version, seed, index=i, family=gen.family, model_steps=gen.steps_,
+                                   weights_sha256=weights_sha256)
+            stamped = stamp(img, generator=name, version=version, seed=seed, key=watermark_key)
             if fmt == "dcm":
-                write_dicom(path, stamped, info, modality=gen.modality or "OT", bits=bits)
+                data = dicom_bytes(stamped, info, modality=gen.modality or "OT", bits=bits)
+            elif fmt == "jpeg":
+                data = jpeg_bytes(stamped, info)
             else:
-                write_png(path, stamped, info, bits=bits or (16 if fmt == "png16" else 8))
+                data = png_bytes(stamped, info, bits=bits or (16 if fmt == "png16" else 8))
+            if signing_key is not None:
+                data = sign(data, {"dcm": "dicom"}.get(fmt, "png" if fmt == "png16" else fmt), info, signing_key)
+            write_bytes(path, data)
             bar.update(1)
     bar.close()
     return paths

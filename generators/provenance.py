@@ -14,6 +14,13 @@ locally by ``generators.tamper``). ``stamp`` adds the ``forensics.watermark`` ma
 * DICOM, tampered: the original dataset (same patient and study) with new pixels, ImageType DERIVED\\SECONDARY, a
   new SOP Instance UID, a DerivationDescription naming the edit, and the same private block.
 
+* JPEG (``jpeg_bytes``): the same XMP packet in an APP1 segment.
+
+With a signing key (``sign``; ``--sign-key`` / ``--sign-cert``) the bytes also carry signed provenance: a C2PA
+manifest in PNG and JPEG (``forensics.signatures.c2pa_manifest``), PS3.15 Digital Signatures in DICOM
+(``forensics.signatures.dicom_signature``); both state the pixels' digest so a verifier can tell pixel edits from
+metadata edits. ``stamp`` takes an optional secret ``WatermarkKey`` (``--watermark-key``).
+
 Files are written atomically (``forensics.atomic``).
 """
 
@@ -41,13 +48,17 @@ SOURCE_TYPES = {
 }
 
 
-def stamp(pixels: np.ndarray, *, generator: str, version: str, seed: int, kind: str = "synthetic") -> np.ndarray:
+def stamp(
+    pixels: np.ndarray, *, generator: str, version: str, seed: int, kind: str = "synthetic", key: Any = None
+) -> np.ndarray:
     """Embed the invisible provenance watermark.
 
     Args:
         pixels: float32 (H, W) or (H, W, 3) in [0, 1]. 64 px or more for the mark to survive JPEG re-encoding.
         generator, version, seed, kind: what produced the image; recorded by the writers, not in the mark (the
             watermark carries one keyed bit: "made by medaudit").
+        key: a secret ``forensics.watermark.WatermarkKey`` (only its holders can detect the mark), or None for the
+            public mark.
 
     Returns:
         float32 array of the same shape in [0, 1].
@@ -56,7 +67,7 @@ def stamp(pixels: np.ndarray, *, generator: str, version: str, seed: int, kind: 
 
     del generator, version, seed, kind  # the writers put these in the readable labels
     x = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0)
-    return np.clip(embed(x), 0.0, 1.0).astype(np.float32)
+    return np.clip(embed(x, key=key), 0.0, 1.0).astype(np.float32)
 
 
 def provenance_info(generator: str, version: str, seed: int, kind: str = "synthetic", **extra: Any) -> dict[str, Any]:
@@ -160,6 +171,46 @@ def png_bytes(pixels: np.ndarray, info: dict[str, Any] | None, *, bits: int = 8)
     ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
     extra = _itxt(P.PNG_KEYWORD, json.dumps(info, sort_keys=True)) + _itxt(P.XMP_KEYWORD, xmp_packet(info))
     return png[:ihdr_end] + extra + png[ihdr_end:]
+
+
+def jpeg_bytes(pixels: np.ndarray, info: dict[str, Any] | None, *, quality: int = 95) -> bytes:
+    """Encode pixels as 8-bit JPEG (4:2:0 for colour, as cv2 writes it), with the XMP label in APP1 unless ``info``
+    is None."""
+    import cv2
+
+    q = _quantize(pixels, 8)
+    if q.ndim == 3:
+        q = q[..., ::-1]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(q), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    jpg = buf.tobytes()
+    if info is None:
+        return jpg
+    payload = b"http://ns.adobe.com/xap/1.0/\x00" + xmp_packet(_complete(info)).encode("utf-8")
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    return jpg[:2] + app1 + jpg[2:]
+
+
+def sign(data: bytes, fmt: str, info: dict[str, Any], key) -> bytes:
+    """``data`` with signed provenance: a C2PA manifest (``fmt`` png / jpeg) or DICOM Digital Signatures (dicom).
+
+    Args:
+        key: a ``forensics.signatures.SigningKey`` (``load_signing_key``).
+
+    Raises:
+        ValueError: an unknown format, or the key / certificate refused by C2PA.
+    """
+    from forensics.io import load
+    from forensics.signatures import c2pa_manifest, dicom_signature
+    from forensics.signatures.pixels import display_sha256
+
+    if fmt == "dicom":
+        return dicom_signature.sign_bytes(data, key)
+    if fmt not in c2pa_manifest.MIME:
+        raise ValueError(f"cannot sign {fmt!r} output; PNG, JPEG and DICOM can be signed")
+    img = load(f"output.{fmt}", data=data)  # the digest of the pixels exactly as a scan will decode them
+    return c2pa_manifest.sign(data, fmt, _complete(info), key, display_sha256(img.pixels, img.bit_depth))
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray, info: dict[str, Any], *, bits: int = 8) -> Path:
@@ -282,16 +333,21 @@ def dicom_dataset(pixels: np.ndarray, info: dict[str, Any], *, modality: str = "
     return ds
 
 
-def write_dicom(
-    path: str | os.PathLike, pixels: np.ndarray, info: dict[str, Any], *, modality: str = "OT", bits: int | None = None
-) -> Path:
-    """Write a Secondary Capture DICOM file (atomically) labelled as synthetic; see ``dicom_dataset``."""
+def dicom_bytes(pixels: np.ndarray, info: dict[str, Any], *, modality: str = "OT", bits: int | None = None) -> bytes:
+    """A Secondary Capture DICOM file's bytes, labelled as synthetic; see ``dicom_dataset``."""
     from io import BytesIO
 
     ds = dicom_dataset(pixels, info, modality=modality, bits=bits)
     buf = BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    return write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_dicom(
+    path: str | os.PathLike, pixels: np.ndarray, info: dict[str, Any], *, modality: str = "OT", bits: int | None = None
+) -> Path:
+    """Write a Secondary Capture DICOM file (atomically) labelled as synthetic; see ``dicom_dataset``."""
+    return write_bytes(path, dicom_bytes(pixels, info, modality=modality, bits=bits))
 
 
 def _label_block(ds, info: dict[str, Any]) -> None:

@@ -30,6 +30,8 @@ def tamper_file(
     stamp: bool = True,
     seed: int = 0,
     modality: str | None = None,
+    signing_key: Any = None,
+    watermark_key: Any = None,
 ) -> dict[str, Any]:
     """Tamper one image file and write the result (PNG or DICOM by ``dst``'s suffix), atomically.
 
@@ -48,6 +50,9 @@ def tamper_file(
         stamp: write the provenance watermark and labels.
         seed: reproducible lesion and texture.
         modality: ``"ct"`` or ``"xray"``; default from the DICOM modality, else guessed from the pixels.
+        signing_key: a ``forensics.signatures.SigningKey``: the output also gets signed provenance (C2PA manifest
+            with compositeWithTrainedAlgorithmicMedia in PNG, PS3.15 Digital Signatures in DICOM). Needs ``stamp``.
+        watermark_key: a secret ``forensics.watermark.WatermarkKey`` for the mark (default: the public one).
 
     Returns:
         {"path", "mode", "at", "radius", "mask_pixels", "bbox" [x0, y0, x1, y1], "format", "stamped", "modality"}.
@@ -60,7 +65,10 @@ def tamper_file(
 
     dst = Path(dst)
     fmt = "dicom" if dst.suffix.lower() in (".dcm", ".dicom") else "png"
-    data, info, _mask = tamper_bytes(load(src), fmt, mode, at, radius, stamp=stamp, seed=seed, modality=modality)
+    if signing_key is not None and not stamp:
+        raise ValueError("an unstamped output cannot be signed: signing states what made the image")
+    data, info, _mask = tamper_bytes(load(src), fmt, mode, at, radius, stamp=stamp, seed=seed, modality=modality,
+                                     signing_key=signing_key, watermark_key=watermark_key)
     write_bytes(dst, data)
     return {"path": str(dst), **info}
 
@@ -75,6 +83,8 @@ def tamper_bytes(
     stamp: bool = True,
     seed: int = 0,
     modality: str | None = None,
+    signing_key: Any = None,
+    watermark_key: Any = None,
 ) -> tuple[bytes, dict[str, Any], np.ndarray]:
     """Tamper a loaded :class:`~forensics.records.MedicalImage` and encode it as ``fmt`` (``png`` or ``dicom``).
 
@@ -117,19 +127,22 @@ def tamper_bytes(
             from forensics.watermark import embed
 
             disp = (a * new_stored + b).astype(np.float32)
-            new_stored = new_stored + (embed(np.clip(disp, 0, 1)) - np.clip(disp, 0, 1)) / a
+            new_stored = new_stored + (embed(np.clip(disp, 0, 1), key=watermark_key) - np.clip(disp, 0, 1)) / a
         pixels = np.clip(a * new_stored + b, 0, 1).astype(np.float32)
     else:
         mod = mod or guess_modality(img.pixels)
         pixels, res = _apply_display(np.asarray(img.pixels, dtype=np.float32), at, radius, mode, mod, seed)
         if stamp:
-            pixels = provenance.stamp(pixels, generator=GENERATOR_NAME, version=VERSION, seed=seed, kind="tampered")
+            pixels = provenance.stamp(pixels, generator=GENERATOR_NAME, version=VERSION, seed=seed, kind="tampered",
+                                      key=watermark_key)
 
     if fmt == "dicom":
         data = provenance.derived_dicom_bytes(img.raw, new_stored, pixels, info)
     else:
         bits = 16 if (img.bit_depth > 8 and pixels.ndim == 2) else 8
         data = provenance.png_bytes(_levels(pixels, bits), info, bits=bits)
+    if signing_key is not None and info is not None:
+        data = provenance.sign(data, fmt, info, signing_key)
     ys, xs = np.nonzero(res.mask)
     bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if xs.size else None
     out = {

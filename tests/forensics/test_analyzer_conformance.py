@@ -42,7 +42,13 @@ def settings(tmp_path_factory) -> dict[str, str]:
     shutil.copyfile(_dicom_path(), filed)
     index = d / "reuse.sqlite"
     assert add_paths(index, [filed], "earlier-claim")["added"] == 1
-    return {"index_path": str(index), "weights_dir": str(BUNDLED_WEIGHTS)}
+    from forensics.signatures import load_trust_list
+    from forensics.signatures.throwaway import make_chain
+    from forensics.watermark import WatermarkKey
+
+    trust = load_trust_list(make_chain(d / "ca")["root"])
+    return {"index_path": str(index), "weights_dir": str(BUNDLED_WEIGHTS), "trust_list": trust,
+            "watermark_key": WatermarkKey("conformance-secret-key")}
 
 
 def _memory(pixels: np.ndarray, name: str) -> MedicalImage:
@@ -127,7 +133,7 @@ def test_the_reuse_analyzer_of_the_battery_finds_its_filed_copy(settings):
 def test_analyzer_settings_are_read_before_building_and_unknown_names_fail():
     assert analyzer_settings("reuse") == ("index_path",)
     assert set(analyzer_settings("cnn")) == {"weights_dir"}
-    assert analyzer_settings("metadata") == ()
+    assert analyzer_settings("metadata") == ("trust_list",)
     assert analyzer_settings("reuse") == ANALYZERS.get("reuse").settings
     with pytest.raises(KeyError, match="unknown analyzer"):
         analyzer_settings("no_such_analyzer")

@@ -4,7 +4,9 @@ Generator signatures (PNG text, EXIF, XMP, C2PA), JPEG quantization and re-save 
 consistency and medaudit's own provenance labels. See README.md in this folder for every evidence code.
 
 Metadata is an assertion by whoever wrote the file last: a signature is strong but can be planted, and the
-absence of metadata is never evidence of authenticity, so a file with no findings scores None, not 0.
+absence of metadata is never evidence of authenticity, so a file with no findings scores None, not 0. Cryptographic
+signatures (C2PA, DICOM PS3.15) are the exception: they are verified here (``signatures.py``), against the user's
+trust list when one is given.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from forensics.analyzers.base import Analyzer
 from forensics.analyzers.metadata.codes import CODES, is_decisive
 from forensics.analyzers.metadata.containers import jpeg_evidence, png_evidence, tiff_evidence, webp_evidence
 from forensics.analyzers.metadata.dicom_rules import DicomContext, dicom_rules
+from forensics.analyzers.metadata.signatures import dicom_signature, raster_signature
 from forensics.io.sniff import sniff_format
 from forensics.records import Evidence, Finding, MedicalImage
 
@@ -44,15 +47,18 @@ class MetadataAnalyzer(Analyzer):
 
     Args:
         parse_dicom: parse DICOM bytes with pydicom when the record carries no dataset.
+        trust_list: PEM certificates; a signature chaining to one of them is reported as trusted.
     """
 
     name = "metadata"
-    version = "1.0.0"
+    version = "1.1.0"
     kind = "rules"
     codes = CODES
+    settings = ("trust_list",)
 
-    def __init__(self, parse_dicom: bool = True):
+    def __init__(self, parse_dicom: bool = True, trust_list: str | None = None):
         self.parse_dicom = parse_dicom
+        self.trust_list = trust_list
 
     def analyze(self, image: MedicalImage) -> Finding:
         raw = image.raw or b""
@@ -61,8 +67,10 @@ class MetadataAnalyzer(Analyzer):
         try:
             if container == "png":
                 evidence = png_evidence(raw)
+                evidence += self._signature(lambda: raster_signature(image, "png", self.trust_list))
             elif container == "jpeg":
                 evidence = jpeg_evidence(raw)
+                evidence += self._signature(lambda: raster_signature(image, "jpeg", self.trust_list))
             elif container == "tiff":
                 evidence = tiff_evidence(raw)
             elif container == "webp":
@@ -71,11 +79,21 @@ class MetadataAnalyzer(Analyzer):
                 ds = image.dicom if image.dicom is not None else self._read_dicom(raw)
                 if ds is not None:
                     evidence = dicom_rules(DicomContext(ds=ds, raw=raw, stored=image.stored))
+                    evidence += self._signature(lambda: dicom_signature(ds, self.trust_list))
         except Exception as exc:  # noqa: BLE001 - last line of defence: hostile bytes never fail a scan
             evidence.append(Evidence("file.malformed", f"metadata parser stopped: {type(exc).__name__}", 0.0))
         evidence = _dedupe(evidence)
         score, decisive = combine(evidence)
         return self.finding(score, evidence, decisive=decisive)
+
+    @staticmethod
+    def _signature(check) -> list[Evidence]:
+        """A signature check that cannot complete is itself a finding (a broken signature), never a failed scan."""
+        try:
+            return check()
+        except Exception as exc:  # noqa: BLE001 - hostile signature structures must not stop the other rules
+            return [Evidence("signature.invalid", f"signature could not be checked: {type(exc).__name__}",
+                             CODES["signature.invalid"].weight)]
 
     def _read_dicom(self, raw: bytes) -> Any:
         if not self.parse_dicom or not raw:

@@ -42,6 +42,20 @@ CODES: dict[str, Code] = {
         "C2PA manifest; decisive when its actions say (composite)trainedAlgorithmicMedia or its "
         "claim generator is a known image generator, else 0.15 with edit actions and 0 otherwise",
     ),
+    # Signed provenance (C2PA in PNG/JPEG, DICOM PS3.15 Digital Signatures), verified offline in every scan.
+    "signature.valid": Code(
+        1.0, True, "signature valid, content unchanged since signing; decisive when the signed statement declares "
+        "(composite)trainedAlgorithmicMedia, else 0; the message names the signer and whether it is trusted"
+    ),
+    "signature.metadata_changed": Code(
+        0.1, True, "signature valid and the signed pixel digest matches, other bytes changed (metadata edit, "
+        "lossless re-encoding); decisive (1.0) when the statement declares synthetic media"
+    ),
+    "signature.content_changed": Code(0.35, False, "signature valid but the pixels changed after signing"),
+    "signature.invalid": Code(
+        0.5, False, "the signature does not verify: forged, another key, or the signed statement edited"
+    ),
+    "signature.unsigned": Code(0.0, False, "no C2PA manifest / DICOM Digital Signature (informational)"),
     "medaudit.provenance": Code(1.0, True, "medaudit's own provenance label (PNG iTXt, XMP, DICOM private block)"),
     # JPEG structure.
     "jpeg.quality": Code(0.0, False, "estimated IJG quality of the last save (informational)"),
