@@ -115,6 +115,13 @@ def _load_signing_key(sign_key, sign_cert):
         raise click.UsageError(str(exc)) from None
 
 
+def _view_option(func):
+    """--view-px: how large the report's per-image views are (audit, screen)."""
+    return click.option("--view-px", type=click.IntRange(0, 8192), default=1024, show_default=True,
+                        help="Longer side in px of the report's zoomable image and its views (ELA, noise, heatmaps); "
+                             "0: none. The report grows with its square.")(func)
+
+
 def _scan_options(func):
     options = [
         click.option("--workers", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -242,6 +249,7 @@ def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for report.html, report.json and report.csv.")
 @click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
+@_view_option
 @_scan_options
 def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
     """Scan PATHS and write a self-contained audit report (HTML, JSON, CSV) into --out."""
@@ -270,6 +278,7 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, e
 @click.option("--resume", is_flag=True, help="Continue an interrupted screening in the same --out.")
 @click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
 @_root_options
+@_view_option
 @_scan_options
 def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_outside, workers, fail_on, fail_on_error,
            quiet, engine, scheduler, **opts):

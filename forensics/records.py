@@ -137,6 +137,8 @@ class ScanResult:
     # For reports only, not in the JSON line: a small uint8 preview and header facts (PHI already redacted).
     thumbnail: np.ndarray | None = field(default=None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
+    # For reports only: what the report's viewer shows (forensics.report.views.build_views), or None.
+    views: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.claim_id is None else {"claim_id": self.claim_id}

@@ -45,7 +45,8 @@ class ScanOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES  # files larger than this are refused (too_large) before they are read
     timeout_s: float = 60.0
-    thumbnails: bool = False
+    thumbnails: bool = False  # report mode: a thumbnail, header facts and the report's views per image
+    view_px: int = 1024  # longer side of the report's full-size views (forensics.report.views); 0: no views
     include_phi: bool = False
     index_path: str | None = None  # reuse index (SQLite) for the reuse analyzer; without it, reuse is skipped
     weights_dir: str | None = None  # pixel detectors trained by `medaudit train detector`; None: the bundled ones
@@ -117,6 +118,11 @@ class Scanner:
         if self.options.thumbnails:
             result.thumbnail = thumbnail(image.pixels)
             result.details = self._details(image)
+            if self.options.view_px > 0:
+                from forensics.report.views import build_views
+
+                result.views = build_views(image, findings, self.options.view_px, index_path=self.options.index_path,
+                                           max_bytes=self.options.max_bytes, max_pixels=self.options.max_pixels)
         return result
 
     def _details(self, image: MedicalImage) -> dict[str, str]:

@@ -12,7 +12,10 @@ Example::
   colour overlays, header facts), the errors, and the provenance of the run (tool and analyzer versions, model
   file hashes, thresholds, command line, times, machine). Images are inline PNG data URIs, the CSS and the small
   sorting script are inline, and a Content-Security-Policy forbids any other script or network load. Every value
-  that comes from an input file is HTML-escaped (jinja2 autoescape).
+  that comes from an input file is HTML-escaped (jinja2 autoescape). Each image's details also hold its views
+  (``views.py``, ``views.html``, ``views.js``): the image zoomable with window/level on the stored values, ELA
+  for JPEG, the noise residual, heatmaps on the score's scale, the copy-move overlay and reuse matches side by
+  side with the transform undone.
 - ``report.json``: ``{"schema_version", "context", "summary", "results"}``; each result is ``ScanResult.to_dict()``
   plus its ``details`` (no thumbnails).
 - ``report.csv``: one row per input (columns in ``CSV_COLUMNS``); cells that a spreadsheet would run as a formula

@@ -19,6 +19,7 @@ from forensics.atomic import write_set
 from forensics.phi import PHI_KEYWORDS, redact
 from forensics.records import ScanResult
 from forensics.report.images import overlay_uri, thumbnail_uri
+from forensics.report.views import page_views
 from forensics.writers import CSV_COLUMNS, csv_row, csv_safe
 
 REPORT_SCHEMA_VERSION = "1.0"
@@ -197,7 +198,7 @@ def render_html(
         keep_trailing_newline=True,
     )
     template = env.get_template("report.html")
-    script = "\n" + (_HERE / "report.js").read_text(encoding="utf-8") + "\n"
+    script = "\n" + "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("report.js", "views.js")) + "\n"
     ordered = sorted(results, key=lambda r: (r.status != "ok", -_num(r.risk, -1.0)))
     return template.render(
         title="medaudit audit report",
@@ -208,7 +209,8 @@ def render_html(
         rows=[_row(i, r, include_phi) for i, r in enumerate(ordered)],
         errors=[r for r in ordered if r.status != "ok"],
         claims=claims or [],
-        css=(_HERE / "report.css").read_text(encoding="utf-8"),
+        views=page_views(ordered),  # per row: the zoomable image and the views behind it (views.html)
+        css="\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("report.css", "views.css")),
         script=script,
         # The CSP allows only this exact script: should escaping ever fail, injected markup still cannot run code.
         script_hash="sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),

@@ -239,6 +239,8 @@ class LocalizationAnalyzer(Analyzer):
             at = [int(v / s) for v in found.at]
             src = [int(v / s) for v in found.source_at]
             data.update(at=at, source_at=src)
+            if found.box is not None:  # for the report's copy-move overlay
+                data.update(box=[round(v / s) for v in found.box], source_box=[round(v / s) for v in found.source_box])
             if score >= 0.5:
                 evidence.append(Evidence(
                     "localization.copied_texture",

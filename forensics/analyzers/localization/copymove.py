@@ -159,12 +159,15 @@ def offset_ncc(r: np.ndarray, valid: np.ndarray, dy: int, dx: int) -> np.ndarray
 class CopyMove:
     """What was found: ``map`` float32 (H, W) holds, on every verified copy and on its source, that region's area in
     px (0 elsewhere), so chance matches stay small next to a real paste; ``area`` px of the largest region;
-    ``at`` / ``source_at`` (x, y) centres of that region and of its partner."""
+    ``at`` / ``source_at`` (x, y) centres of that region and of its partner; ``box`` / ``source_box`` their bounding
+    boxes (x, y, w, h)."""
 
     map: np.ndarray
     area: int = 0
     at: tuple[int, int] | None = None
     source_at: tuple[int, int] | None = None
+    box: tuple[int, int, int, int] | None = None
+    source_box: tuple[int, int, int, int] | None = None
 
 
 def copy_move(gray: np.ndarray) -> CopyMove:
@@ -193,4 +196,6 @@ def copy_move(gray: np.ndarray) -> CopyMove:
         if area > best.area:
             cx, cy = (int(round(v)) for v in centroids[k])
             best.area, best.at, best.source_at = area, (cx, cy), (cx + dx, cy + dy)
+            x, y, w, h = (int(v) for v in stats[k, :4])
+            best.box, best.source_box = (x, y, w, h), (x + dx, y + dy, w, h)
     return best
