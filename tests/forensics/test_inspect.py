@@ -126,7 +126,8 @@ def test_png_chunks_text_exif_xmp_icc_and_c2pa(tmp_path):
     xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
            'xmp:CreatorTool="Stable Diffusion" xmp:CreateDate="2021-02-03T04:05:06"/></x:xmpmeta>')
     itxt = b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp.encode()
-    raw = with_chunks(enc.tobytes(), text_chunk("parameters", "a chest x-ray, Steps: 20"), text_chunk("Author", "Jane Q"),
+    raw = with_chunks(enc.tobytes(), text_chunk("parameters", "a chest x-ray, Steps: 20"),
+                      text_chunk("Author", "Jane Q"),
                       chunk(b"iTXt", itxt), chunk(b"eXIf", _exif("Jane Q", "GIMP 2.10")),
                       chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(_icc_profile())),
                       chunk(b"caBX", c2pa_store("OpenAI-API", "trainedAlgorithmicMedia")))
