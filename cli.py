@@ -533,6 +533,15 @@ def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
               engines=tuple(engines.split(",")))
 
 
+@bench.command("cold-start")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Fresh processes per command.")
+@_bench_db
+@_write_docs
+def bench_cold_start(repeats, db, write_docs):
+    """Seconds of a one-image `scan` and `inspect` in a new process, as a ratio to `python -c "import torch"`."""
+    _evaluate("cold_start", write_docs, db, repeats=repeats)
+
+
 @bench.command("watermark")
 @_data_option()
 @click.option("-n", "n", type=click.IntRange(1), default=100, show_default=True, help="Images per data set.")
