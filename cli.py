@@ -355,6 +355,37 @@ def index_query(path, db, limit):
         click.echo(json.dumps(match))
 
 
+# --- inspect ---------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: indented lines per file; json: one JSON object per file (JSON Lines).")
+@click.option("--include-phi", is_flag=True, help="Show patient identifiers, dates and instance UIDs (redacted by "
+                                                  "default).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Per-file time limit in seconds (0: none).")
+@_max_bytes_option()
+@click.option("--quiet", "-q", is_flag=True, help="No summary line on stderr.")
+def inspect(paths, fmt, include_phi, timeout_s, max_bytes, quiet):
+    """List everything each file in PATHS says about itself: every DICOM element (private tags, nested sequences),
+    PNG chunks, EXIF / XMP / IPTC / ICC, C2PA manifest, JPEG quantization tables and the encoder they point to,
+    NIfTI header. Files that cannot be read give an error record; the run goes on. Files are never modified."""
+    from forensics.inspect import inspect_paths, to_text
+
+    total = errors = 0
+    for record in inspect_paths(paths, include_phi=include_phi, max_bytes=max_bytes, timeout_s=timeout_s):
+        total += 1
+        errors += record["status"] != "ok"
+        click.echo(json.dumps(record, default=str) if fmt == "json" else to_text(record) + "\n")
+    if total == 0:
+        click.echo("medaudit: nothing to inspect: no files under the given paths", err=True)
+        sys.exit(2)
+    if not quiet:
+        click.echo(f"inspected {total}: {total - errors} ok, {errors} error", err=True)
+
+
 # --- list ------------------------------------------------------------------------------------------------------
 
 
@@ -575,6 +606,15 @@ def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
     names = None if analyzers == "all" else tuple(analyzers.split(","))
     _evaluate("scan_speed", write_docs, db, n=n, workers=workers, analyzers=names, size=size,
               engines=tuple(engines.split(",")))
+
+
+@bench.command("cold-start")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Fresh processes per command.")
+@_bench_db
+@_write_docs
+def bench_cold_start(repeats, db, write_docs):
+    """Seconds of a one-image `scan` and `inspect` in a new process, as a ratio to `python -c "import torch"`."""
+    _evaluate("cold_start", write_docs, db, repeats=repeats)
 
 
 @bench.command("watermark")

@@ -45,3 +45,21 @@ def redact(value: object, salt: bytes = _SALT) -> str:
 
 def is_phi(keyword: str) -> bool:
     return keyword in PHI_KEYWORDS
+
+
+# Value representations that identify wherever they appear (a name or a date in a private tag or a sequence too).
+IDENTIFYING_VRS = frozenset({"PN", "DA", "DT", "TM"})
+
+
+def is_identifying_element(keyword: str, vr: str, value: object) -> bool:
+    """True when a DICOM element's value is an identifier: a PHI keyword, a person name or a date/time (any tag),
+    or a UID that is not a registered DICOM UID (instance UIDs trace back to the patient's study, PS3.15 E.1-1;
+    class and transfer syntax UIDs name standards and are kept)."""
+    if keyword in PHI_KEYWORDS or vr in IDENTIFYING_VRS:
+        return True
+    if vr == "UI" and keyword != "ImplementationClassUID":  # that one names the writing software, not a study
+        from pydicom.uid import UID_dictionary
+
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return any(str(v) not in UID_dictionary for v in values if v not in (None, ""))
+    return False

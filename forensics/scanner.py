@@ -270,13 +270,16 @@ def _execute(todo, options: ScanOptions, workers: int, engine: str, scheduler: s
         return
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r}; choose local or dask")
-    if workers <= 1 or len(todo) < 2:
+    if workers <= 1 or len(todo) <= IN_PROCESS_MAX:
         scanner = Scanner(options)
         yield from (scanner.scan_file(*item) for item in todo)
         return
     yield from _execute_pool(todo, options, workers)
 
 
+# Up to this many files are scanned in this process whatever --workers says: each worker imports torch and loads the
+# models again (seconds), more than a handful of images take to scan.
+IN_PROCESS_MAX = 4
 WORKER_DIED = "worker process died while scanning this file (killed, out of memory, or a crash in native code)"
 
 

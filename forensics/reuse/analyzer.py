@@ -13,7 +13,7 @@ from forensics.analyzers import register_analyzer
 from forensics.analyzers.base import Analyzer
 from forensics.records import Evidence, Finding, MedicalImage
 from forensics.reuse import hashing as H
-from forensics.reuse.index import THRESHOLDS_FILE, ReuseIndex, stored_path
+from forensics.reuse.index import SAME_SERIES, SIMILAR, THRESHOLDS_FILE, UNVERIFIED, ReuseIndex, stored_path
 
 
 @register_analyzer("reuse")
@@ -62,18 +62,29 @@ class ReuseAnalyzer(Analyzer):
         evidence = []
         for m in matches:
             where = f"{m.path} filed under claim {m.claim_id or '(none)'}"
+            how = f"distance {m.distance}/64" + (f", {m.inliers} keypoint inliers" if m.inliers else "")
+            checked = "" if m.similarity is None else f", fine-structure similarity {m.similarity:.2f}"
             if m.method == "sha256":
                 evidence.append(Evidence("reuse.exact_duplicate", f"byte-identical to {where}", m.score))
             elif m.method == "pixels":
                 evidence.append(Evidence("reuse.exact_duplicate", f"same pixels as {where} (file re-wrapped)", m.score))
+            elif m.relation == SAME_SERIES:
+                gap = "" if m.slice_gap_mm is None else f", {m.slice_gap_mm:g} mm apart"
+                evidence.append(Evidence("reuse.same_series", f"another slice of the same DICOM series as {where}"
+                                                              f"{gap}: not a reuse of it", 0.0))
+            elif m.relation == SIMILAR:
+                why = f"looks like {where} ({how}{checked}) but the pixels differ: similar (same series?), not the same"
+                evidence.append(Evidence("reuse.similar", why + " image; review", m.score))
             else:
-                how = f"distance {m.distance}/64" + (f", {m.inliers} keypoint inliers" if m.inliers else "")
-                evidence.append(
-                    Evidence("reuse.match", f"same image as {where} (transform: {m.transform}; {how})", m.score)
-                )
+                note = " (not pixel-verified: filed by an older index)" if m.relation == UNVERIFIED else ""
+                evidence.append(Evidence("reuse.match", f"same image as {where} (transform: {m.transform}; "
+                                                        f"{how}{checked}){note}", m.score))
         data = {"matches": [{"path": m.path, "claim_id": m.claim_id, "sha256": m.sha256, "method": m.method,
-                             "transform": m.transform, "distance": m.distance} for m in matches]}
+                             "transform": m.transform, "distance": m.distance, "relation": m.relation,
+                             "similarity": m.similarity, "slice_gap_mm": m.slice_gap_mm} for m in matches]}
         # The same bytes or pixels under another claim settle the question; perceptual matches stay bounded
-        # evidence (fusion caps them at medium), because look-alike scans of different patients exist.
+        # evidence (fusion caps them at medium), because look-alike scans of different patients exist. A slice of
+        # the same series scores nothing: it is evidence of the same exam, not of a copied image.
         decisive = any(m.method in ("sha256", "pixels") for m in matches)
-        return self.finding(max(m.score for m in matches), evidence, decisive=decisive, data=data)
+        scores = [m.score for m in matches if m.score > 0]
+        return self.finding(max(scores) if scores else None, evidence, decisive=decisive, data=data)

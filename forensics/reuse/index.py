@@ -31,7 +31,7 @@ from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from forensics.records import MedicalImage
 from forensics.reuse import hashing as H
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: DICOM identity columns (hashed UIDs, slice position) and verification thumbnails
 THRESHOLDS_FILE = Path(__file__).with_name("thresholds.json")
 # Used when thresholds.json is missing; the calibrated file overrides them.
 _FALLBACK = {"hash": 6, "candidates": 20, "loose": 20, "inliers": 40}
@@ -58,12 +58,26 @@ CREATE TABLE IF NOT EXISTS hashes (
     image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
     phash BLOB NOT NULL             -- len(WINDOWS) x 8 bytes, window 0 = whole image
 );
+CREATE TABLE IF NOT EXISTS thumbs (
+    image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+    png BLOB NOT NULL               -- the normalized grey image the hashes are computed from (<= 256 px), PNG
+);
 CREATE TABLE IF NOT EXISTS keypoints (
     image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
     points BLOB NOT NULL,           -- float32 (n, 2) at ORB_PX
     descriptors BLOB NOT NULL       -- uint8 (n, 32) ORB
 );
 """
+
+
+# Added by schema 2 to `images`; an index written by an older version gets them (NULL for its rows) when opened
+# for writing, and is read without them when opened read-only.
+_IDENTITY_COLUMNS = (("study_uid", "TEXT"), ("series_uid", "TEXT"), ("sop_uid", "TEXT"), ("slice_position", "REAL"),
+                     ("instance_number", "INTEGER"))
+# What a perceptual match means (Match.relation) and the score each relation carries.
+SAME_IMAGE, SIMILAR, SAME_SERIES, UNVERIFIED = "same image", "similar (same series?)", "same series, other slice", \
+    "unverified"
+SIMILAR_SCORE = 0.25  # review level: listed as a lead, alone it leaves the image low
 
 
 @dataclass
@@ -105,10 +119,15 @@ class Match:
     inliers: int | None = None
     modality: str | None = None
     added: float | None = None
+    relation: str = SAME_IMAGE
+    similarity: float | None = None
+    slice_gap_mm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["score"] = round(float(self.score), 4)
+        if self.similarity is not None:
+            out["similarity"] = round(float(self.similarity), 3)
         return out
 
 
@@ -119,7 +138,47 @@ class _Prepared:
     phash: np.ndarray  # (W, 8) uint8
     points: np.ndarray
     descriptors: np.ndarray
+    identity: dict[str, Any]  # raw DICOM UIDs and geometry; hashed before they reach the index
+    thumb: np.ndarray  # the normalized grey image (hashing.normalize), kept to verify matches
 
+
+def dicom_identity(image: MedicalImage) -> dict[str, Any]:
+    """Study/Series/SOP Instance UIDs, the slice position along the slice normal (mm) and the Instance Number of a
+    DICOM image; empty for other formats. Raw values: callers hash the UIDs before storing or showing them."""
+    ds = image.dicom
+    if ds is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, keyword in (("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID"), ("sop", "SOPInstanceUID")):
+        value = str(ds.get(keyword) or "").strip()
+        if value:
+            out[key] = value
+    try:
+        ipp = [float(v) for v in ds.get("ImagePositionPatient") or []]
+        iop = [float(v) for v in ds.get("ImageOrientationPatient") or []]
+        if len(ipp) == 3:
+            normal = np.cross(iop[:3], iop[3:]) if len(iop) == 6 else np.array([0.0, 0.0, 1.0])
+            out["position"] = float(np.dot(ipp, normal))
+    except (TypeError, ValueError):
+        pass
+    try:
+        out["instance"] = int(ds.get("InstanceNumber")) if ds.get("InstanceNumber") not in (None, "") else None
+    except (TypeError, ValueError):
+        pass
+    return out
+
+
+def _encode_thumb(grey: np.ndarray) -> bytes:
+    import cv2
+
+    return cv2.imencode(".png", grey)[1].tobytes()
+
+
+def _decode_thumb(blob: bytes) -> np.ndarray | None:
+    import cv2
+
+    a = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_GRAYSCALE)
+    return a if a is not None and min(a.shape) >= H.MIN_SIDE else None
 
 def load_thresholds(path: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:
     p = Path(path) if path else THRESHOLDS_FILE
@@ -169,7 +228,8 @@ def prepare(
     access. Raises InputError: the loader's codes, and ``too_small`` for an image with a side under 2 pixels."""
     image = _hashable(_as_image(item, max_bytes, max_pixels))
     pts, des = H.keypoints(image.pixels)
-    return _Prepared(image, H.image_sha256(image.pixels), H.stored_hashes(image.pixels), pts, des)
+    return _Prepared(image, H.image_sha256(image.pixels), H.stored_hashes(image.pixels), pts, des,
+                     dicom_identity(image), H.normalize(image.pixels))
 
 
 class ReuseIndex:
@@ -195,6 +255,12 @@ class ReuseIndex:
                                         check_same_thread=False)
             _while_busy(self._create)
         self.conn.execute("PRAGMA foreign_keys=ON")
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(images)")}
+        self._has_identity = all(name in columns for name, _ in _IDENTITY_COLUMNS)
+        self._has_thumbs = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'thumbs'").fetchone() is not None
+        salt = self.conn.execute("SELECT value FROM meta WHERE key = 'uid_salt'").fetchone() if columns else None
+        self._salt = bytes.fromhex(salt[0]) if salt else None
         self._cache_key: tuple | None = None
         self._ids = np.zeros(0, np.int64)
         self._hashes = np.zeros((0, len(H.WINDOWS)), np.uint64)
@@ -206,10 +272,16 @@ class ReuseIndex:
         with self._transaction():
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 self.conn.execute(stmt)
+            # Migration from schema 1: add the identity columns; every existing row stays, with NULL identity.
+            columns = {r[1] for r in self.conn.execute("PRAGMA table_info(images)")}
+            for name, sql_type in _IDENTITY_COLUMNS:
+                if name not in columns:
+                    self.conn.execute(f"ALTER TABLE images ADD COLUMN {name} {sql_type}")
             self.conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('hash', ?)",
-                (str(SCHEMA_VERSION), f"phash64x{len(H.WINDOWS)}"),
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('hash', ?), ('uid_salt', ?)",
+                (str(SCHEMA_VERSION), f"phash64x{len(H.WINDOWS)}", os.urandom(16).hex()),
             )
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     # --- housekeeping ---------------------------------------------------------------------------------------
 
@@ -287,9 +359,11 @@ class ReuseIndex:
                 h, w = img.pixels.shape[:2]
                 mod = modality or img.modality
                 now = time.time()
+                ident = p.identity
                 cur = conn.execute(
-                    "INSERT INTO images (sha256, pixel_sha256, path, claim_id, modality, width, height, added)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO images (sha256, pixel_sha256, path, claim_id, modality, width, height, added,"
+                    " study_uid, series_uid, sop_uid, slice_position, instance_number)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         img.sha256,
                         p.pixel_sha256,
@@ -299,9 +373,15 @@ class ReuseIndex:
                         w,
                         h,
                         now,
+                        self._uid(ident.get("study")),
+                        self._uid(ident.get("series")),
+                        self._uid(ident.get("sop")),
+                        ident.get("position"),
+                        ident.get("instance"),
                     ),
                 )
                 image_id = cur.lastrowid
+                conn.execute("INSERT INTO thumbs VALUES (?, ?)", (image_id, _encode_thumb(p.thumb)))
                 conn.execute("INSERT INTO hashes VALUES (?, ?)", (image_id, p.phash.tobytes()))
                 conn.execute(
                     "INSERT INTO keypoints VALUES (?, ?, ?)",
@@ -310,6 +390,14 @@ class ReuseIndex:
                 out.append(Record(image_id, img.sha256, img.path, claim, mod, now))
         self._cache_key = None
         return out
+
+    def _uid(self, uid: str | None) -> str | None:
+        """A UID as the index keeps it: salted (per index) SHA-256, so no raw identifier is stored or shown."""
+        if not uid or self._salt is None:
+            return None
+        import hashlib
+
+        return hashlib.sha256(self._salt + uid.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
     def filed(self, path: str | os.PathLike, claim_id: str) -> bool:
         """True when a file at ``path`` was filed under ``claim_id`` (what a resumed screening need not redo)."""
@@ -439,8 +527,43 @@ class ReuseIndex:
                         if len(found) >= limit:
                             break
 
+        for image_id, match in found.items():
+            if match.method in ("phash", "orb"):
+                self._relate(image, image_id, match)
         method_rank = {"sha256": 0, "pixels": 1, "phash": 2, "orb": 3}
         return sorted(found.values(), key=lambda m: (-m.score, method_rank[m.method], m.distance))[:limit]
+
+    def _relate(self, image: MedicalImage, image_id: int, match: Match) -> None:
+        """Say what a perceptual match is: DICOM identity first (same SOP Instance: the same image; same series,
+        another instance: a neighbouring slice, not reuse), else the pixels (verified against the filed thumbnail):
+        "same image" only when the fine structure agrees, otherwise "similar (same series?)" at review level."""
+        filed = {}
+        if self._has_identity:
+            row = self.conn.execute("SELECT series_uid, sop_uid, slice_position FROM images WHERE id = ?",
+                                    (image_id,)).fetchone()
+            filed = {"series": row[0], "sop": row[1], "position": row[2]} if row else {}
+        ident = dicom_identity(image)
+        sop, series = self._uid(ident.get("sop")), self._uid(ident.get("series"))
+        if sop and sop == filed.get("sop"):
+            match.relation = SAME_IMAGE  # the same instance, re-encoded or re-wrapped
+            return
+        if series and series == filed.get("series"):
+            match.relation, match.score = SAME_SERIES, 0.0
+            if ident.get("position") is not None and filed.get("position") is not None:
+                match.slice_gap_mm = round(abs(ident["position"] - filed["position"]), 3)
+            return
+        blob = None
+        if self._has_thumbs:
+            blob = self.conn.execute("SELECT png FROM thumbs WHERE image_id = ?", (image_id,)).fetchone()
+        thumb = _decode_thumb(blob[0]) if blob else None
+        if thumb is None:
+            match.relation = UNVERIFIED  # filed by an index version that kept no thumbnail: the hashes alone
+            return
+        query = H.undo_transform(H.normalize(image.pixels), H.TRANSFORM_NAMES.index(match.transform.split(",")[0])
+                                 if match.transform.split(",")[0] in H.TRANSFORM_NAMES else 0)
+        match.similarity = H.verify_similarity(query, thumb)
+        if match.similarity < H.SAME_IMAGE_SIMILARITY:
+            match.relation, match.score = SIMILAR, min(match.score, SIMILAR_SCORE)
 
     def stats(self) -> dict[str, Any]:
         n, claims = self.conn.execute("SELECT count(*), count(DISTINCT claim_id) FROM images").fetchone()

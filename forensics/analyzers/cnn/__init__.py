@@ -55,10 +55,10 @@ class CNNAnalyzer(Analyzer):
         missing = [str(p) for p in self._files if not p.is_file()]
         if missing:
             return False, f"cnn weights not found: {', '.join(missing)} (train them: medaudit train detector)"
+        from importlib.util import find_spec
+
         for module in ("torch", "timm", "safetensors"):
-            try:
-                __import__(module)
-            except ImportError:
+            if find_spec(module) is None:  # looked up, not imported: importing timm alone costs seconds
                 return False, f"cnn needs the {module!r} package, which is not installed"
         return True, ""
 

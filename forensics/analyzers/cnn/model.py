@@ -29,12 +29,17 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 
 def build_model(config: dict[str, Any]):
-    """The timm network for ``config`` (random init; ``pretrained=False`` - nothing is downloaded)."""
-    import timm
+    """The timm network for ``config`` (random init; ``pretrained=False`` - nothing is downloaded). ``resnet10t``
+    (the bundled model) is built by ``resnet.py`` instead, the same modules without importing timm (cold start)."""
+    from forensics.analyzers.cnn import resnet
 
     kw = dict(config["model_kwargs"])
     if "channels" in kw:
         kw["channels"] = tuple(kw["channels"])
+    if resnet.supported(config):
+        return resnet.ResNet10T(**kw)
+    import timm
+
     return timm.create_model(config["arch"], pretrained=False, **kw)
 
 

@@ -133,3 +133,120 @@ def read_exif(data: bytes) -> ExifInfo:
         if off and length and off + length <= n:
             info.thumbnail = data[off : off + length]
     return info
+
+
+# --- every tag, for `medaudit inspect` ---------------------------------------------------------------------------
+
+_GPS_POINTER, _INTEROP_POINTER = 0x8825, 0xA005
+# Names of the tags seen in practice (TIFF 6, EXIF 2.32); others are listed by number.
+TAG_NAMES = {
+    0x00FE: "NewSubfileType", 0x0100: "ImageWidth", 0x0101: "ImageLength", 0x0102: "BitsPerSample",
+    0x0103: "Compression", 0x0106: "PhotometricInterpretation", 0x010D: "DocumentName", 0x0111: "StripOffsets",
+    0x0112: "Orientation", 0x0115: "SamplesPerPixel", 0x0116: "RowsPerStrip", 0x0117: "StripByteCounts",
+    0x011A: "XResolution", 0x011B: "YResolution", 0x011C: "PlanarConfiguration", 0x0128: "ResolutionUnit",
+    0x013C: "HostComputer", 0x013D: "Predictor", 0x0142: "TileWidth", 0x0143: "TileLength", 0x0144: "TileOffsets",
+    0x0145: "TileByteCounts", 0x0153: "SampleFormat", 0x0213: "YCbCrPositioning", 0x0214: "ReferenceBlackWhite",
+    0x829A: "ExposureTime", 0x829D: "FNumber", 0x8822: "ExposureProgram", 0x8827: "ISOSpeedRatings",
+    0x8773: "InterColorProfile", 0x83BB: "IPTC-NAA", 0x8649: "PhotoshopSettings", 0x9000: "ExifVersion",
+    0x9010: "OffsetTime", 0x9011: "OffsetTimeOriginal", 0x9012: "OffsetTimeDigitized",
+    0x9101: "ComponentsConfiguration", 0x9201: "ShutterSpeedValue", 0x9202: "ApertureValue",
+    0x9204: "ExposureBiasValue", 0x9207: "MeteringMode", 0x9209: "Flash", 0x920A: "FocalLength",
+    0x927C: "MakerNote", 0x9290: "SubSecTime", 0x9291: "SubSecTimeOriginal", 0x9292: "SubSecTimeDigitized",
+    0x9C9B: "XPTitle", 0x9C9D: "XPAuthor", 0x9C9E: "XPKeywords", 0x9C9F: "XPSubject", 0xA000: "FlashpixVersion",
+    0xA001: "ColorSpace", 0xA002: "PixelXDimension", 0xA003: "PixelYDimension", 0xA402: "ExposureMode",
+    0xA403: "WhiteBalance", 0xA406: "SceneCaptureType", 0xA420: "ImageUniqueID", 0xA430: "CameraOwnerName",
+    0xA431: "BodySerialNumber", 0xA433: "LensMake", 0xA434: "LensModel", 0xA435: "LensSerialNumber",
+    0x0000: "GPSVersionID", 0x0001: "GPSLatitudeRef", 0x0002: "GPSLatitude", 0x0003: "GPSLongitudeRef",
+    0x0004: "GPSLongitude", 0x0005: "GPSAltitudeRef", 0x0006: "GPSAltitude", 0x0007: "GPSTimeStamp",
+    0x001D: "GPSDateStamp", 0x0201: "JPEGInterchangeFormat", 0x0202: "JPEGInterchangeFormatLength",
+    _EXIF_POINTER: "ExifIFDPointer", _GPS_POINTER: "GPSInfoIFDPointer", _INTEROP_POINTER: "InteroperabilityIFDPointer",
+    _USER_COMMENT: "UserComment", _XP_COMMENT: "XPComment", _XMP_TAG: "XMLPacket",
+    **IFD0_TEXT, **EXIF_TEXT,
+}
+_TYPE_NAMES = {1: "BYTE", 2: "ASCII", 3: "SHORT", 4: "LONG", 5: "RATIONAL", 6: "SBYTE", 7: "UNDEFINED",
+               8: "SSHORT", 9: "SLONG", 10: "SRATIONAL", 11: "FLOAT", 12: "DOUBLE"}
+_MAX_DUMPED = 4096  # entries over all IFDs
+_MAX_VALUES = 64  # numbers shown per entry
+
+
+@dataclass
+class ExifEntry:
+    """One IFD entry: where it sits, what it is, its decoded value (text, numbers, or a byte count)."""
+
+    ifd: str
+    tag: int
+    name: str
+    type: str
+    count: int
+    value: str | list | int | float | None
+
+
+def dump_exif(data: bytes) -> tuple[list[ExifEntry], str | None]:
+    """Every entry of IFD0, the Exif, GPS and Interoperability sub-IFDs and IFD1, decoded; bounded like
+    :func:`read_exif`. Returns (entries, why the walk stopped early or None)."""
+    if len(data) < 8 or data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return [], "no TIFF header"
+    big = data[:2] == b"MM"
+    e = ">" if big else "<"
+    n = len(data)
+    out: list[ExifEntry] = []
+    seen: set[int] = set()
+    problem: str | None = None
+
+    def decode(typ: int, cnt: int, value: bytes):
+        if typ == 2:
+            return latin1(value).rstrip("\x00 ")
+        if typ in (1, 6) and cnt <= _MAX_VALUES:
+            return list(struct.unpack_from(f"{e}{cnt}{'B' if typ == 1 else 'b'}", value))
+        fmt = {3: "H", 4: "I", 8: "h", 9: "i", 11: "f", 12: "d"}.get(typ)
+        if fmt:
+            k = min(cnt, _MAX_VALUES, len(value) // struct.calcsize(fmt))
+            nums = list(struct.unpack_from(f"{e}{k}{fmt}", value))
+            return nums[0] if cnt == 1 and nums else nums
+        if typ in (5, 10):
+            k = min(cnt, _MAX_VALUES, len(value) // 8)
+            pairs = struct.unpack_from(f"{e}{2 * k}{'I' if typ == 5 else 'i'}", value)
+            nums = [f"{a}/{b}" for a, b in zip(pairs[0::2], pairs[1::2], strict=True)]
+            return nums[0] if cnt == 1 and nums else nums
+        return f"<{len(value)} bytes>"
+
+    def walk(offset: int, name: str) -> None:
+        nonlocal problem
+        if offset in seen or offset < 8 or offset + 2 > n or len(out) >= _MAX_DUMPED:
+            return
+        seen.add(offset)
+        (count,) = struct.unpack_from(e + "H", data, offset)
+        subs = []
+        for i in range(min(count, _MAX_ENTRIES)):
+            p = offset + 2 + 12 * i
+            if p + 12 > n or len(out) >= _MAX_DUMPED:
+                problem = problem or f"{name} overruns the stream"
+                break
+            tag, typ, cnt = struct.unpack_from(e + "HHI", data, p)
+            size = _TYPE_SIZE.get(typ, 1) * cnt
+            if size <= 4:
+                value = data[p + 8 : p + 8 + size]
+            else:
+                (voff,) = struct.unpack_from(e + "I", data, p + 8)
+                value = data[voff : voff + size] if voff + size <= n and size <= MAX_TEXT else b""
+            label = TAG_NAMES.get(tag, f"Tag0x{tag:04X}") if name != "GPS" or tag > 0x1F else \
+                TAG_NAMES.get(tag, f"GPSTag0x{tag:04X}")
+            if tag == _USER_COMMENT:
+                shown = decode_user_comment(value, big)
+            elif tag in (_XP_COMMENT, 0x9C9B, 0x9C9D, 0x9C9E, 0x9C9F):
+                shown = value[: len(value) // 2 * 2].decode("utf-16-le", errors="replace").rstrip("\x00")
+            elif tag == _XMP_TAG:
+                shown = f"<{len(value)} bytes of XMP>"
+            else:
+                shown = decode(typ, cnt, value) if value or size == 0 else f"<{size} bytes outside the stream>"
+            out.append(ExifEntry(name, tag, label, _TYPE_NAMES.get(typ, str(typ)), cnt, shown))
+            if tag in (_EXIF_POINTER, _GPS_POINTER, _INTEROP_POINTER) and isinstance(shown, int):
+                subs.append((shown, {_EXIF_POINTER: "Exif", _GPS_POINTER: "GPS", _INTEROP_POINTER: "Interop"}[tag]))
+        next_p = offset + 2 + 12 * min(count, _MAX_ENTRIES)
+        for sub_offset, sub_name in subs:
+            walk(sub_offset, sub_name)
+        if name == "IFD0" and next_p + 4 <= n:
+            walk(struct.unpack_from(e + "I", data, next_p)[0], "IFD1")
+
+    walk(struct.unpack_from(e + "I", data, 4)[0], "IFD0")
+    return out, problem

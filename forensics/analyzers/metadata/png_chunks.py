@@ -22,6 +22,7 @@ class PngInfo:
     Attributes:
         text: (keyword, value, chunk type) for every tEXt/zTXt/iTXt chunk, in file order.
         chunk_types: the chunk types in file order (bounded by ``MAX_CHUNKS``).
+        spans: (type, body offset, body length) of each of those chunks, for a full dump (``medaudit inspect``).
         exif: payload of the first eXIf chunk (a TIFF stream), or None.
         cabx: payloads of caBX chunks (C2PA JUMBF), in order.
         trailing: number of bytes after the IEND chunk.
@@ -30,6 +31,7 @@ class PngInfo:
 
     text: list[tuple[str, str, str]] = field(default_factory=list)
     chunk_types: list[str] = field(default_factory=list)
+    spans: list[tuple[str, int, int]] = field(default_factory=list)
     exif: bytes | None = None
     cabx: list[bytes] = field(default_factory=list)
     trailing: int = 0
@@ -82,6 +84,7 @@ def read_png(data: bytes) -> PngInfo:
             info.malformed = f"chunk {ctype!r} overruns the file"
             return info
         info.chunk_types.append(ctype)
+        info.spans.append((ctype, body_start, length))
         body = data[body_start:body_end] if ctype != "IDAT" else b""
         if ctype == "tEXt":
             key, _, value = body.partition(b"\x00")
