@@ -14,6 +14,9 @@ from pathlib import Path
 import click
 
 LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
+# Levels outside LEVEL_ORDER: "unscored" (no pixel analyzer could assess the image; --fail-on-unscored) and, for a
+# claim, "incomplete" (an image missing or unreadable; it reaches every --fail-on level). See docs/FORMATS.md.
+UNSCORED, INCOMPLETE = "unscored", "incomplete"
 EXIT_CRASH = 3  # 1 means "an image reached --fail-on": a failed run must not be mistaken for a verdict
 
 
@@ -88,6 +91,8 @@ def _scan_options(func):
         click.option("--fail-on", type=click.Choice(list(LEVEL_ORDER)), default=None,
                      help="Exit 1 when any image reaches this level."),
         click.option("--fail-on-error", is_flag=True, help="Exit 1 when any input could not be scanned."),
+        click.option("--fail-on-unscored", is_flag=True,
+                     help="Exit 1 when any image (claim) is unscored: no pixel analyzer could assess it."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr."),
         click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
                      help="Where to run: this machine's processes, or dask.distributed."),
@@ -127,16 +132,30 @@ def _build_options(analyzers, max_pixels, timeout_s, weights_dir, threshold_medi
                        timeout_s=timeout_s, weights_dir=weights_dir, **extra)
 
 
-def _exit_status(results_levels: list[str | None], errors: int, fail_on: str | None, fail_on_error: bool) -> int:
-    if fail_on and any(lv is not None and LEVEL_ORDER[lv] >= LEVEL_ORDER[fail_on] for lv in results_levels):
+def _exit_status(levels: list[str | None], errors: int, fail_on: str | None, fail_on_error: bool,
+                 fail_on_unscored: bool = False) -> int:
+    """1 when a level reaches --fail-on (an incomplete claim reaches every level), an unscored one with
+    --fail-on-unscored, or an error with --fail-on-error; else 0."""
+    if fail_on and any(lv == INCOMPLETE or LEVEL_ORDER.get(lv, -1) >= LEVEL_ORDER[fail_on] for lv in levels):
+        return 1
+    if fail_on_unscored and UNSCORED in levels:
         return 1
     return 1 if fail_on_error and errors else 0
 
 
-def _summary_line(levels: list[str | None], errors: int) -> str:
-    counts = {lv: levels.count(lv) for lv in LEVEL_ORDER}
+def _risk_text(risk: float | None) -> str:
+    from forensics.writers import risk_text
+
+    return risk_text(risk)
+
+
+def _summary_line(levels: list[str | None], errors: int, what: str = "scanned") -> str:
+    """``scanned N: a low, b medium, c high, d unscored, e error`` (claims add ``incomplete``)."""
+    counts = {lv: levels.count(lv) for lv in (*LEVEL_ORDER, UNSCORED)}
+    if INCOMPLETE in levels:
+        counts[INCOMPLETE] = levels.count(INCOMPLETE)
     parts = [f"{n} {lv}" for lv, n in counts.items()] + [f"{errors} error"]
-    return f"scanned {len(levels) + errors}: " + ", ".join(parts)
+    return f"{what} {len(levels) + errors}: " + ", ".join(parts)
 
 
 # --- scan ------------------------------------------------------------------------------------------------------
@@ -151,7 +170,8 @@ def _summary_line(levels: list[str | None], errors: int) -> str:
 @click.option("--index", "index_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Reuse index (see `medaudit index`): report images already filed under another claim.")
 @_scan_options
-def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
+def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error, fail_on_unscored, quiet, engine,
+         scheduler, **opts):
     """Score each image in PATHS (files or folders, walked recursively) for deepfake risk.
 
     One JSON line per input on stdout (or -o FILE): risk, level, and the findings with their evidence.
@@ -181,7 +201,7 @@ def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error
     writer.close()
     if not quiet:
         click.echo(_summary_line(levels, errors) + (f" ({len(writer.done)} resumed)" if writer.done else ""), err=True)
-    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error))
+    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error, fail_on_unscored))
 
 
 # --- audit -----------------------------------------------------------------------------------------------------
@@ -193,7 +213,8 @@ def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error
               help="Folder for report.html, report.json and report.csv.")
 @click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
 @_scan_options
-def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
+def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, fail_on_unscored, quiet, engine, scheduler,
+          **opts):
     """Scan PATHS and write a self-contained audit report (HTML, JSON, CSV) into --out."""
     from forensics.audit import audit as run_audit
 
@@ -205,7 +226,7 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, e
     click.echo(_summary_line(levels, errors), err=True)
     for kind, path in written.items():
         click.echo(f"{kind}\t{path}")
-    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error))
+    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error, fail_on_unscored))
 
 
 # --- screen ----------------------------------------------------------------------------------------------------
@@ -222,7 +243,7 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, e
 @_root_options
 @_scan_options
 def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_outside, workers, fail_on, fail_on_error,
-           quiet, engine, scheduler, **opts):
+           fail_on_unscored, quiet, engine, scheduler, **opts):
     """Screen the claims in CLAIMS_CSV (columns claim_id, path): per-image records, per-claim summary, report.
 
     Every image is filed in the reuse index under its claim first, so the same scan attached to two claims is
@@ -256,7 +277,7 @@ def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_out
     for kind, path in written.items():
         click.echo(f"{kind}\t{path}")
     levels = [c["level"] for c in summaries]
-    sys.exit(_exit_status(levels, sum(c["errors"] for c in summaries), fail_on, fail_on_error))
+    sys.exit(_exit_status(levels, sum(c["errors"] for c in summaries), fail_on, fail_on_error, fail_on_unscored))
 
 
 # --- reuse index -----------------------------------------------------------------------------------------------
@@ -346,7 +367,7 @@ def demo(out_dir, quiet):
     build_demo_set(inputs)
     results, written = run_audit([inputs], out_dir, progress=not quiet)
     for r in results:
-        verdict = f"{r.level:<6} {r.risk:.2f}" if r.status == "ok" else f"error  {r.error.code}"
+        verdict = f"{r.level:<8} {_risk_text(r.risk)}" if r.status == "ok" else f"error    {r.error.code}"
         click.echo(f"{verdict:<28} {Path(r.path).relative_to(inputs)}", err=True)
     levels = [r.level for r in results if r.status == "ok"]
     click.echo(_summary_line(levels, sum(r.status == "error" for r in results)), err=True)

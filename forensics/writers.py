@@ -20,8 +20,14 @@ from forensics.atomic import atomic_path
 from forensics.records import ScanResult
 
 FORMATS = ("jsonl", "csv", "table")
+# assessed_by (pixel analyzers that scored the image, ";"-joined) is last: readers of the older columns keep working
 CSV_COLUMNS = ("path", "sha256", "status", "risk", "level", "format", "modality", "error_code", "error_message",
-               "evidence_codes", "top_evidence")
+               "evidence_codes", "top_evidence", "assessed_by")
+
+
+def risk_text(risk: float | None) -> str:
+    """The risk for a person: two decimals, or "—" when there is none (errors, unscored images)."""
+    return "—" if risk is None else f"{risk:.2f}"
 
 
 def printable(text: str) -> str:
@@ -45,8 +51,10 @@ def csv_row(result: ScanResult) -> list[str]:
     codes = ";".join(dict.fromkeys(e.code for f in result.findings for e in f.evidence if e.weight > 0))
     top = result.top_evidence()
     err = result.error
+    assessed = None if result.assessed_by is None else ";".join(result.assessed_by)
     values = (result.path, result.sha256, result.status, risk, result.level, result.format, result.modality,
-              err.code if err else None, err.message if err else None, codes, top[1].message if top else None)
+              err.code if err else None, err.message if err else None, codes, top[1].message if top else None,
+              assessed)
     return [csv_safe(v) for v in values]
 
 
@@ -69,7 +77,7 @@ def _table_line(result: ScanResult) -> str:
         what = f"error  {result.error.code if result.error else ''}"
     else:
         top = result.top_evidence()
-        what = f"{result.level:<6} {result.risk:5.2f}  {top[1].code if top and top[1].weight > 0 else ''}"
+        what = f"{result.level:<8} {risk_text(result.risk):>5}  {top[1].code if top else ''}"
     return f"{printable(what):<48} {printable(result.path)}\n"
 
 

@@ -1,0 +1,85 @@
+"""Verdicts an examiner can trust: coverage is part of the verdict (``unscored``), scores explained in log-odds,
+inputs that cannot be screened are loud. End to end through click's CliRunner on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+# the pixel analyzer without torch: these tests are about what the verdict says, not about the CNN
+FAST = ["--analyzers", "frequency,metadata,watermark"]
+
+
+def _records(text: str) -> dict[str, dict]:
+    return {os.path.basename(r["path"]): r for r in map(json.loads, text.splitlines())}
+
+
+@pytest.fixture
+def real_folder(tmp_path, mixed_folder):
+    """pydicom's CT (a modality the pixel analyzers cover) and MR (one they do not)."""
+    folder = tmp_path / "real"
+    shutil.copytree(mixed_folder / "real", folder)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ coverage
+
+
+def test_an_image_no_pixel_analyzer_covers_is_unscored_not_low(real_folder):
+    result = CliRunner().invoke(main, ["scan", str(real_folder), *FAST])
+    assert result.exit_code == 0, result.output
+    records = _records(result.stdout)
+    mr, ct = records["mr.dcm"], records["ct.dcm"]
+    assert mr["level"] == "unscored" and mr["risk"] is None and mr["assessed_by"] == []
+    assert ct["level"] == "low" and ct["assessed_by"] == ["frequency"]
+    assert "1 low, 0 medium, 0 high, 1 unscored, 0 error" in result.stderr
+
+
+def test_fail_on_unscored_exits_1_and_fail_on_alone_ignores_unscored(real_folder):
+    mr = str(real_folder / "mr.dcm")
+    assert CliRunner().invoke(main, ["scan", "-q", mr, "--fail-on", "low", *FAST]).exit_code == 0
+    assert CliRunner().invoke(main, ["scan", "-q", mr, "--fail-on-unscored", *FAST]).exit_code == 1
+    ct = str(real_folder / "ct.dcm")
+    assert CliRunner().invoke(main, ["scan", "-q", ct, "--fail-on-unscored", *FAST]).exit_code == 0
+
+
+def test_without_pixel_analyzers_nothing_reads_as_low(real_folder):
+    result = CliRunner().invoke(main, ["scan", "-q", str(real_folder), "--analyzers", "metadata,watermark"])
+    levels = {name: r["level"] for name, r in _records(result.stdout).items()}
+    assert levels == {"ct.dcm": "unscored", "mr.dcm": "unscored"}
+
+
+def test_resume_of_a_jsonl_written_before_the_coverage_fields(real_folder, tmp_path):
+    out = tmp_path / "scan.jsonl"
+    old = {"path": str(real_folder / "ct.dcm"), "sha256": "0" * 64, "status": "ok", "risk": 0.01, "level": "low",
+           "format": "dicom", "modality": "CT", "elapsed_ms": 1.0,
+           "findings": [{"analyzer": "cnn", "score": 0.01, "evidence": [{"code": "cnn.score", "message": "m",
+                                                                          "weight": 0.01}]}]}
+    (tmp_path / "scan.jsonl.partial").write_text(json.dumps(old) + "\n")
+    result = CliRunner().invoke(main, ["scan", "-q", str(real_folder), "-o", str(out), "--resume", *FAST])
+    assert result.exit_code == 0, result.output
+    records = _records(out.read_text())
+    assert "assessed_by" not in records["ct.dcm"] and records["mr.dcm"]["level"] == "unscored"
+    table = CliRunner().invoke(main, ["scan", "-q", str(real_folder), "--format", "table", *FAST])
+    assert table.exit_code == 0 and "unscored" in table.stdout
+
+
+def test_audit_counts_unscored_apart_in_every_summary(real_folder, tmp_path):
+    out = tmp_path / "audit"
+    result = CliRunner().invoke(main, ["audit", "-q", str(real_folder), "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "1 unscored" in result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["unscored"] == 1 and report["summary"]["low"] == 1
+    rows = {os.path.basename(r["path"]): r for r in csv.DictReader((out / "report.csv").open())}
+    assert rows["mr.dcm"]["level"] == "unscored" and rows["mr.dcm"]["risk"] == ""
+    assert rows["mr.dcm"]["assessed_by"] == "" and rows["ct.dcm"]["assessed_by"] == "frequency"
+    html = (out / "report.html").read_text()
+    assert '<div class="card lvl-unscored">' in html and '<span class="badge lvl-unscored">unscored</span>' in html
