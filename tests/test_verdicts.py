@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import re
 import shutil
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -83,3 +86,55 @@ def test_audit_counts_unscored_apart_in_every_summary(real_folder, tmp_path):
     assert rows["mr.dcm"]["assessed_by"] == "" and rows["ct.dcm"]["assessed_by"] == "frequency"
     html = (out / "report.html").read_text()
     assert '<div class="card lvl-unscored">' in html and '<span class="badge lvl-unscored">unscored</span>' in html
+
+
+# ------------------------------------------------------------------------------------------------ explained scores
+
+
+def test_each_finding_records_its_log_odds_and_they_add_up(real_folder):
+    result = CliRunner().invoke(main, ["scan", "-q", str(real_folder / "ct.dcm"), "--analyzers",
+                                       "cnn,frequency,metadata,watermark"])
+    assert result.exit_code == 0, result.output
+    (record,) = _records(result.stdout).values()
+    total = record["prior_logit"] + sum(f["contribution"] for f in record["findings"])
+    assert total == pytest.approx(record["logit"], abs=1e-3)
+    assert 1 / (1 + math.exp(-record["logit"])) == pytest.approx(record["risk"], abs=1e-4)
+    # the CNN's heatmap is on its score's scale: its cells' log-odds average is the score
+    cnn = next(f for f in record["findings"] if f["analyzer"] == "cnn")
+    heat = [min(max(v, 1e-6), 1 - 1e-6) for row in cnn["heatmap"] for v in row]
+    mean_logit = sum(math.log(v / (1 - v)) for v in heat) / len(heat)
+    assert 1 / (1 + math.exp(-mean_logit)) == pytest.approx(cnn["score"], abs=2e-3)
+    assert max(heat) < 0.5 or cnn["score"] >= 0.05  # no red cell beside a 0.00 score
+    # the top reason (table and CSV) is the finding that raised the risk most, never a score of 0.00
+    top = max(record["findings"], key=lambda f: f["contribution"])
+    table = CliRunner().invoke(main, ["scan", "-q", str(real_folder / "ct.dcm"), "--format", "table",
+                                      "--analyzers", "cnn,frequency,metadata,watermark"])
+    codes = {e["code"] for e in top["evidence"]}
+    assert top["contribution"] > 0 and any(code in table.stdout for code in codes)
+    assert "cnn.score" not in table.stdout
+
+
+CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (/usr/bin/chromium or on PATH)")
+def test_report_draws_the_waterfall_to_the_risk_and_greys_unscored(real_folder, tmp_path):
+    out = tmp_path / "audit"
+    assert CliRunner().invoke(main, ["audit", "-q", str(real_folder), "--out", str(out), *FAST]).exit_code == 0
+    ct = next(r for r in json.loads((out / "report.json").read_text())["results"] if r["path"].endswith("ct.dcm"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (out / "report.html").resolve().as_uri()]
+    dom = subprocess.run([CHROMIUM, *flags], capture_output=True, text=True, timeout=60, check=False).stdout
+    assert re.search(r'<body[^>]*data-ready="1"', dom)
+    item = dom[dom.index('data-path="' + ct["path"]):]
+    item = item[: item.index("</tbody>")]
+    rows = re.findall(r'<div class="wf-row wf-(\w+)">.*?style="left: ([\d.]+)%; width: ([\d.]+)%".*?'
+                      r'<span class="wf-val">([^<]*)</span>', item)
+    moved = [f for f in ct["findings"] if f.get("contribution")]
+    assert [kind for kind, *_ in rows] == ["prior", *("up" if f["contribution"] > 0 else "down" for f in
+                                                      sorted(moved, key=lambda f: -abs(f["contribution"]))), "total"]
+    assert rows[-1][3].strip().endswith(f"{ct['risk']:.4f}")  # the last bar ends at the record's risk
+    left = float(rows[-1][1])
+    assert left == pytest.approx((max(-10, min(10, ct["logit"])) + 10) * 5, abs=0.05)
+    assert '<span class="badge lvl-unscored">unscored</span>' in dom and "Not scored: no pixel analyzer" in dom
