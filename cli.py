@@ -143,19 +143,30 @@ def _exit_status(levels: list[str | None], errors: int, fail_on: str | None, fai
     return 1 if fail_on_error and errors else 0
 
 
+def _require_inputs(paths) -> None:
+    """Exit 2 (usage error) when PATHS hold nothing to scan: every path missing, every folder empty."""
+    from forensics.inputs import nothing_to_scan
+    from forensics.writers import printable
+
+    why = nothing_to_scan(paths)
+    if why is not None:
+        raise click.UsageError(printable(why))
+
+
 def _risk_text(risk: float | None) -> str:
     from forensics.writers import risk_text
 
     return risk_text(risk)
 
 
-def _summary_line(levels: list[str | None], errors: int, what: str = "scanned") -> str:
-    """``scanned N: a low, b medium, c high, d unscored, e error`` (claims add ``incomplete``)."""
+def _summary_line(levels: list[str | None], errors: int | None, what: str = "scanned") -> str:
+    """``scanned N: a low, b medium, c high, d unscored, e error``; for claims (``errors`` None) the ``incomplete``
+    count instead of errors."""
     counts = {lv: levels.count(lv) for lv in (*LEVEL_ORDER, UNSCORED)}
-    if INCOMPLETE in levels:
+    if errors is None:
         counts[INCOMPLETE] = levels.count(INCOMPLETE)
-    parts = [f"{n} {lv}" for lv, n in counts.items()] + [f"{errors} error"]
-    return f"{what} {len(levels) + errors}: " + ", ".join(parts)
+    parts = [f"{n} {lv}" for lv, n in counts.items()] + ([] if errors is None else [f"{errors} error"])
+    return f"{what} {len(levels) + (errors or 0)}: " + ", ".join(parts)
 
 
 # --- scan ------------------------------------------------------------------------------------------------------
@@ -180,6 +191,7 @@ def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error
     from forensics.scanner import scan_paths
     from forensics.writers import ResultWriter
 
+    _require_inputs(paths)
     options = _build_options(**opts, index_path=index_path)
     try:
         writer = ResultWriter(fmt, output, resume=resume)
@@ -218,6 +230,7 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, fail_on_
     """Scan PATHS and write a self-contained audit report (HTML, JSON, CSV) into --out."""
     from forensics.audit import audit as run_audit
 
+    _require_inputs(paths)
     options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
     results, written = run_audit(paths, out_dir, options, workers=workers, progress=not quiet, engine=engine,
                                  scheduler=scheduler)
@@ -253,11 +266,14 @@ def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_out
     import os
 
     from forensics.screening import read_claims, screen_claims
+    from forensics.writers import printable
 
     try:
         items = read_claims(claims_csv)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if not items:
+        raise click.UsageError(f"nothing to screen: {printable(claims_csv)} has a header but no claim rows")
     options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
     try:
         summaries, written = screen_claims(
@@ -268,15 +284,15 @@ def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_out
     except KeyboardInterrupt:
         click.echo("interrupted; rerun with --resume to continue", err=True)
         sys.exit(130)
-    from forensics.writers import printable
-
     for c in summaries:
-        risk = "—" if c["max_risk"] is None else f"{c['max_risk']:.2f}"
         reasons = printable("; ".join(c["reasons"][:2]))
-        click.echo(f"{c['level'] or 'error':<6} {risk:>5}  claim {printable(c['claim_id'])}: {reasons}", err=True)
+        click.echo(f"{c['level']:<10} {_risk_text(c['max_risk']):>5}  claim {printable(c['claim_id'])}: {reasons}",
+                   err=True)
+    levels = [c["level"] for c in summaries]
+    if not quiet:
+        click.echo(_summary_line(levels, None, what="claims"), err=True)
     for kind, path in written.items():
         click.echo(f"{kind}\t{path}")
-    levels = [c["level"] for c in summaries]
     sys.exit(_exit_status(levels, sum(c["errors"] for c in summaries), fail_on, fail_on_error, fail_on_unscored))
 
 

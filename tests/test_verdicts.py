@@ -138,3 +138,48 @@ def test_report_draws_the_waterfall_to_the_risk_and_greys_unscored(real_folder, 
     left = float(rows[-1][1])
     assert left == pytest.approx((max(-10, min(10, ct["logit"])) + 10) * 5, abs=0.05)
     assert '<span class="badge lvl-unscored">unscored</span>' in dom and "Not scored: no pixel analyzer" in dom
+
+
+# ------------------------------------------------------------------------------------------------ loud inputs
+
+
+@pytest.mark.parametrize("command", ["scan", "audit"])
+def test_nothing_to_scan_exits_2_with_the_reason(command, tmp_path):
+    (tmp_path / "empty").mkdir()
+    extra = ["--out", str(tmp_path / "out")] if command == "audit" else []
+    for given, why in [(tmp_path / "empty", "folder holds no files"), (tmp_path / "no_such_dir", "no such file")]:
+        result = CliRunner().invoke(main, [command, "-q", str(given), *extra, *FAST])
+        assert result.exit_code == 2 and "nothing to scan" in result.stderr and why in result.stderr
+        assert result.stdout == ""
+    assert not (tmp_path / "out").exists()  # no empty report that looks like a clean batch
+
+
+def test_a_missing_path_beside_real_files_is_still_an_error_record(real_folder, tmp_path):
+    result = CliRunner().invoke(main, ["scan", "-q", str(real_folder / "ct.dcm"), str(tmp_path / "gone.png"), *FAST])
+    assert result.exit_code == 0
+    assert _records(result.stdout)["gone.png"]["error"]["code"] == "not_found"
+
+
+def test_screen_with_a_header_only_csv_exits_2(tmp_path):
+    csv_path = tmp_path / "claims.csv"
+    csv_path.write_text("claim_id,path\n")
+    result = CliRunner().invoke(main, ["screen", "-q", str(csv_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no claim rows" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_claim_with_a_missing_image_is_incomplete_and_fails_any_fail_on(real_folder, tmp_path):
+    csv_path = tmp_path / "claims.csv"
+    csv_path.write_text(f"claim_id,path\nA,{real_folder / 'ct.dcm'}\nA,gone.png\nB,{real_folder / 'ct.dcm'}\n"
+                        f"C,{real_folder / 'mr.dcm'}\n")
+    args = ["screen", str(csv_path), "--out", str(tmp_path / "out"), *FAST]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    claims = {c["claim_id"]: c for c in map(json.loads, (tmp_path / "out" / "claims.jsonl").read_text().splitlines())}
+    assert claims["A"]["level"] == "incomplete" and claims["A"]["errors"] == 1
+    assert claims["B"]["level"] == "low" and claims["C"]["level"] == "unscored" and claims["C"]["unscored"] == 1
+    assert "claims 3: 1 low, 0 medium, 0 high, 1 unscored, 1 incomplete" in result.stderr
+    assert CliRunner().invoke(main, [*args, "-q", "--fail-on", "high"]).exit_code == 1  # incomplete: could be anything
+    assert CliRunner().invoke(main, [*args, "-q", "--fail-on-unscored"]).exit_code == 1
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<title>medaudit screening report</title>" in html and '<td class="claim-id"><code>A</code></td>' in html
