@@ -71,6 +71,29 @@ def _root_options(func):
                              "outside_root error record and are not read.")(func)
 
 
+def _quiet_option(func):
+    """-q/--quiet for a command with no progress setting of its own: progress bars (tqdm, read from TQDM_DISABLE) are
+    off while it runs. Every command that can print progress takes -q."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, quiet: bool = False, **kwargs):
+        import os
+
+        before = os.environ.get("TQDM_DISABLE")
+        if quiet:
+            os.environ["TQDM_DISABLE"] = "1"
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if before is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = before
+
+    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(wrapper)
+
+
 def _scan_options(func):
     options = [
         click.option("--workers", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -325,12 +348,19 @@ def index_add(paths, claim_id, db, timeout_s, max_bytes, quiet):
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", "db", type=click.Path(exists=True, dir_okay=False), required=True)
 @click.option("--limit", type=click.IntRange(1), default=5, show_default=True)
+@_quiet_option
 def index_query(path, db, limit):
-    """Images in the index that PATH is a copy of (flipped, rotated, cropped, re-encoded …), as JSON Lines."""
-    from forensics.reuse import query_path
+    """Images in the index that PATH is a copy of (flipped, rotated, cropped, re-encoded …), as JSON Lines.
 
-    for match in query_path(db, path, limit=limit):
+    No match: nothing on stdout, "no match for PATH" on stderr, exit 0."""
+    from forensics.reuse import query_path
+    from forensics.writers import printable
+
+    matches = list(query_path(db, path, limit=limit))
+    for match in matches:
         click.echo(json.dumps(match))
+    if not matches:  # stdout stays empty (no JSON lines), exit 0: "no match" is an answer, not an error
+        click.echo(f"no match for {printable(path)} in {printable(db)}", err=True)
 
 
 # --- list ------------------------------------------------------------------------------------------------------
@@ -338,6 +368,7 @@ def index_query(path, db, limit):
 
 @main.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_quiet_option
 def list_cmd(fmt):
     """Show the analyzers (and bundled generators) and whether each can run here, and why not."""
     from forensics.analyzers import create_analyzer, list_analyzers
@@ -426,6 +457,7 @@ def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet):
               help="PNG, or DICOM (.dcm, from DICOM input) keeping the original's metadata.")
 @click.option("--no-stamp", is_flag=True, help="Leave the output unlabelled (benchmarks only).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@_quiet_option
 def tamper(mode, image, at, radius, out, no_stamp, seed):
     """INJECT a nodule-like lesion into a chest CT or X-ray IMAGE, or REMOVE one (a 2-D CT-GAN attack).
 
@@ -438,8 +470,13 @@ def tamper(mode, image, at, radius, out, no_stamp, seed):
         x, y = (float(v) for v in at.split(","))
     except ValueError:
         raise click.BadParameter("expected X,Y, e.g. 200,180", param_hint="--at") from None
+    from forensics.errors import InputError
+    from forensics.writers import printable
+
     try:
         info = tamper_file(image, out, mode=mode, at=(x, y), radius=radius, stamp=not no_stamp, seed=seed)
+    except InputError as exc:  # not an image, truncated, ...: the input's fault, not a failed run
+        raise click.UsageError(f"cannot tamper {printable(image)}: {exc.code}: {printable(exc.message)}") from None
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(json.dumps(info, default=str))
@@ -532,6 +569,7 @@ def _evaluate(name: str, write_docs: str | None, db: Path, **params) -> None:
 @click.option("--engines", default="local", show_default=True, help="Comma-separated: local, dask (side by side).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
     """Images/s of `medaudit scan` on generated PNG and DICOM files, per engine."""
     names = None if analyzers == "all" else tuple(analyzers.split(","))
@@ -547,6 +585,7 @@ def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
               help="Also measure this many stamped outputs of each bundled generator (0: skip).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_watermark(data_dir, n, sizes, n_generated, db, write_docs):
     """Watermark detection rate and false positives on real images under JPEG, resizing, 16→8 bit …"""
     size_list = tuple(None if s == "native" else int(s) for s in sizes.split(","))
@@ -605,6 +644,7 @@ def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, 
 @click.option("--run-id", default=None, help="Default: the latest finished `bench run`; any stored run by its id.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to FILE instead of stdout.")
+@_quiet_option
 def bench_leaderboard(fmt, db, run_id, output):
     """Render the leaderboard of a stored run (Markdown, or HTML with sortable tables and ROC plots)."""
     from benchmarks.leaderboard import collect, render_html, render_markdown
@@ -645,6 +685,7 @@ def bench_speed_cmd(detectors, sizes, n, db, write_docs, quiet):
 @click.option("--models", default=None, help="Comma-separated bundled names or checkpoint dirs (default: all).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_generators(data_dir, n, models, db, write_docs):
     """Generator quality: Fréchet distance and KID on local features, precision/recall, diversity, memorization."""
     _evaluate("generators", write_docs, db, data=data_dir, n=n, models=tuple(models.split(",")) if models else None)
@@ -715,6 +756,7 @@ def train_inpainter_cmd(data_dir, out, time_budget, threads, seed, quiet):
               help="Training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips them).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_detectors(data_dir, lofo_budget, db, write_docs):
     """Bundled pixel detectors: in-distribution, leave-one-family-out, perturbations, calibration, controls, speed."""
     _evaluate("detectors", write_docs, db, data=data_dir, lofo_budget=lofo_budget)
@@ -728,6 +770,7 @@ def bench_detectors(data_dir, lofo_budget, db, write_docs):
               help="Also replace the shipped thresholds (forensics/reuse/thresholds.json) with the calibrated ones.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_reuse(data_dir, n_pos, write_thresholds, db, write_docs):
     """Reuse index: recall per transform and false-match rate between different patients, per modality."""
     _evaluate("reuse", write_docs, db, data=data_dir, n_pos=n_pos, write_thresholds=write_thresholds)
@@ -739,6 +782,7 @@ def bench_reuse(data_dir, n_pos, write_thresholds, db, write_docs):
               help="Claims of each kind (clean, original, reused, tampered, synthetic) per modality.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_screen(data_dir, per_kind, db, write_docs):
     """Claim screening end to end, locally and on dask: is each fraud flagged for the right cause?"""
     _evaluate("screen", write_docs, db, data=data_dir, per_kind=per_kind)
@@ -750,6 +794,7 @@ def bench_screen(data_dir, per_kind, db, write_docs):
               help="Held-out real images, half of each modality; one tampered copy each.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_tamper(data_dir, n, db, write_docs):
     """Localization analyzer on tampered (unstamped) vs untouched images: image- and pixel-level figures."""
     _evaluate("tamper", write_docs, db, data=data_dir, n=n)
@@ -766,6 +811,7 @@ def data():
 @data.command("check")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_quiet_option
 def data_check(data_dir, fmt):
     """Verify DATA_DIR against each dataset's manifest.csv (names, sizes, SHA-256) and say where to obtain each.
 

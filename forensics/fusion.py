@@ -1,6 +1,6 @@
 """Fusion: findings -> one calibrated ``risk`` in [0, 1] and a level.
 
-Three kinds of evidence, used differently (DESIGN.md, fusion):
+Three kinds of evidence, used differently (docs/ARCHITECTURE.md; the record fields in docs/FORMATS.md):
 - decisive findings (our watermark or provenance label, a generator signature, DICOM Conversion Type SYN) set the
   risk to their score, near 1;
 - pixel analyzers give calibrated probabilities; they are combined in logit space - a weighted mean, then a gain and

@@ -1,4 +1,7 @@
-"""The records that flow through a scan: MedicalImage -> Finding* -> ScanResult (see DESIGN.md)."""
+"""The records that flow through a scan: MedicalImage -> Finding* -> ScanResult.
+
+Layout in docs/ARCHITECTURE.md; the JSON Lines fields, levels and exit codes in docs/FORMATS.md.
+"""
 
 from __future__ import annotations
 
@@ -127,7 +130,7 @@ class ScanError:
 
 @dataclass
 class ScanResult:
-    """The verdict on one input: the JSON Lines record of DESIGN.md."""
+    """The verdict on one input: the JSON Lines record of docs/FORMATS.md."""
 
     path: str
     status: str  # "ok" | "error"

@@ -72,13 +72,22 @@ def _csv_line(result: ScanResult) -> str:
     return buf.getvalue()
 
 
+TABLE_HEADER = f"{'LEVEL':<8} {'RISK':>5}  {'TOP REASON':<32} PATH\n"
+
+
 def _table_line(result: ScanResult) -> str:
     if result.status == "error":
-        what = f"error  {result.error.code if result.error else ''}"
+        what = f"{'error':<8} {'—':>5}  {result.error.code if result.error else ''}"
     else:
         top = result.top_evidence()
         what = f"{result.level:<8} {risk_text(result.risk):>5}  {top[1].code if top else ''}"
     return f"{printable(what):<48} {printable(result.path)}\n"
+
+
+def _table_order(result: ScanResult) -> tuple:
+    """Riskiest first; then unscored images, then errors (neither has a risk); ties by path."""
+    rank = 0 if result.risk is not None else 1 if result.status == "ok" else 2
+    return rank, -(result.risk or 0.0), result.path
 
 
 class ResultWriter:
@@ -93,6 +102,7 @@ class ResultWriter:
         self.output = Path(output) if output is not None else None
         self.done: set[tuple[str | None, str]] = set()  # (claim_id, path) of recorded results
         self._line = {"jsonl": _jsonl_line, "csv": _csv_line, "table": _table_line}[fmt]
+        self._table: list[ScanResult] = []
         self._stream: TextIO
         if self.output is None:
             self._stream = sys.stdout
@@ -115,6 +125,9 @@ class ResultWriter:
             self._write(_header())
 
     def write(self, result: ScanResult) -> None:
+        if self.fmt == "table":  # a table for people is sorted by risk: written whole when the run ends
+            self._table.append(result)
+            return
         self._write(self._line(result))
 
     def _write(self, text: str) -> None:
@@ -123,7 +136,11 @@ class ResultWriter:
         self._stream.flush()
 
     def close(self, complete: bool = True) -> None:
-        """Finish; a complete run renames FILE.partial to FILE, an interrupted one leaves .partial to resume."""
+        """Finish; a complete run renames FILE.partial to FILE, an interrupted one leaves .partial to resume. A table
+        is written here: a header, then the rows riskiest first (an interrupted run's table holds what was done)."""
+        if self.fmt == "table":
+            self._write(TABLE_HEADER + "".join(map(_table_line, sorted(self._table, key=_table_order))))
+            self._table = []
         if self.output is None:
             return
         self._stream.flush()

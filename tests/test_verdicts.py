@@ -183,3 +183,88 @@ def test_a_claim_with_a_missing_image_is_incomplete_and_fails_any_fail_on(real_f
     assert CliRunner().invoke(main, [*args, "-q", "--fail-on-unscored"]).exit_code == 1
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<title>medaudit screening report</title>" in html and '<td class="claim-id"><code>A</code></td>' in html
+
+
+# ------------------------------------------------------------------------------------------------ smaller items
+
+
+def test_table_has_a_header_and_is_sorted_by_risk(mixed_folder):
+    result = CliRunner().invoke(main, ["scan", "-q", str(mixed_folder), "--format", "table", *FAST])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:2] == ["LEVEL", "RISK"] and header.rstrip().endswith("PATH")
+    levels = [row.split()[0] for row in rows]
+    risks = [float(row.split()[1]) for row in rows if row.split()[1] != "—"]
+    assert len(rows) == 7 and risks == sorted(risks, reverse=True) and levels[0] == "high"
+    assert levels[-3:] == ["error"] * 3 and "unscored" in levels  # no risk: after every scored image
+
+
+def _grey_png(path):
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(path), (rng.random((96, 96)) * 120 + 60).astype(np.uint8))
+    return path
+
+
+def test_tamper_refuses_text_and_colour_images_clearly(tmp_path):
+    import cv2
+    import numpy as np
+
+    (tmp_path / "notes.txt").write_text("not an image\n")
+    rgb = np.zeros((96, 96, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 120, 90  # skin-like colour: a dermoscopy photograph
+    cv2.imwrite(str(tmp_path / "derm.jpg"), rgb)
+    for name, says in [("notes.txt", "unsupported_format"), ("derm.jpg", "colour image")]:
+        result = CliRunner().invoke(main, ["tamper", "inject", str(tmp_path / name), "--at", "40,40", "--out",
+                                           str(tmp_path / "out.png")])
+        assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_generate_and_tamper_outputs_follow_the_umask(tmp_path):
+    import stat
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-c", "import cli; cli.main()"]
+    src = _grey_png(tmp_path / "ct.png")
+    for args in (["tamper", "inject", str(src), "--at", "40,40", "--out", str(tmp_path / "t" / "out.png")],
+                 ["generate", "cxr_vae", "-n", "1", "--out", str(tmp_path / "g"), "-q"]):
+        done = subprocess.run([*run, *args], capture_output=True, text=True, timeout=300, check=False,
+                              cwd=os.path.dirname(os.path.dirname(__file__)), preexec_fn=lambda: os.umask(0o027))
+        assert done.returncode == 0, done.stderr
+    written = [*(tmp_path / "t").iterdir(), *(tmp_path / "g").iterdir()]
+    assert len(written) == 2 and {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o640}
+
+
+def test_every_command_takes_quiet():
+    import click
+
+    def leaves(group, prefix=""):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from leaves(cmd, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", cmd
+
+    missing = [name for name, cmd in leaves(main) if not any(p.name == "quiet" for p in cmd.params)]
+    assert missing == []
+    assert CliRunner().invoke(main, ["index", "query", "-q", "--help"]).exit_code == 0
+
+
+def test_index_query_without_a_match_says_so_on_stderr(tmp_path):
+    import cv2
+    import numpy as np
+
+    db = tmp_path / "reuse.sqlite"
+    filed = _grey_png(tmp_path / "filed.png")
+    other = tmp_path / "other.png"
+    yy, xx = np.mgrid[0:96, 0:96]
+    cv2.imwrite(str(other), ((np.sin(xx / 5.0) * np.cos(yy / 9.0) + 1) * 120).astype(np.uint8))
+    assert CliRunner().invoke(main, ["index", "add", "-q", str(filed), "--claim", "A", "--db", str(db)]).exit_code == 0
+    result = CliRunner().invoke(main, ["index", "query", str(other), "--db", str(db)])
+    assert result.exit_code == 0 and result.stdout == "" and "no match for" in result.stderr
+    found = CliRunner().invoke(main, ["index", "query", str(filed), "--db", str(db)])
+    assert found.exit_code == 0 and json.loads(found.stdout.splitlines()[0])["claim_id"] == "A"
