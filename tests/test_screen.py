@@ -116,5 +116,5 @@ def test_screen_runs_the_tamper_localizer_and_names_it(tmp_path):
     found = {}
     for r in map(json.loads, (out / "images.jsonl").read_text().splitlines()):
         local = next(f for f in r["findings"] if f["analyzer"] == "localization")
-        found[r["claim_id"]] = [e["code"] for e in local["evidence"]]
+        found[r["claim_id"]] = [e["code"] for e in local["evidence"] if e["weight"] > 0]
     assert found == {"A": [], "B": ["localization.copied_texture"]}
