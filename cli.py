@@ -14,6 +14,9 @@ from pathlib import Path
 import click
 
 LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
+# Levels outside LEVEL_ORDER: "unscored" (no pixel analyzer could assess the image; --fail-on-unscored) and, for a
+# claim, "incomplete" (an image missing or unreadable; it reaches every --fail-on level). See docs/FORMATS.md.
+UNSCORED, INCOMPLETE = "unscored", "incomplete"
 EXIT_CRASH = 3  # 1 means "an image reached --fail-on": a failed run must not be mistaken for a verdict
 
 
@@ -122,6 +125,29 @@ def _view_option(func):
                              "0: none. The report grows with its square.")(func)
 
 
+def _quiet_option(func):
+    """-q/--quiet for a command with no progress setting of its own: progress bars (tqdm, read from TQDM_DISABLE) are
+    off while it runs. Every command that can print progress takes -q."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, quiet: bool = False, **kwargs):
+        import os
+
+        before = os.environ.get("TQDM_DISABLE")
+        if quiet:
+            os.environ["TQDM_DISABLE"] = "1"
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if before is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = before
+
+    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(wrapper)
+
+
 def _scan_options(func):
     options = [
         click.option("--workers", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -142,6 +168,8 @@ def _scan_options(func):
         click.option("--fail-on", type=click.Choice(list(LEVEL_ORDER)), default=None,
                      help="Exit 1 when any image reaches this level."),
         click.option("--fail-on-error", is_flag=True, help="Exit 1 when any input could not be scanned."),
+        click.option("--fail-on-unscored", is_flag=True,
+                     help="Exit 1 when any image (claim) is unscored: no pixel analyzer could assess it."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr."),
         click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
                      help="Where to run: this machine's processes, or dask.distributed."),
@@ -184,16 +212,41 @@ def _build_options(analyzers, max_pixels, timeout_s, weights_dir, threshold_medi
                        timeout_s=timeout_s, weights_dir=weights_dir, **extra)
 
 
-def _exit_status(results_levels: list[str | None], errors: int, fail_on: str | None, fail_on_error: bool) -> int:
-    if fail_on and any(lv is not None and LEVEL_ORDER[lv] >= LEVEL_ORDER[fail_on] for lv in results_levels):
+def _exit_status(levels: list[str | None], errors: int, fail_on: str | None, fail_on_error: bool,
+                 fail_on_unscored: bool = False) -> int:
+    """1 when a level reaches --fail-on (an incomplete claim reaches every level), an unscored one with
+    --fail-on-unscored, or an error with --fail-on-error; else 0."""
+    if fail_on and any(lv == INCOMPLETE or LEVEL_ORDER.get(lv, -1) >= LEVEL_ORDER[fail_on] for lv in levels):
+        return 1
+    if fail_on_unscored and UNSCORED in levels:
         return 1
     return 1 if fail_on_error and errors else 0
 
 
-def _summary_line(levels: list[str | None], errors: int) -> str:
-    counts = {lv: levels.count(lv) for lv in LEVEL_ORDER}
-    parts = [f"{n} {lv}" for lv, n in counts.items()] + [f"{errors} error"]
-    return f"scanned {len(levels) + errors}: " + ", ".join(parts)
+def _require_inputs(paths) -> None:
+    """Exit 2 (usage error) when PATHS hold nothing to scan: every path missing, every folder empty."""
+    from forensics.inputs import nothing_to_scan
+    from forensics.writers import printable
+
+    why = nothing_to_scan(paths)
+    if why is not None:
+        raise click.UsageError(printable(why))
+
+
+def _risk_text(risk: float | None) -> str:
+    from forensics.writers import risk_text
+
+    return risk_text(risk)
+
+
+def _summary_line(levels: list[str | None], errors: int | None, what: str = "scanned") -> str:
+    """``scanned N: a low, b medium, c high, d unscored, e error``; for claims (``errors`` None) the ``incomplete``
+    count instead of errors."""
+    counts = {lv: levels.count(lv) for lv in (*LEVEL_ORDER, UNSCORED)}
+    if errors is None:
+        counts[INCOMPLETE] = levels.count(INCOMPLETE)
+    parts = [f"{n} {lv}" for lv, n in counts.items()] + ([] if errors is None else [f"{errors} error"])
+    return f"{what} {len(levels) + (errors or 0)}: " + ", ".join(parts)
 
 
 # --- scan ------------------------------------------------------------------------------------------------------
@@ -208,7 +261,8 @@ def _summary_line(levels: list[str | None], errors: int) -> str:
 @click.option("--index", "index_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Reuse index (see `medaudit index`): report images already filed under another claim.")
 @_scan_options
-def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
+def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error, fail_on_unscored, quiet, engine,
+         scheduler, **opts):
     """Score each image in PATHS (files or folders, walked recursively) for deepfake risk.
 
     One JSON line per input on stdout (or -o FILE): risk, level, and the findings with their evidence.
@@ -217,6 +271,7 @@ def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error
     from forensics.scanner import scan_paths
     from forensics.writers import ResultWriter
 
+    _require_inputs(paths)
     options = _build_options(**opts, index_path=index_path)
     try:
         writer = ResultWriter(fmt, output, resume=resume)
@@ -238,7 +293,7 @@ def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error
     writer.close()
     if not quiet:
         click.echo(_summary_line(levels, errors) + (f" ({len(writer.done)} resumed)" if writer.done else ""), err=True)
-    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error))
+    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error, fail_on_unscored))
 
 
 # --- audit -----------------------------------------------------------------------------------------------------
@@ -251,10 +306,12 @@ def scan(paths, fmt, output, resume, index_path, workers, fail_on, fail_on_error
 @click.option("--include-phi", is_flag=True, help="Show patient identifiers in the report (redacted by default).")
 @_view_option
 @_scan_options
-def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, engine, scheduler, **opts):
+def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, fail_on_unscored, quiet, engine, scheduler,
+          **opts):
     """Scan PATHS and write a self-contained audit report (HTML, JSON, CSV) into --out."""
     from forensics.audit import audit as run_audit
 
+    _require_inputs(paths)
     options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
     results, written = run_audit(paths, out_dir, options, workers=workers, progress=not quiet, engine=engine,
                                  scheduler=scheduler)
@@ -263,7 +320,7 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, e
     click.echo(_summary_line(levels, errors), err=True)
     for kind, path in written.items():
         click.echo(f"{kind}\t{path}")
-    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error))
+    sys.exit(_exit_status(levels, errors, fail_on, fail_on_error, fail_on_unscored))
 
 
 # --- screen ----------------------------------------------------------------------------------------------------
@@ -281,7 +338,7 @@ def audit(paths, out_dir, include_phi, workers, fail_on, fail_on_error, quiet, e
 @_view_option
 @_scan_options
 def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_outside, workers, fail_on, fail_on_error,
-           quiet, engine, scheduler, **opts):
+           fail_on_unscored, quiet, engine, scheduler, **opts):
     """Screen the claims in CLAIMS_CSV (columns claim_id, path): per-image records, per-claim summary, report.
 
     Every image is filed in the reuse index under its claim first, so the same scan attached to two claims is
@@ -291,11 +348,14 @@ def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_out
     import os
 
     from forensics.screening import read_claims, screen_claims
+    from forensics.writers import printable
 
     try:
         items = read_claims(claims_csv)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if not items:
+        raise click.UsageError(f"nothing to screen: {printable(claims_csv)} has a header but no claim rows")
     options = _build_options(**opts, thumbnails=True, include_phi=include_phi)
     try:
         summaries, written = screen_claims(
@@ -306,16 +366,16 @@ def screen(claims_csv, out_dir, index_path, resume, include_phi, root, allow_out
     except KeyboardInterrupt:
         click.echo("interrupted; rerun with --resume to continue", err=True)
         sys.exit(130)
-    from forensics.writers import printable
-
     for c in summaries:
-        risk = "—" if c["max_risk"] is None else f"{c['max_risk']:.2f}"
         reasons = printable("; ".join(c["reasons"][:2]))
-        click.echo(f"{c['level'] or 'error':<6} {risk:>5}  claim {printable(c['claim_id'])}: {reasons}", err=True)
+        click.echo(f"{c['level']:<10} {_risk_text(c['max_risk']):>5}  claim {printable(c['claim_id'])}: {reasons}",
+                   err=True)
+    levels = [c["level"] for c in summaries]
+    if not quiet:
+        click.echo(_summary_line(levels, None, what="claims"), err=True)
     for kind, path in written.items():
         click.echo(f"{kind}\t{path}")
-    levels = [c["level"] for c in summaries]
-    sys.exit(_exit_status(levels, sum(c["errors"] for c in summaries), fail_on, fail_on_error))
+    sys.exit(_exit_status(levels, sum(c["errors"] for c in summaries), fail_on, fail_on_error, fail_on_unscored))
 
 
 # --- reuse index -----------------------------------------------------------------------------------------------
@@ -347,12 +407,19 @@ def index_add(paths, claim_id, db, timeout_s, max_bytes, quiet):
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", "db", type=click.Path(exists=True, dir_okay=False), required=True)
 @click.option("--limit", type=click.IntRange(1), default=5, show_default=True)
+@_quiet_option
 def index_query(path, db, limit):
-    """Images in the index that PATH is a copy of (flipped, rotated, cropped, re-encoded …), as JSON Lines."""
-    from forensics.reuse import query_path
+    """Images in the index that PATH is a copy of (flipped, rotated, cropped, re-encoded …), as JSON Lines.
 
-    for match in query_path(db, path, limit=limit):
+    No match: nothing on stdout, "no match for PATH" on stderr, exit 0."""
+    from forensics.reuse import query_path
+    from forensics.writers import printable
+
+    matches = list(query_path(db, path, limit=limit))
+    for match in matches:
         click.echo(json.dumps(match))
+    if not matches:  # stdout stays empty (no JSON lines), exit 0: "no match" is an answer, not an error
+        click.echo(f"no match for {printable(path)} in {printable(db)}", err=True)
 
 
 # --- inspect ---------------------------------------------------------------------------------------------------
@@ -391,6 +458,7 @@ def inspect(paths, fmt, include_phi, timeout_s, max_bytes, quiet):
 
 @main.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_quiet_option
 def list_cmd(fmt):
     """Show the analyzers, bundled generators and fake makers, and whether each can run here, and why not."""
     from forensics.analyzers import create_analyzer, list_analyzers
@@ -444,7 +512,7 @@ def demo(out_dir, quiet):
     build_demo_set(inputs)
     results, written = run_audit([inputs], out_dir, progress=not quiet)
     for r in results:
-        verdict = f"{r.level:<6} {r.risk:.2f}" if r.status == "ok" else f"error  {r.error.code}"
+        verdict = f"{r.level:<8} {_risk_text(r.risk)}" if r.status == "ok" else f"error    {r.error.code}"
         click.echo(f"{verdict:<28} {Path(r.path).relative_to(inputs)}", err=True)
     levels = [r.level for r in results if r.status == "ok"]
     click.echo(_summary_line(levels, sum(r.status == "error" for r in results)), err=True)
@@ -494,6 +562,7 @@ def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet, sign_key, sign_
 @click.option("--seed", type=int, default=0, show_default=True)
 @_signing_options
 @_watermark_key_option
+@_quiet_option
 def tamper(mode, image, at, radius, out, no_stamp, seed, sign_key, sign_cert, watermark_key):
     """INJECT a nodule-like lesion into a chest CT or X-ray IMAGE, or REMOVE one (a 2-D CT-GAN attack).
 
@@ -506,9 +575,14 @@ def tamper(mode, image, at, radius, out, no_stamp, seed, sign_key, sign_cert, wa
         x, y = (float(v) for v in at.split(","))
     except ValueError:
         raise click.BadParameter("expected X,Y, e.g. 200,180", param_hint="--at") from None
+    from forensics.errors import InputError
+    from forensics.writers import printable
+
     try:
         info = tamper_file(image, out, mode=mode, at=(x, y), radius=radius, stamp=not no_stamp, seed=seed,
                            signing_key=_load_signing_key(sign_key, sign_cert), watermark_key=watermark_key)
+    except InputError as exc:  # not an image, truncated, ...: the input's fault, not a failed run
+        raise click.UsageError(f"cannot tamper {printable(image)}: {exc.code}: {printable(exc.message)}") from None
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(json.dumps(info, default=str))
@@ -601,6 +675,7 @@ def _evaluate(name: str, write_docs: str | None, db: Path, **params) -> None:
 @click.option("--engines", default="local", show_default=True, help="Comma-separated: local, dask (side by side).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
     """Images/s of `medaudit scan` on generated PNG and DICOM files, per engine."""
     names = None if analyzers == "all" else tuple(analyzers.split(","))
@@ -625,6 +700,7 @@ def bench_cold_start(repeats, db, write_docs):
               help="Also measure this many stamped outputs of each bundled generator (0: skip).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_watermark(data_dir, n, sizes, n_generated, db, write_docs):
     """Watermark detection rate and false positives on real images under JPEG, resizing, 16→8 bit …"""
     size_list = tuple(None if s == "native" else int(s) for s in sizes.split(","))
@@ -683,6 +759,7 @@ def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, 
 @click.option("--run-id", default=None, help="Default: the latest finished `bench run`; any stored run by its id.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to FILE instead of stdout.")
+@_quiet_option
 def bench_leaderboard(fmt, db, run_id, output):
     """Render the leaderboard of a stored run (Markdown, or HTML with sortable tables and ROC plots)."""
     from benchmarks.leaderboard import collect, render_html, render_markdown
@@ -723,6 +800,7 @@ def bench_speed_cmd(detectors, sizes, n, db, write_docs, quiet):
 @click.option("--models", default=None, help="Comma-separated bundled names or checkpoint dirs (default: all).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_generators(data_dir, n, models, db, write_docs):
     """Generator quality: Fréchet distance and KID on local features, precision/recall, diversity, memorization."""
     _evaluate("generators", write_docs, db, data=data_dir, n=n, models=tuple(models.split(",")) if models else None)
@@ -819,6 +897,7 @@ def train_inpainter_cmd(data_dir, out, time_budget, threads, seed, quiet):
               help="Training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips them).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_detectors(data_dir, lofo_budget, db, write_docs):
     """Bundled pixel detectors: in-distribution, leave-one-family-out, perturbations, calibration, controls, speed."""
     _evaluate("detectors", write_docs, db, data=data_dir, lofo_budget=lofo_budget)
@@ -832,6 +911,7 @@ def bench_detectors(data_dir, lofo_budget, db, write_docs):
               help="Also replace the shipped thresholds (forensics/reuse/thresholds.json) with the calibrated ones.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_reuse(data_dir, n_pos, write_thresholds, db, write_docs):
     """Reuse index: recall per transform and false-match rate between different patients, per modality."""
     _evaluate("reuse", write_docs, db, data=data_dir, n_pos=n_pos, write_thresholds=write_thresholds)
@@ -843,6 +923,7 @@ def bench_reuse(data_dir, n_pos, write_thresholds, db, write_docs):
               help="Claims of each kind (clean, original, reused, tampered, synthetic) per modality.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_screen(data_dir, per_kind, db, write_docs):
     """Claim screening end to end, locally and on dask: is each fraud flagged for the right cause?"""
     _evaluate("screen", write_docs, db, data=data_dir, per_kind=per_kind)
@@ -854,6 +935,7 @@ def bench_screen(data_dir, per_kind, db, write_docs):
               help="Held-out real images, half of each modality; one tampered copy each.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_tamper(data_dir, n, db, write_docs):
     """Localization analyzer on tampered (unstamped) vs untouched images: image- and pixel-level figures."""
     _evaluate("tamper", write_docs, db, data=data_dir, n=n)
@@ -870,6 +952,7 @@ def data():
 @data.command("check")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_quiet_option
 def data_check(data_dir, fmt):
     """Verify DATA_DIR against each dataset's manifest.csv (names, sizes, SHA-256) and say where to obtain each.
 

@@ -438,7 +438,9 @@ def check_scan(scanner, path: str, outcomes: dict[str, int] | None = None, claim
         if code == "internal_error":
             return f"internal_error: {result.error.message}"[:300]
     else:
-        if result.risk is None or not 0 <= result.risk <= 1 or result.level not in ("low", "medium", "high"):
+        unscored = result.level == "unscored" and result.risk is None  # no pixel analyzer could assess it
+        if not unscored and (result.risk is None or not 0 <= result.risk <= 1
+                             or result.level not in ("low", "medium", "high")):
             return f"ok record with risk {result.risk!r} level {result.level!r}"
         for finding in result.findings:
             for ev in finding.evidence:

@@ -1,6 +1,6 @@
 """Fusion: findings -> one calibrated ``risk`` in [0, 1] and a level.
 
-Three kinds of evidence, used differently (DESIGN.md, fusion):
+Three kinds of evidence, used differently (docs/ARCHITECTURE.md; the record fields in docs/FORMATS.md):
 - decisive findings (our watermark or provenance label, a generator signature, DICOM Conversion Type SYN) set the
   risk to their score, near 1;
 - pixel analyzers give calibrated probabilities; they are combined in logit space - a weighted mean, then a gain and
@@ -9,7 +9,12 @@ Three kinds of evidence, used differently (DESIGN.md, fusion):
   weight's log-odds, and together they can add at most ``rules_cap`` of probability mass, so no amount of header
   oddity alone reaches ``high``.
 
-Absence of evidence gives risk 0 ("nothing found"), never a claim of authenticity: reports say so.
+Absence of evidence gives risk 0 ("nothing found"), never a claim of authenticity: reports say so. When no pixel
+analyzer scored the image and nothing decisive was found, the image was not assessed: ``explain`` says so
+(``scored=False``) and the scanner gives it the level ``unscored`` unless the bounded evidence alone reaches medium.
+
+``explain`` also says *why*: the fused risk as log-odds, ``prior + sum(contributions) == logit``, one contribution
+per finding (docs/FORMATS.md, "Explained scores").
 """
 
 from __future__ import annotations
@@ -74,19 +79,89 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+@dataclass
+class Fusion:
+    """How the findings became the risk.
+
+    Attributes:
+        risk: the fused risk in [0, 1] (what ``fuse`` returns).
+        logit: the risk as log-odds; ``prior + sum(contributions) == logit``.
+        prior: where the log-odds start before any finding: the pixel bias when a pixel analyzer scored the image,
+            else ``logit(1e-4)`` ("nothing found").
+        contributions: log-odds each finding added, in the order of the findings (0 for those that did not count).
+        assessed_by: the pixel analyzers that scored the image.
+        decisive: a decisive finding set the risk.
+    """
+
+    risk: float
+    logit: float
+    prior: float
+    contributions: list[float]
+    assessed_by: list[str]
+    decisive: bool
+
+    @property
+    def scored(self) -> bool:
+        """A pixel analyzer assessed the image, or decisive evidence settled it."""
+        return bool(self.assessed_by) or self.decisive
+
+
 def fuse(findings: list[Finding], config: FusionConfig) -> float:
     """Risk in [0, 1] from the findings, each used as its ``kind`` says (rules|mark|pixel|reuse|local)."""
-    decisive = [f.score for f in findings if f.decisive and f.score is not None]
-    if decisive:
-        return max(decisive)
+    return explain(findings, config).risk
 
-    pixel = [(f.analyzer, f.score) for f in findings if f.kind == "pixel" and f.score is not None]
-    base = float(pixel_probability([(name, _logit(s)) for name, s in pixel], config)) if pixel else 0.0
+
+def explain(findings: list[Finding], config: FusionConfig) -> Fusion:
+    """The fused risk and its decomposition into log-odds contributions, one per finding.
+
+    Pixel findings add ``gain * w_i * logit(p_i) / sum(w)`` to the pixel bias. The bounded evidence (a capped
+    noisy-OR) moves the log-odds by ``logit(risk) - logit(pixel part)``; that step is shared among the bounded
+    findings in proportion to ``-log(1 - score)``, each one's share of the noisy-OR. A decisive finding sets the risk:
+    it takes the whole step from the prior, the others add 0.
+    """
+    contributions = [0.0] * len(findings)
+    pixel = [(i, f) for i, f in enumerate(findings) if f.kind == "pixel" and f.score is not None]
+    assessed_by = [f.analyzer for _, f in pixel]
+    prior = config.pixel_bias if pixel else _logit(0.0)
+
+    decisive = [(f.score, i) for i, f in enumerate(findings) if f.decisive and f.score is not None]
+    if decisive:
+        risk, i = max(decisive)
+        logit = _logit(risk)
+        contributions[i] = logit - prior
+        return Fusion(float(risk), logit, prior, contributions, assessed_by, True)
+
+    base_logit = prior
+    if pixel:
+        weights = [config.pixel_weights.get(f.analyzer, 1.0) for _, f in pixel]
+        for w, (i, f) in zip(weights, pixel, strict=True):
+            contributions[i] = config.pixel_gain * w * _logit(f.score) / sum(weights)
+        base_logit = prior + sum(contributions[i] for i, _ in pixel)
+    base = float(pixel_probability([(f.analyzer, _logit(f.score)) for _, f in pixel], config)) if pixel else 0.0
 
     # Bounded metadata/reuse evidence: noisy-OR of the other scores, capped, then added to what pixels leave.
-    other = [f.score for f in findings if f.kind in _BOUNDED and f.score is not None]
-    bounded = min(config.rules_cap, 1.0 - math.prod(1.0 - s for s in other)) if other else 0.0
-    return base + (1.0 - base) * bounded
+    other = [(i, f.score) for i, f in enumerate(findings) if f.kind in _BOUNDED and f.score is not None]
+    bounded = min(config.rules_cap, 1.0 - math.prod(1.0 - s for _, s in other)) if other else 0.0
+    risk = base + (1.0 - base) * bounded
+    # without a pixel score the base is 0, not sigmoid(prior): the risk is the bounded evidence alone
+    logit = base_logit + _bounded_step(base_logit, bounded) if pixel else _logit(risk)
+    hazards = [(i, -math.log1p(-min(s, 1 - 1e-12))) for i, s in other]
+    total = sum(h for _, h in hazards)
+    for i, h in hazards:
+        contributions[i] = (logit - base_logit) * h / total if total > 0 else 0.0
+    return Fusion(float(risk), logit, prior, contributions, assessed_by, False)
+
+
+def _bounded_step(base_logit: float, bounded: float) -> float:
+    """logit(1 - (1 - sigmoid(b)) (1 - bounded)) - b, computed without overflow for large |b|."""
+    if bounded <= 0.0:
+        return 0.0
+    log_u = -_softplus(base_logit) + math.log1p(-bounded)  # log((1 - base) (1 - bounded)) = log(1 - risk)
+    return math.log(-math.expm1(log_u)) - log_u - base_logit
+
+
+def _softplus(x: float) -> float:
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
 def pixel_probability(logits: list[tuple[str, Any]], config: FusionConfig) -> Any:

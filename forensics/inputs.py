@@ -73,3 +73,17 @@ def _broken_link(path: str) -> InputError:
         if exc.errno == errno.ELOOP:
             return InputError("symlink_loop", "symbolic link loop: the link never resolves to a file")
     return InputError("not_found", "broken symbolic link")
+
+
+def nothing_to_scan(paths: Iterable[str | os.PathLike]) -> str | None:
+    """Why ``paths`` hold nothing to scan (every named path missing, every folder without files), or None when the
+    walk finds anything at all, an unreadable file included. Stops at the first such entry, so a full folder costs
+    one directory listing. A batch pointed at a bad mount must not look like a clean batch (exit 2 in the CLI)."""
+    for _, error in iter_inputs(paths):
+        if error is None or error.code != "not_found":
+            return None
+    reasons = []
+    for given in paths:
+        path = os.fsdecode(given)
+        reasons.append(f"{path}: {'folder holds no files' if os.path.isdir(path) else 'no such file or folder'}")
+    return "nothing to scan: " + "; ".join(reasons)

@@ -1,4 +1,7 @@
-"""The records that flow through a scan: MedicalImage -> Finding* -> ScanResult (see DESIGN.md)."""
+"""The records that flow through a scan: MedicalImage -> Finding* -> ScanResult.
+
+Layout in docs/ARCHITECTURE.md; the JSON Lines fields, levels and exit codes in docs/FORMATS.md.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ from typing import Any
 import numpy as np
 
 LEVELS = ("low", "medium", "high")
+# An image no pixel analyzer could score (modality outside their training, a blank image, none selected) and with
+# no decisive or review-level evidence: its risk is null, never "low" (docs/FORMATS.md, "Levels").
+UNSCORED = "unscored"
 
 
 @dataclass
@@ -69,6 +75,7 @@ class Finding:
         kind: how fusion uses the score - ``rules|mark|pixel|reuse|local``, stamped by the analyzer (see
             ``Analyzer.finding``). Not written to the JSON line (the analyzer's name implies it), so a record read
             back has ``""``: fusion then counts it only when decisive.
+        contribution: log-odds this finding added to the fused risk (``fusion.explain``); None when not fused.
     """
 
     analyzer: str
@@ -78,6 +85,7 @@ class Finding:
     decisive: bool = False
     data: dict[str, Any] = field(default_factory=dict)
     kind: str = ""
+    contribution: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -85,6 +93,8 @@ class Finding:
             "score": None if self.score is None else round(float(self.score), 4),
             "evidence": [e.to_dict() for e in self.evidence],
         }
+        if self.contribution is not None:
+            out["contribution"] = round(float(self.contribution), 4)
         if self.decisive:
             out["decisive"] = True
         if self.data:
@@ -103,6 +113,7 @@ class Finding:
             heatmap=None if heatmap is None else np.asarray(heatmap, dtype=np.float32),
             decisive=bool(d.get("decisive", False)),
             data=dict(d.get("data") or {}),
+            contribution=d.get("contribution"),
         )
 
 
@@ -119,7 +130,7 @@ class ScanError:
 
 @dataclass
 class ScanResult:
-    """The verdict on one input: the JSON Lines record of DESIGN.md."""
+    """The verdict on one input: the JSON Lines record of docs/FORMATS.md."""
 
     path: str
     status: str  # "ok" | "error"
@@ -134,6 +145,11 @@ class ScanResult:
     width: int | None = None
     height: int | None = None
     claim_id: str | None = None  # set by claim screening
+    # Which pixel analyzers scored the image, and the log-odds the findings' contributions start from and add up to
+    # (prior_logit + sum of contributions == logit). None in records written before they existed.
+    assessed_by: list[str] | None = None
+    prior_logit: float | None = None
+    logit: float | None = None
     # For reports only, not in the JSON line: a small uint8 preview and header facts (PHI already redacted).
     thumbnail: np.ndarray | None = field(default=None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +167,10 @@ class ScanResult:
         }
         if self.status == "ok":
             out.update(format=self.format, modality=self.modality, width=self.width, height=self.height)
+            if self.assessed_by is not None:
+                out["assessed_by"] = list(self.assessed_by)
+            if self.logit is not None and self.prior_logit is not None:
+                out.update(prior_logit=round(float(self.prior_logit), 4), logit=round(float(self.logit), 4))
         out["elapsed_ms"] = round(self.elapsed_ms, 1)
         out["findings"] = [f.to_dict() for f in self.findings]
         if self.error is not None:
@@ -158,11 +178,18 @@ class ScanResult:
         return out
 
     def top_evidence(self) -> tuple[Finding, Evidence] | None:
-        """The observation that weighs most: decisive findings first, then by weight, then by the finding's score."""
+        """The top reason: the weightiest observation of the finding that raised the risk most (the largest positive
+        contribution; a decisive finding first). None when no finding raised it. Records without contributions
+        (written by an older medaudit) fall back to the weightiest observation with a weight above 0."""
+        explained = any(f.contribution is not None for f in self.findings)
         best, best_key = None, None
         for f in self.findings:
+            if explained and not (f.contribution or 0.0) > 0:
+                continue
             for e in f.evidence:
-                key = (f.decisive, e.weight, -1.0 if f.score is None else f.score)
+                if not explained and not e.weight > 0:
+                    continue
+                key = (f.decisive, f.contribution or 0.0, e.weight, -1.0 if f.score is None else f.score)
                 if best_key is None or key > best_key:
                     best, best_key = (f, e), key
         return best
@@ -177,4 +204,5 @@ class ScanResult:
             findings=[Finding.from_dict(f) for f in d.get("findings", [])],
             error=None if error is None else ScanError(error["code"], error["message"]),
             width=d.get("width"), height=d.get("height"), claim_id=d.get("claim_id"),
+            assessed_by=d.get("assessed_by"), prior_logit=d.get("prior_logit"), logit=d.get("logit"),
         )

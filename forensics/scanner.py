@@ -21,12 +21,12 @@ import numpy as np
 
 from forensics.analyzers import Analyzer, analyzer_settings, create_analyzer, list_analyzers
 from forensics.errors import InputError
-from forensics.fusion import FusionConfig, fuse, level_of
+from forensics.fusion import FusionConfig, explain, level_of
 from forensics.inputs import iter_inputs
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load
 from forensics.io.guarded import time_limit
 from forensics.phi import is_phi, redact
-from forensics.records import Evidence, Finding, MedicalImage, ScanError, ScanResult
+from forensics.records import UNSCORED, Evidence, Finding, MedicalImage, ScanError, ScanResult
 
 THUMBNAIL_PX = 160
 # Header facts shown in reports; identifying ones are redacted unless include_phi.
@@ -106,14 +106,24 @@ class Scanner:
     def score(self, image: MedicalImage) -> ScanResult:
         """The verdict on an image in memory: each analyzer's finding (an abstention where the image's modality is
         outside what it applies to), fused into ``risk`` and ``level``. Exceptions propagate; ``scan_file`` turns
-        them into error records. The claim id, if any, is ``image.metadata["claim_id"]``."""
+        them into error records. The claim id, if any, is ``image.metadata["claim_id"]``.
+
+        An image no pixel analyzer scored, with nothing decisive and bounded evidence below medium, is ``unscored``
+        with risk None: "nothing found" would claim an assessment that did not happen."""
         findings = [a.analyze(image) if a.applies_to(image) else _abstain(a, image) for a in self.analyzers]
-        risk = fuse(findings, self.options.fusion)
+        fusion = explain(findings, self.options.fusion)
+        for finding, contribution in zip(findings, fusion.contributions, strict=True):
+            finding.contribution = contribution
+        risk: float | None = fusion.risk
+        level = level_of(fusion.risk, self.options.fusion)
+        if not fusion.scored and level == "low":
+            risk, level = None, UNSCORED
         h, w = image.pixels.shape[:2]
         result = ScanResult(
-            path=image.path, status="ok", sha256=image.sha256, risk=risk, level=level_of(risk, self.options.fusion),
+            path=image.path, status="ok", sha256=image.sha256, risk=risk, level=level,
             format=image.format, modality=image.modality, findings=findings, width=w, height=h,
-            claim_id=image.metadata.get("claim_id"),
+            claim_id=image.metadata.get("claim_id"), assessed_by=fusion.assessed_by, prior_logit=fusion.prior,
+            logit=fusion.logit,
         )
         if self.options.thumbnails:
             result.thumbnail = thumbnail(image.pixels)

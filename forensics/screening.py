@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from forensics.fusion import level_of
-from forensics.records import ScanError, ScanResult
+from forensics.records import UNSCORED, ScanError, ScanResult
 from forensics.scanner import ScanOptions
 
 REQUIRED_COLUMNS = ("claim_id", "path")
+INCOMPLETE = "incomplete"  # a claim level: an image of the claim is missing or unreadable
 
 
 def read_claims(csv_path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -60,19 +61,36 @@ def outside_root(path: str, root: str | os.PathLike) -> bool:
     return os.path.commonpath([os.path.realpath(path), real_root]) != real_root
 
 
+def claim_level(max_risk: float | None, errors: int, unscored: int, options: ScanOptions) -> str:
+    """A claim's level: medium/high from its riskiest image whatever else it holds; otherwise ``incomplete`` when an
+    image is missing or unreadable (it could hide anything), ``unscored`` when an image could not be assessed, else
+    ``low``."""
+    level = None if max_risk is None else level_of(max_risk, options.fusion)
+    if level in ("medium", "high"):
+        return level
+    if errors:
+        return INCOMPLETE
+    return UNSCORED if unscored or level is None else level
+
+
 def summarize_claims(results: Iterable[ScanResult], options: ScanOptions) -> list[dict]:
-    """One summary per claim, highest risk first: images, errors, max risk, level, reuse hits and reasons."""
+    """One summary per claim, highest risk first: images, errors, unscored images, max risk, level (see
+    ``claim_level``), reuse hits and reasons."""
     claims: dict[str, dict] = {}
     for r in results:
         c = claims.setdefault(r.claim_id or "", {"claim_id": r.claim_id or "", "images": 0, "errors": 0,
-                                                 "max_risk": None, "level": None, "reuse_hits": [], "reasons": []})
+                                                 "unscored": 0, "max_risk": None, "level": None, "reuse_hits": [],
+                                                 "reasons": []})
         c["images"] += 1
         name = os.path.basename(r.path)
         if r.status != "ok":
             c["errors"] += 1
             c["reasons"].append(f"{name}: unreadable ({r.error.code if r.error else 'error'})")
             continue
-        if c["max_risk"] is None or r.risk > c["max_risk"]:
+        if r.level == UNSCORED or r.risk is None:
+            c["unscored"] += 1
+            c["reasons"].append(f"{name}: unscored (no pixel analyzer could assess it)")
+        elif c["max_risk"] is None or r.risk > c["max_risk"]:
             c["max_risk"] = r.risk
         for f in r.findings:
             for e in f.evidence:
@@ -80,13 +98,14 @@ def summarize_claims(results: Iterable[ScanResult], options: ScanOptions) -> lis
                     c["reuse_hits"].append({"path": r.path, "code": e.code, "message": e.message,
                                             "matched_claim": _matched_claim(f)})
         if r.level in ("medium", "high"):
-            top = max((e for f in r.findings for e in f.evidence), key=lambda e: e.weight, default=None)
+            top = r.top_evidence()  # the finding that raised the risk most
             if top is not None:
-                c["reasons"].append(f"{name}: {r.level} ({top.code}) {top.message}")
+                c["reasons"].append(f"{name}: {r.level} ({top[1].code}) {top[1].message}")
     for c in claims.values():
         c["max_risk"] = None if c["max_risk"] is None else round(c["max_risk"], 4)
-        c["level"] = None if c["max_risk"] is None else level_of(c["max_risk"], options.fusion)
-    return sorted(claims.values(), key=lambda c: -(c["max_risk"] if c["max_risk"] is not None else -1))
+        c["level"] = claim_level(c["max_risk"], c["errors"], c["unscored"], options)
+    rank = {"high": 4, "medium": 3, INCOMPLETE: 2, UNSCORED: 1, "low": 0}
+    return sorted(claims.values(), key=lambda c: (-rank[c["level"]], -(c["max_risk"] or 0.0)))
 
 
 def _matched_claim(finding) -> str | None:

@@ -20,8 +20,14 @@ from forensics.atomic import atomic_path
 from forensics.records import ScanResult
 
 FORMATS = ("jsonl", "csv", "table")
+# assessed_by (pixel analyzers that scored the image, ";"-joined) is last: readers of the older columns keep working
 CSV_COLUMNS = ("path", "sha256", "status", "risk", "level", "format", "modality", "error_code", "error_message",
-               "evidence_codes", "top_evidence")
+               "evidence_codes", "top_evidence", "assessed_by")
+
+
+def risk_text(risk: float | None) -> str:
+    """The risk for a person: two decimals, or "—" when there is none (errors, unscored images)."""
+    return "—" if risk is None else f"{risk:.2f}"
 
 
 def printable(text: str) -> str:
@@ -45,8 +51,10 @@ def csv_row(result: ScanResult) -> list[str]:
     codes = ";".join(dict.fromkeys(e.code for f in result.findings for e in f.evidence if e.weight > 0))
     top = result.top_evidence()
     err = result.error
+    assessed = None if result.assessed_by is None else ";".join(result.assessed_by)
     values = (result.path, result.sha256, result.status, risk, result.level, result.format, result.modality,
-              err.code if err else None, err.message if err else None, codes, top[1].message if top else None)
+              err.code if err else None, err.message if err else None, codes, top[1].message if top else None,
+              assessed)
     return [csv_safe(v) for v in values]
 
 
@@ -64,13 +72,22 @@ def _csv_line(result: ScanResult) -> str:
     return buf.getvalue()
 
 
+TABLE_HEADER = f"{'LEVEL':<8} {'RISK':>5}  {'TOP REASON':<32} PATH\n"
+
+
 def _table_line(result: ScanResult) -> str:
     if result.status == "error":
-        what = f"error  {result.error.code if result.error else ''}"
+        what = f"{'error':<8} {'—':>5}  {result.error.code if result.error else ''}"
     else:
         top = result.top_evidence()
-        what = f"{result.level:<6} {result.risk:5.2f}  {top[1].code if top and top[1].weight > 0 else ''}"
+        what = f"{result.level:<8} {risk_text(result.risk):>5}  {top[1].code if top else ''}"
     return f"{printable(what):<48} {printable(result.path)}\n"
+
+
+def _table_order(result: ScanResult) -> tuple:
+    """Riskiest first; then unscored images, then errors (neither has a risk); ties by path."""
+    rank = 0 if result.risk is not None else 1 if result.status == "ok" else 2
+    return rank, -(result.risk or 0.0), result.path
 
 
 class ResultWriter:
@@ -85,6 +102,7 @@ class ResultWriter:
         self.output = Path(output) if output is not None else None
         self.done: set[tuple[str | None, str]] = set()  # (claim_id, path) of recorded results
         self._line = {"jsonl": _jsonl_line, "csv": _csv_line, "table": _table_line}[fmt]
+        self._table: list[ScanResult] = []
         self._stream: TextIO
         if self.output is None:
             self._stream = sys.stdout
@@ -107,6 +125,9 @@ class ResultWriter:
             self._write(_header())
 
     def write(self, result: ScanResult) -> None:
+        if self.fmt == "table":  # a table for people is sorted by risk: written whole when the run ends
+            self._table.append(result)
+            return
         self._write(self._line(result))
 
     def _write(self, text: str) -> None:
@@ -115,7 +136,11 @@ class ResultWriter:
         self._stream.flush()
 
     def close(self, complete: bool = True) -> None:
-        """Finish; a complete run renames FILE.partial to FILE, an interrupted one leaves .partial to resume."""
+        """Finish; a complete run renames FILE.partial to FILE, an interrupted one leaves .partial to resume. A table
+        is written here: a header, then the rows riskiest first (an interrupted run's table holds what was done)."""
+        if self.fmt == "table":
+            self._write(TABLE_HEADER + "".join(map(_table_line, sorted(self._table, key=_table_order))))
+            self._table = []
         if self.output is None:
             return
         self._stream.flush()

@@ -45,7 +45,7 @@ def test_screen_names_the_cause_of_each_flagged_claim(claims_csv, tmp_path):
     claims = _claims(out)
     assert claims["C"]["level"] == "high" and any("png.a1111_parameters" in r for r in claims["C"]["reasons"])
     assert claims["B"]["reuse_hits"] and claims["B"]["reuse_hits"][0]["matched_claim"] == "A"
-    assert claims["D"]["errors"] == 1 and claims["D"]["level"] == "low"
+    assert claims["D"]["errors"] == 1 and claims["D"]["level"] == "incomplete"
     images = [json.loads(x) for x in (out / "images.jsonl").read_text().splitlines()]
     assert len(images) == 5 and all(r["claim_id"] for r in images)
     report = json.loads((out / "report.json").read_text())
@@ -116,5 +116,5 @@ def test_screen_runs_the_tamper_localizer_and_names_it(tmp_path):
     found = {}
     for r in map(json.loads, (out / "images.jsonl").read_text().splitlines()):
         local = next(f for f in r["findings"] if f["analyzer"] == "localization")
-        found[r["claim_id"]] = [e["code"] for e in local["evidence"]]
+        found[r["claim_id"]] = [e["code"] for e in local["evidence"] if e["weight"] > 0]
     assert found == {"A": [], "B": ["localization.copied_texture"]}

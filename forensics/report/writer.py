@@ -190,6 +190,7 @@ def render_html(
     include_phi: bool,
     claims: list[Mapping[str, Any]] | None = None,
 ) -> str:
+    title = "medaudit screening report" if claims is not None else "medaudit audit report"
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_HERE)),
         autoescape=True,  # every value from a file is hostile until escaped
@@ -201,7 +202,7 @@ def render_html(
     script = "\n" + "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("report.js", "views.js")) + "\n"
     ordered = sorted(results, key=lambda r: (r.status != "ok", -_num(r.risk, -1.0)))
     return template.render(
-        title="medaudit audit report",
+        title=title,
         summary=summary,
         provenance=_provenance(context, include_phi),
         risk_note=RISK_NOTE,
@@ -231,6 +232,7 @@ def _row(index: int, r: ScanResult, include_phi: bool) -> dict[str, Any]:
                     {"code": e.code, "message": e.message, "weight": f"{_num(e.weight):.2f}"} for e in f.evidence
                 ],
                 "overlay": overlay_uri(f.heatmap, r.thumbnail),
+                "contribution": "—" if f.contribution is None else f"{f.contribution:+.2f}",
             }
         )
     facts = [(str(k), _fact_text(v)) for k, v in _scrub_phi(r.details, include_phi).items()]
@@ -258,7 +260,37 @@ def _row(index: int, r: ScanResult, include_phi: bool) -> dict[str, Any]:
         "elapsed": f"{_num(r.elapsed_ms):.1f} ms",
         "findings": findings,
         "facts": facts,
+        "assessed_by": r.assessed_by,
+        "waterfall": waterfall(r),
     }
+
+
+WATERFALL_SPAN = 10.0  # log-odds shown either side of 0 (risk 0.00005 .. 0.99995); steps beyond are clipped
+
+
+def waterfall(r: ScanResult) -> list[dict[str, Any]]:
+    """Bars from the prior to the fused log-odds, one per finding that moved them (largest first): ``label``,
+    ``delta`` (log-odds, signed), ``left``/``width`` (percent of the axis), ``end`` (P after the step). Empty for
+    errors and for records written before contributions existed."""
+    if r.status != "ok" or r.prior_logit is None or r.logit is None:
+        return []
+
+    def pos(x: float) -> float:
+        return round((min(max(x, -WATERFALL_SPAN), WATERFALL_SPAN) + WATERFALL_SPAN) / (2 * WATERFALL_SPAN) * 100, 2)
+
+    def bar(label: str, start: float, end: float, kind: str) -> dict[str, Any]:
+        left, right = sorted((pos(start), pos(end)))
+        return {"label": label, "delta": f"{end - start:+.2f}", "left": left, "width": max(right - left, 0.6),
+                "end": f"{1 / (1 + math.exp(-end)):.4f}", "kind": kind}
+
+    at = float(r.prior_logit)
+    bars = [bar("prior", at, at, "prior")]
+    moved = [f for f in r.findings if f.contribution]
+    for f in sorted(moved, key=lambda f: -abs(f.contribution)):
+        bars.append(bar(f.analyzer, at, at + f.contribution, "up" if f.contribution > 0 else "down"))
+        at += f.contribution
+    bars.append(bar("fused", float(r.logit), float(r.logit), "total"))
+    return bars
 
 
 def _provenance(context: Mapping[str, Any], include_phi: bool) -> dict[str, Any]:

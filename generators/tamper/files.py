@@ -73,6 +73,23 @@ def tamper_file(
     return {"path": str(dst), **info}
 
 
+# DICOM modalities the lesion models are made for (chest CT, radiographs) and secondary captures of them
+_EDITABLE_MODALITIES = frozenset({"CT", "CR", "DX", "RG", "OT", "SC"})
+
+
+def _check_editable(img: Any, modality: str | None) -> None:
+    """Refuse images the CT/X-ray lesion models do not apply to, naming what the image is, rather than editing
+    (and labelling) a dermoscopy photograph or an MR as "xray"."""
+    if modality is not None:
+        return  # the caller said what it is
+    if img.pixels.ndim == 3:
+        raise ValueError(f"{img.path} is a colour image ({img.format.upper()}, {img.pixels.shape[2]} channels: a "
+                         "photograph or dermoscopy?); tamper edits greyscale chest CT and X-ray images only")
+    if img.modality is not None and str(img.modality).upper() not in _EDITABLE_MODALITIES:
+        raise ValueError(f"{img.path} is a DICOM {img.modality} image; tamper edits chest CT and X-ray (CT, CR, DX) "
+                         "only")
+
+
 def tamper_bytes(
     img: Any,
     fmt: str,
@@ -97,6 +114,7 @@ def tamper_bytes(
         raise ValueError("DICOM output needs a DICOM input (the original dataset is what is kept)")
     if mode not in ("inject", "remove"):
         raise ValueError(f"mode must be 'inject' or 'remove', got {mode!r}")
+    _check_editable(img, modality)
     if radius is None:
         radius = default_radius(img.pixels.shape, img.spacing_mm)
     mod = modality or _modality_of(img)

@@ -74,3 +74,42 @@ def test_for_weights_reads_the_fusion_json_beside_the_weights_else_the_bundled_o
     own = FusionConfig.for_weights(tmp_path)
     assert (own.pixel_gain, own.pixel_bias, own.pixel_weights) == (3.0, -0.5, {})
     assert FusionConfig.for_weights(str(tmp_path)) == own
+
+
+EXPLAINED = [
+    [F("cnn", 0.8), F("frequency", 0.3), F("metadata", 0.3), Finding("reuse", 0.5, kind="reuse")],
+    [F("metadata", 0.35), F("metadata", 0.35), F("metadata", 0.35)],  # capped at rules_cap
+    [F("metadata", None), F("watermark", None)],
+    [F("cnn", 0.99999), F("frequency", 0.99999), F("metadata", 0.5)],  # pixel logit beyond the clipping
+    [F("cnn", 0.1), F("watermark", 0.99, decisive=True)],
+    [F("cnn", 0.0), F("localization", 0.09)],
+]
+
+
+@pytest.mark.parametrize("findings", EXPLAINED)
+@pytest.mark.parametrize("config", [FusionConfig(), FusionConfig.for_weights()], ids=["equal", "bundled"])
+def test_contributions_add_up_from_the_prior_to_the_fused_logit(findings, config):
+    import math
+
+    from forensics.fusion import explain
+
+    e = explain(findings, config)
+    assert len(e.contributions) == len(findings)
+    assert e.prior + sum(e.contributions) == pytest.approx(e.logit, abs=1e-9)
+    assert e.risk == pytest.approx(fuse(findings, config))
+    assert 1 / (1 + math.exp(-e.logit)) == pytest.approx(e.risk, abs=1.01e-4)  # logits clip at 1e-4
+    for f, c in zip(findings, e.contributions, strict=True):
+        if f.score is None:
+            assert c == 0.0
+
+
+def test_who_moved_the_risk_and_which_way():
+    from forensics.fusion import explain
+
+    e = explain([F("cnn", 0.01), F("frequency", 0.9), F("metadata", 0.2)], FusionConfig())
+    assert e.contributions[0] < 0 < e.contributions[1] and e.contributions[2] > 0
+    assert e.assessed_by == ["cnn", "frequency"] and e.scored and e.prior == 0.0
+    decisive = explain([F("cnn", 0.01), F("watermark", 0.99, decisive=True)], FusionConfig())
+    assert decisive.contributions[0] == 0.0 and decisive.scored and decisive.assessed_by == ["cnn"]
+    unassessed = explain([F("cnn", None), F("metadata", 0.2)], FusionConfig())
+    assert not unassessed.scored and unassessed.assessed_by == []

@@ -86,10 +86,16 @@ def test_copymove_finds_pasted_grain_and_its_source():
     assert min(np.hypot((hx + 0.5) * cell - x, (hy + 0.5) * cell - y) for x, y in spots) < 2 * cell
 
 
+def _only_a_weak_note(f: Finding) -> bool:
+    """A calm finding still says what its (small) score rests on, with weight 0: never "no evidence" beside a score
+    that raises the risk."""
+    return len(f.evidence) == 1 and f.evidence[0].weight == 0 and f"score {f.score:.2f}" in f.evidence[0].message
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_copymove_is_calm_on_independent_grain(seed):
     f = LocalizationAnalyzer().analyze(_image(np.round(_textured(seed=seed) * 255) / 255))
-    assert f.score < 0.5 and not f.evidence
+    assert f.score < 0.5 and _only_a_weak_note(f)
 
 
 def test_copymove_ignores_periodic_texture():
@@ -102,7 +108,7 @@ def test_copymove_ignores_periodic_texture():
 
 def test_noise_is_calm_on_a_clean_image():
     f = LocalizationAnalyzer(method="noise").analyze(_image(_textured(seed=3)))
-    assert f.score < 0.5 and not f.evidence
+    assert f.score < 0.5 and _only_a_weak_note(f)
 
 
 def test_rgb_and_tiny_inputs():
@@ -125,7 +131,7 @@ def test_cnn_is_calm_on_an_untouched_phantom():
     lung = ((xx - 0.35) / 0.13) ** 2 + ((yy - 0.5) / 0.22) ** 2 < 1
     img = np.clip(np.where(body, 0.55, 0.0) - 0.5 * lung + body * rng.normal(0, 0.02, (256, 256)), 0, 1)
     f = a.analyze(_image(np.round(img * 255) / 255))
-    assert f.data["method"] == "cnn" and f.score < 0.5 and not f.evidence
+    assert f.data["method"] == "cnn" and f.score < 0.5 and _only_a_weak_note(f)
     assert f.heatmap.shape == (32, 32)
 
 

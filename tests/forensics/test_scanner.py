@@ -64,7 +64,7 @@ def test_score_abstains_outside_an_analyzers_modalities():
     (finding,) = result.findings
     assert finding.score is None and finding.kind == "pixel"
     assert finding.evidence[0].code == "frequency.out_of_domain"
-    assert result.risk == 0.0 and result.level == "low"
+    assert result.risk is None and result.level == "unscored" and result.assessed_by == []  # never "low"
 
 
 def test_the_kind_stays_out_of_the_json_line_and_old_records_read_back(ct_path):

@@ -206,7 +206,7 @@ def test_a_folder_in_a_claims_csv_is_not_a_file_for_both_steps(tmp_path):
     assert result.exit_code == 0, (result.output, result.exception)
     images = _images(tmp_path / "out")
     assert _code(images[("C_dir", "imgs")]) == "not_a_file"
-    assert images[("B", "0.png")]["level"] == "low"
+    assert images[("B", "0.png")]["level"] == "unscored"  # metadata,reuse only: no pixel analyzer assessed it
     assert _filed(tmp_path / "out" / "reuse.sqlite") == [("B", "0.png")]
 
 
@@ -255,7 +255,7 @@ def test_a_duplicated_row_resumed_gives_the_clean_result(tmp_path):
                 for c in map(json.loads, (out / "claims.jsonl").read_text().splitlines())]
 
     assert claims(killed) == claims(clean) == [
-        {"claim_id": "A", "images": 2, "errors": 0, "max_risk": claims(clean)[0]["max_risk"], "level": "low"}]
+        {"claim_id": "A", "images": 2, "errors": 0, "max_risk": None, "level": "unscored"}]  # no pixel analyzer ran
     assert _images(killed).keys() == _images(clean).keys()
 
 

@@ -22,7 +22,7 @@ __all__ = ["CNNAnalyzer", "DEFAULT_WEIGHTS_DIR"]
 
 @register_analyzer("cnn")
 class CNNAnalyzer(Analyzer):
-    """P(synthetic) from a patch CNN, with a (grid, grid) heatmap of calibrated patch scores.
+    """P(synthetic) from a patch CNN, with a (grid, grid) heatmap on the same calibrated scale (``score_pixels``).
 
     Args:
         weights_dir: a folder holding ``cnn/weights.safetensors``, ``cnn/config.json``, ``cnn/calibration.json``;
@@ -75,28 +75,43 @@ class CNNAnalyzer(Analyzer):
             self._calibration = Calibrator.load(self.weights_dir / "cnn" / "calibration.json")
 
     def score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray]:
-        """(calibrated P(synthetic), heatmap float32 (grid, grid) in [0, 1]) for float pixels in [0, 1]."""
+        """(calibrated P(synthetic), heatmap float32 (grid, grid) in [0, 1]) for float pixels in [0, 1].
+
+        The heatmap is on the image score's scale: each cell is the image's calibrated log-odds moved by that patch's
+        share of them, ``sigmoid(L + (L_i - mean(L_j)) / n)`` with ``L_i`` the patch's calibrated log-odds. Its
+        log-odds average is the image score's, so a cell is red only where the score itself is high (a single
+        patch's own probability is not calibrated: the calibration was fitted on whole images).
+        """
+        p, heat, _ = self._scores(pixels)
+        return p, heat
+
+    def _scores(self, pixels: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """(P(synthetic), heatmap, each patch's calibrated log-odds (grid, grid))."""
         from forensics.analyzers.cnn.model import aggregate, patch_logits
 
         self._load()
         std = standardize(pixels, self._config["size"])
         logits = patch_logits(self._model, self._config, std[None])
-        p = float(self._calibration(aggregate(logits, self._config["aggregate"])[0]))
-        heat = self._calibration(logits[0]).astype(np.float32)
-        return p, heat
+        image_logit = self._calibrated_logit(aggregate(logits, self._config["aggregate"])[0])
+        patch = self._calibrated_logit(logits[0])
+        heat = 1.0 / (1.0 + np.exp(-np.clip(image_logit + (patch - patch.mean()) / patch.size, -50, 50)))
+        return float(self._calibration(aggregate(logits, self._config["aggregate"])[0])), heat.astype(np.float32), patch
+
+    def _calibrated_logit(self, z: np.ndarray | float) -> np.ndarray:
+        return self._calibration.a * np.asarray(z, dtype=np.float64) + self._calibration.b
 
     def analyze(self, image: MedicalImage) -> Finding:
         self._load()
         if is_flat(standardize(image.pixels, self._config["size"])):
             return self.finding(None, [
                 Evidence("cnn.not_applicable", "blank image: no texture to analyse", 0.0)])
-        p, heat = self.score_pixels(image.pixels)
-        n = heat.size
-        k = int((heat >= 0.5).sum())
+        p, heat, patch = self._scores(image.pixels)
+        n, k = patch.size, int((patch > 0).sum())
         r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
         evidence = [
-            Evidence("cnn.score", f"patch CNN: P(synthetic) = {p:.2f}", p),
-            Evidence("cnn.patches", f"{k} of {n} patches score as synthetic; strongest at row {r + 1}, column "
-                                    f"{c + 1} of a {heat.shape[0]}x{heat.shape[1]} grid ({heat.max():.2f})", 0.0),
+            Evidence("cnn.score", f"patch CNN: P(synthetic) = {p:.2f}, the average log-odds of {n} patches", p),
+            Evidence("cnn.patches", f"{k} of {n} patches lean synthetic on their own, {n - k} lean real; the heatmap "
+                                    f"shows the image score shifted by each patch's share (highest {heat.max():.2f} "
+                                    f"at row {r + 1}, column {c + 1} of {heat.shape[0]}x{heat.shape[1]})", 0.0),
         ]
         return self.finding(p, evidence, heatmap=heat)

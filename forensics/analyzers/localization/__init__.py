@@ -247,6 +247,14 @@ class LocalizationAnalyzer(Analyzer):
                     f"the fine grain of a {data['area_px']} px region at ({at[0]}, {at[1]}) is a pixel-for-pixel copy "
                     f"of the region at ({src[0]}, {src[1]}); editing tools paste texture like this to hide a change",
                     round(score, 4)))
+            else:  # the score still counts (a little) in fusion: say what it rests on
+                evidence.append(Evidence(
+                    "localization.weak_match",
+                    f"largest pixel-identical grain match: {data['area_px']} px at ({at[0]}, {at[1]}) from "
+                    f"({src[0]}, {src[1]}), within what untouched scans show by chance (up to about 100 px); "
+                    f"score {score:.2f}, not evidence of an edit on its own", 0.0))
+        else:
+            evidence.append(Evidence("localization.no_copy", f"no copied grain found (score {score:.2f})", 0.0))
         return self.finding(score, evidence, heatmap=heat, data=data)
 
     def _peak_finding(self, pixels: np.ndarray) -> Finding:
@@ -281,6 +289,12 @@ class LocalizationAnalyzer(Analyzer):
                     round(score, 4),
                 )
             )
+        else:  # the score still counts (a little) in fusion: say what it rests on
+            evidence.append(Evidence(
+                "localization.weak_region",
+                f"strongest noise/texture inconsistency at ({int(x_in)}, {int(y_in)}) "
+                f"(z={(peak - self.calibration['center']) / self.calibration['scale']:.1f}), within what untouched "
+                f"images show; score {score:.2f}, not evidence of an edit on its own", 0.0))
         return self.finding(score, evidence, heatmap=heat, data=data)
 
 
