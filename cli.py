@@ -613,6 +613,62 @@ def bench_generators(data_dir, n, models, db, write_docs):
     _evaluate("generators", write_docs, db, data=data_dir, n=n, models=tuple(models.split(",")) if models else None)
 
 
+EXTERNAL_ENV = "MEDAUDIT_EXTERNAL"
+
+
+def _weights_option(func):
+    return click.option("--weights", "weights_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        default=None, help="Detectors trained by `medaudit train detector` (default: the shipped "
+                                           "ones).")(func)
+
+
+def _control_options(func):
+    func = click.option("--n-control", type=click.IntRange(1), default=20, show_default=True,
+                        help="Held-out real images per data folder put through every resampling control.")(func)
+    func = click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+                        help="Scanning processes.")(func)
+    return click.option("--n-boot", type=click.IntRange(0), default=1000, show_default=True,
+                        help="Bootstrap replicates of every interval.")(func)
+
+
+def _require_external(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:
+        raise click.UsageError(f"no external folder: give --external DIR or set {EXTERNAL_ENV} (a folder with "
+                               "synthetic/<set>/ and real/<set>/, each with a manifest.csv)", ctx=ctx)
+    return value
+
+
+@bench.command("third-party")
+@click.option("--external", "external", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              envvar=EXTERNAL_ENV, default=None, callback=_require_external,
+              help=f"Third-party synthetic and real sets (validation only, never trained on) [env var: "
+                   f"{EXTERNAL_ENV}; required]")
+@_data_option("Real images for the resampling controls (held-out files of cxr_kermany/, ct_lung_tcia/, derm_isic/).")
+@_weights_option
+@_control_options
+@_bench_db
+@_write_docs
+@click.option("--quiet", "-q", is_flag=True)
+def bench_third_party(external, data_dir, weights_dir, n_control, workers, n_boot, db, write_docs, quiet):
+    """Third-party generators' images vs their real counterparts, scored as `medaudit scan` scores, beside the
+    resampling controls (real images through 13 kernels x 4 scales and JPEG 50-95)."""
+    _evaluate("third_party", write_docs, db, external=external, data=data_dir, weights=weights_dir,
+              n_control=n_control, workers=workers, n_boot=n_boot, progress=not quiet)
+
+
+@bench.command("resampling")
+@_data_option("Real images (held-out files of cxr_kermany/, ct_lung_tcia/, derm_isic/).")
+@_weights_option
+@_control_options
+@_bench_db
+@_write_docs
+@click.option("--quiet", "-q", is_flag=True)
+def bench_resampling(data_dir, weights_dir, n_control, workers, n_boot, db, write_docs, quiet):
+    """Share of real images reaching `medium` after each resampling kernel x scale and JPEG re-encode."""
+    _evaluate("resampling_controls", write_docs, db, data=data_dir, weights=weights_dir, n_control=n_control,
+              workers=workers, n_boot=n_boot, progress=not quiet)
+
+
 @train.command("detector")
 @click.option("--real", "real", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of real images; repeatable.")
