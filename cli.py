@@ -455,6 +455,7 @@ _bench_db = click.option("--db", "db", type=click.Path(dir_okay=False, path_type
                          default=Path(".cache/medaudit-bench/results.sqlite"), show_default=True,
                          help="SQLite results store.")
 DATA_ENV = "MEDAUDIT_DATA"
+EXTERNAL_ENV = "MEDAUDIT_EXTERNAL"  # third-party sets, for validation only
 _DATA_FOLDERS = "a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/ or any of them"
 
 
@@ -525,13 +526,18 @@ def bench_watermark(data_dir, n, sizes, n_generated, db, write_docs):
               help="Registry name, entry-point name or module:Class; repeatable (default: all registered).")
 @click.option("--generator", "generators", multiple=True, help="Generators for the fakes (default: all bundled).")
 @click.option("--protocol", "protocols", multiple=True, help="Protocols to run (default: all).")
+@click.option("--external", "external", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              envvar=EXTERNAL_ENV, default=None,
+              help="Third-party sets for the third_party protocol (validation only; without it that protocol is "
+                   f"skipped) [env var: {EXTERNAL_ENV}]")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Benchmark-set cache (default .cache/medaudit-bench).")
 @_bench_db
 @click.option("--speed/--no-speed", default=True, show_default=True, help="Also measure speed (docs section).")
 @_write_docs
 @click.option("--quiet", "-q", is_flag=True)
-def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, db, speed, write_docs, quiet):
+def bench_run(profile, full, data_dir, detectors, generators, protocols, external, cache, db, speed, write_docs,
+              quiet):
     """Build the format-matched benchmark set, run every protocol for every detector, store the results."""
     import shlex
 
@@ -541,7 +547,7 @@ def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, 
     command = shlex.join(["medaudit", *sys.argv[1:]])
     run_id = bench_runner.run_benchmark(profile=profile, data_dir=data_dir, db=db, detectors=detectors or None,
                                         generators=generators or None, protocols=protocols or None, cache=cache,
-                                        command=command, progress=not quiet)
+                                        command=command, progress=not quiet, external=external)
     speed_md = None
     if speed:
         from benchmarks import speed as bench_speed
@@ -611,9 +617,6 @@ def bench_speed_cmd(detectors, sizes, n, db, write_docs, quiet):
 def bench_generators(data_dir, n, models, db, write_docs):
     """Generator quality: Fréchet distance and KID on local features, precision/recall, diversity, memorization."""
     _evaluate("generators", write_docs, db, data=data_dir, n=n, models=tuple(models.split(",")) if models else None)
-
-
-EXTERNAL_ENV = "MEDAUDIT_EXTERNAL"
 
 
 def _weights_option(func):

@@ -89,10 +89,13 @@ def run_benchmark(
     dataset=None,
     seed: int = 0,
     progress: bool = True,
+    external: str | Path | None = None,
 ) -> str:
     """Run a profile end to end into the results store at ``db``; returns the run id.
 
     ``dataset`` (a :class:`~benchmarks.datasets.BenchmarkSet`) skips building one (tests, users' own sets).
+    ``external``: the external validation folder of the ``third_party`` protocol (default ``$MEDAUDIT_EXTERNAL``;
+    without one that protocol is skipped with a note).
     """
     import torch
 
@@ -116,7 +119,7 @@ def run_benchmark(
     config = {"profile": profile, **{k: v for k, v in prof.items() if k != "detector_kw"},
               "detector_kw": prof["detector_kw"], "detectors": [s.name for s in specs],
               "dataset": {"hash": ds.hash, "recipe": ds.recipe, "summary": ds.summary()},
-              "dataset_build_s": round(build_s, 1)}
+              "dataset_build_s": round(build_s, 1), "external": None if external is None else str(external)}
     with ResultStore(db) as store:
         run_id = store.start_run(profile=profile, command=command, machine=machine(), dataset_hash=ds.hash,
                                  config=config)
@@ -126,7 +129,7 @@ def run_benchmark(
 
         notes = run_protocols(ds, specs, protocols=protocols, perturbations=P.GRID, controls=P.controls(natives),
                               record=record, n_boot=prof["n_boot"], grid_max=prof["grid_max"], seed=seed,
-                              progress=progress)
+                              progress=progress, external=external)
         if prof.get("raw"):
             raw = build_dataset(data_dir, generators, fakes=prof["fakes"], max_real=prof["max_real"],
                                 variant="raw", seed=seed, cache_root=cache or DEFAULT_CACHE, progress=progress)
