@@ -61,13 +61,14 @@ def list_protocols(pattern: str = "*") -> list[str]:
     return PROTOCOLS.names(pattern)
 
 
-def tasks(ds: BenchmarkSet, names: Sequence[str] | None = None,
-          external: str | os.PathLike | None = None) -> tuple[list[Task], list[str]]:
-    """(tasks of the named protocols, notes on protocols that had nothing to run and why). ``external``: the
-    external validation folder, for the protocols that take it."""
+def tasks(ds: BenchmarkSet, names: Sequence[str] | None = None, external: str | os.PathLike | None = None,
+          external_max: int | None = None) -> tuple[list[Task], list[str]]:
+    """(tasks of the named protocols, notes on protocols that had nothing to run and why). ``external`` (the
+    external validation folder) and ``external_max`` (images per external set) go to the protocols that take them."""
     out, notes = [], []
     for name in names or list_protocols():
-        kw = {"external": external} if "external" in inspect.signature(PROTOCOLS.get(name)).parameters else {}
+        params = inspect.signature(PROTOCOLS.get(name)).parameters
+        kw = {k: v for k, v in (("external", external), ("external_max", external_max)) if k in params}
         made = list(PROTOCOLS.create(name, ds=ds, **kw))
         if made and isinstance(made[0], str):
             notes += [f"{name}: {m}" for m in made]
@@ -147,7 +148,8 @@ def cross_modality(ds: BenchmarkSet) -> Iterator[Any]:
 
 
 @register_protocol("third_party")
-def third_party(ds: BenchmarkSet, external: str | os.PathLike | None = None) -> Iterator[Any]:
+def third_party(ds: BenchmarkSet, external: str | os.PathLike | None = None,
+                external_max: int | None = None) -> Iterator[Any]:
     from benchmarks.external import EXTERNAL_ENV, load_external, pair_name, resolve
 
     root = resolve(external)
@@ -156,6 +158,13 @@ def third_party(ds: BenchmarkSet, external: str | os.PathLike | None = None) -> 
                f"{'not a folder: ' + str(external) if external else 'none given'})")
         return
     ext = load_external(root)
+    if external_max is not None:  # a seeded sample of each set (the quick profile's time budget)
+        keep = []
+        for g in ext.groups():
+            members = ext.of(g)
+            pick = np.random.default_rng(0).choice(len(members), min(external_max, len(members)), replace=False)
+            keep += [members[i] for i in sorted(pick.tolist())]
+        ext.images = keep
     items: dict[str, Item] = {}
     for im in ext.images:
         it = Item(id=f"external/{im.group}/{im.file}", label=im.label, modality=im.modality, source=im.group,
@@ -217,6 +226,7 @@ def run(
     parts: bool = False,
     progress: bool = False,
     external: str | os.PathLike | None = None,
+    external_max: int | None = None,
 ) -> list[str]:
     """Fit and measure every detector on every task; ``record(**row)`` receives each result row.
 
@@ -225,13 +235,15 @@ def run(
     ``skip`` (detector, reason). A detector's ``fit_figures()`` (e.g. ``cnn_steps``) are stored beside ``fit_s``.
     With ``parts``, the component scores of detectors that have ``predict_with_parts`` (e.g. each analyzer of the
     retrained suite, at the suite's threshold) are measured on the test split too, as detector ``<name>.<part>``.
-    Tasks with ``subsets`` (third_party) are scored once and measured per subset. A task with the same train and
-    validation items as the one before it (third_party after in_distribution) reuses that task's fitted detector.
+    Tasks with ``subsets`` (third_party) are scored once and measured per subset. Tasks with the same train and
+    validation items (third_party and in_distribution) share one fit of each detector.
     Returns notes (protocols that could not run, detectors skipped).
     """
     from benchmarks.detectors import availability
 
-    all_tasks, notes = tasks(ds, protocols, external=external)
+    all_tasks, notes = tasks(ds, protocols, external=external, external_max=external_max)
+    fit_keys = [tuple(it.id for it in t.train + t.val) for t in all_tasks]
+    shared = {k for k in fit_keys if fit_keys.count(k) > 1}
     for note in notes:
         _log(f"skipped protocol {note}", progress)
     cache: dict[tuple[str, ...], tuple[list[np.ndarray], np.ndarray]] = {}
@@ -251,11 +263,10 @@ def run(
             record(kind="skip", detector=spec.name, reason=why)
             _log(f"skip {spec.name}: {why}", progress)
             continue
-        fitted: tuple[tuple[str, ...], Any, float] | None = None  # (train + val ids, detector, fit seconds)
-        for task in all_tasks:
-            key = tuple(it.id for it in task.train + task.val)
-            if fitted is not None and fitted[0] == key:
-                det, fit_s = fitted[1], fitted[2]
+        fitted: dict[tuple[str, ...], tuple[Any, float]] = {}  # shared train + val ids -> (detector, fit seconds)
+        for task, key in zip(all_tasks, fit_keys, strict=True):
+            if key in fitted:
+                det, fit_s = fitted[key]
             else:
                 det = probe if getattr(probe, "pretrained", False) else spec.factory()
                 t0 = time.perf_counter()
@@ -267,7 +278,8 @@ def run(
                     x, y = arrays(task.train)
                     det.fit(x, y)
                 fit_s = time.perf_counter() - t0
-                fitted = (key, det, fit_s)
+                if key in shared:
+                    fitted[key] = (det, fit_s)
             xv, yv = arrays(task.val)
             vthr = M.val_threshold(yv, det.predict_proba(xv)) if len(set(yv.tolist())) == 2 else None
             xt, yt = arrays(task.test)

@@ -1,7 +1,9 @@
 """``medaudit bench run``: build the benchmark set, run the protocols for every detector, store, render docs.
 
 Profiles (``PROFILES``): ``quick`` fits in about 20 minutes on 2 shared CPU cores (what ``make bench`` runs);
-``full`` is for bigger machines (more fakes, longer CNN training, 1000 bootstrap replicates).
+``full`` is for bigger machines (more fakes, longer CNN training, 1000 bootstrap replicates). The ``third_party``
+protocol (with ``--external DIR``) scores at most ``external_max`` images per external set (quick: 60, a seeded sample;
+full: all); ``medaudit bench third-party`` always scores all of them.
 
 What is trained where (said again in docs/BENCHMARKS.md): the baselines and ``*.retrained`` detectors are fitted
 anew on each task's train split; ``frequency``, ``cnn`` and ``suite`` are the shipped, pre-trained analyzers (not
@@ -29,6 +31,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "size": 256,
         "n_boot": 200,
         "grid_max": 160,
+        "external_max": 60,
         "raw": False,
         "detector_kw": {
             "npr": {"time_budget_s": 25.0, "steps": 400},
@@ -45,6 +48,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "size": 256,
         "n_boot": 1000,
         "grid_max": None,
+        "external_max": None,
         "raw": True,
         "detector_kw": {
             "npr": {"time_budget_s": 300.0, "steps": 4000},
@@ -129,7 +133,7 @@ def run_benchmark(
 
         notes = run_protocols(ds, specs, protocols=protocols, perturbations=P.GRID, controls=P.controls(natives),
                               record=record, n_boot=prof["n_boot"], grid_max=prof["grid_max"], seed=seed,
-                              progress=progress, external=external)
+                              progress=progress, external=external, external_max=prof.get("external_max"))
         if prof.get("raw"):
             raw = build_dataset(data_dir, generators, fakes=prof["fakes"], max_real=prof["max_real"],
                                 variant="raw", seed=seed, cache_root=cache or DEFAULT_CACHE, progress=progress)

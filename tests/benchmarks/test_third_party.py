@@ -260,12 +260,15 @@ def test_third_party_task_reuses_the_fit_and_measures_each_pair(external):
 
     rows = []
     _CountingDetector.fits = 0
-    notes = run(_toy_set(), [DetectorSpec("counting", _CountingDetector)], protocols=["in_distribution", "third_party"],
-                record=lambda **row: rows.append(row), n_boot=0, external=external)
-    assert notes == [] and _CountingDetector.fits == 1
+    notes = run(_toy_set(), [DetectorSpec("counting", _CountingDetector)],
+                protocols=["third_party", "leave_one_generator_out", "in_distribution"],
+                record=lambda **row: rows.append(row), n_boot=0, external=external, external_max=2)
+    assert _CountingDetector.fits == 1  # third_party and in_distribution train on the same items: one fit
+    assert notes == ["leave_one_generator_out: needs two generators of one modality; cxr: gan_a"]
     tp = [r for r in rows if r.get("protocol") == "third_party" and r["kind"] == "metric"]
     assert {r["subset"] for r in tp} == {"cxr_ldm_iu~cxr_iu_cxrdiffusion", "cxr_ldm_iu~cxr_openist"}
     assert {r["unseen"] for r in tp} == {1} and {r["metric"] for r in tp} >= {"auc", "tpr@1%fpr", "fpr@thr"}
+    assert {(r["n_fake"], r["n_real"]) for r in tp} == {(2, 2)}  # at most external_max images per set
 
 
 def test_third_party_protocol_ranks_every_detector_on_the_same_sets(external, tmp_path):
