@@ -151,10 +151,15 @@ def test_resampling_kernels_are_distinct_and_keep_the_layout():
 
 
 def test_not_assessed_is_counted_never_low(tmp_path):
-    from benchmarks.third_party import Verdict, make_scanner, score_file, set_figures
+    from benchmarks.third_party import Verdict, make_scanner, score_file, set_figures, weights_hash
     from forensics.formatpath import encode_png
 
+    from forensics.fusion import BUNDLED_WEIGHTS
+
     scanner = make_scanner(None)
+    assert weights_hash(make_scanner(BUNDLED_WEIGHTS)) == weights_hash(scanner)  # --weights DIR reaches the scanner
+    with pytest.raises(SystemExit, match="no pixel analyzer could load from"):
+        make_scanner(tmp_path)  # an empty folder: nothing would be measured
     flat = score_file(scanner, encode_png(np.full((64, 64), 0.5, np.float32)))  # no texture: pixel analyzers abstain
     assert flat.assessed is False
     figs = set_figures([flat, Verdict(0.7, "medium", True), Verdict(0.95, "high", True)], n_boot=20, seed=0)
