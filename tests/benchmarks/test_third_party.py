@@ -153,7 +153,6 @@ def test_resampling_kernels_are_distinct_and_keep_the_layout():
 def test_not_assessed_is_counted_never_low(tmp_path):
     from benchmarks.third_party import Verdict, make_scanner, score_file, set_figures, weights_hash
     from forensics.formatpath import encode_png
-
     from forensics.fusion import BUNDLED_WEIGHTS
 
     scanner = make_scanner(None)
