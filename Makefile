@@ -25,6 +25,7 @@ test: $(VENV)/.installed
 # Benchmarks read real images from a data folder: `make bench DATA=DIR` (or MEDAUDIT_DATA set);
 # `medaudit data check DIR` verifies one and says where to obtain each dataset.
 DATA := $(or $(DATA),$(MEDAUDIT_DATA))
+EXTERNAL := $(or $(EXTERNAL),$(MEDAUDIT_EXTERNAL))
 ifneq ($(DATA),)
 export MEDAUDIT_DATA := $(DATA)
 endif
@@ -36,7 +37,8 @@ bench: $(VENV)/.installed
 	$(BIN)/medaudit bench scan-speed -n 400 --analyzers metadata --engines local,dask --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench scan-speed -n 200 --size 256 --analyzers all --engines local,dask --write-docs docs/BENCHMARKS.md
 
-# Everything else that has a section in docs/BENCHMARKS.md (about 40 more minutes on 2 cores).
+# Everything else that has a section in docs/BENCHMARKS.md (about 40 more minutes on 2 cores; with EXTERNAL=DIR, the
+# third-party folder, about 8 more).
 bench-all: bench
 	$(BIN)/medaudit bench detectors --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench generators -n 200 --write-docs docs/BENCHMARKS.md
@@ -44,6 +46,9 @@ bench-all: bench
 	$(BIN)/medaudit bench reuse --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench tamper --write-docs docs/BENCHMARKS.md
 	$(BIN)/medaudit bench screen --write-docs docs/BENCHMARKS.md
+ifneq ($(EXTERNAL),)
+	$(BIN)/medaudit bench third-party --external $(EXTERNAL) --write-docs docs/BENCHMARKS.md
+endif
 
 # Hardening figures of docs/RELIABILITY.md (about 50 minutes on 2 cores).
 fuzz: $(VENV)/.installed

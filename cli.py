@@ -635,6 +635,7 @@ _bench_db = click.option("--db", "db", type=click.Path(dir_okay=False, path_type
                          default=Path(".cache/medaudit-bench/results.sqlite"), show_default=True,
                          help="SQLite results store.")
 DATA_ENV = "MEDAUDIT_DATA"
+EXTERNAL_ENV = "MEDAUDIT_EXTERNAL"  # third-party sets, for validation only
 _DATA_FOLDERS = "a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/ or any of them"
 
 
@@ -716,13 +717,18 @@ def bench_watermark(data_dir, n, sizes, n_generated, db, write_docs):
               help="Registry name, entry-point name or module:Class; repeatable (default: all registered).")
 @click.option("--generator", "generators", multiple=True, help="Generators for the fakes (default: all bundled).")
 @click.option("--protocol", "protocols", multiple=True, help="Protocols to run (default: all).")
+@click.option("--external", "external", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              envvar=EXTERNAL_ENV, default=None,
+              help="Third-party sets for the third_party protocol (validation only; without it that protocol is "
+                   f"skipped) [env var: {EXTERNAL_ENV}]")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Benchmark-set cache (default .cache/medaudit-bench).")
 @_bench_db
 @click.option("--speed/--no-speed", default=True, show_default=True, help="Also measure speed (docs section).")
 @_write_docs
 @click.option("--quiet", "-q", is_flag=True)
-def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, db, speed, write_docs, quiet):
+def bench_run(profile, full, data_dir, detectors, generators, protocols, external, cache, db, speed, write_docs,
+              quiet):
     """Build the format-matched benchmark set, run every protocol for every detector, store the results."""
     import shlex
 
@@ -732,7 +738,7 @@ def bench_run(profile, full, data_dir, detectors, generators, protocols, cache, 
     command = shlex.join(["medaudit", *sys.argv[1:]])
     run_id = bench_runner.run_benchmark(profile=profile, data_dir=data_dir, db=db, detectors=detectors or None,
                                         generators=generators or None, protocols=protocols or None, cache=cache,
-                                        command=command, progress=not quiet)
+                                        command=command, progress=not quiet, external=external)
     speed_md = None
     if speed:
         from benchmarks import speed as bench_speed
@@ -804,6 +810,59 @@ def bench_speed_cmd(detectors, sizes, n, db, write_docs, quiet):
 def bench_generators(data_dir, n, models, db, write_docs):
     """Generator quality: Fréchet distance and KID on local features, precision/recall, diversity, memorization."""
     _evaluate("generators", write_docs, db, data=data_dir, n=n, models=tuple(models.split(",")) if models else None)
+
+
+def _weights_option(func):
+    return click.option("--weights", "weights_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        default=None, help="Detectors trained by `medaudit train detector` (default: the shipped "
+                                           "ones).")(func)
+
+
+def _control_options(func):
+    func = click.option("--n-control", type=click.IntRange(1), default=20, show_default=True,
+                        help="Held-out real images per data folder put through every resampling control.")(func)
+    func = click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+                        help="Scanning processes.")(func)
+    return click.option("--n-boot", type=click.IntRange(0), default=1000, show_default=True,
+                        help="Bootstrap replicates of every interval.")(func)
+
+
+def _require_external(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:
+        raise click.UsageError(f"no external folder: give --external DIR or set {EXTERNAL_ENV} (a folder with "
+                               "synthetic/<set>/ and real/<set>/, each with a manifest.csv)", ctx=ctx)
+    return value
+
+
+@bench.command("third-party")
+@click.option("--external", "external", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              envvar=EXTERNAL_ENV, default=None, callback=_require_external,
+              help=f"Third-party synthetic and real sets (validation only, never trained on) [env var: "
+                   f"{EXTERNAL_ENV}; required]")
+@_data_option("Real images for the resampling controls (held-out files of cxr_kermany/, ct_lung_tcia/, derm_isic/).")
+@_weights_option
+@_control_options
+@_bench_db
+@_write_docs
+@click.option("--quiet", "-q", is_flag=True)
+def bench_third_party(external, data_dir, weights_dir, n_control, workers, n_boot, db, write_docs, quiet):
+    """Third-party generators' images vs their real counterparts, scored as `medaudit scan` scores, beside the
+    resampling controls (real images through 13 kernels x 4 scales and JPEG 50-95)."""
+    _evaluate("third_party", write_docs, db, external=external, data=data_dir, weights=weights_dir,
+              n_control=n_control, workers=workers, n_boot=n_boot, progress=not quiet)
+
+
+@bench.command("resampling")
+@_data_option("Real images (held-out files of cxr_kermany/, ct_lung_tcia/, derm_isic/).")
+@_weights_option
+@_control_options
+@_bench_db
+@_write_docs
+@click.option("--quiet", "-q", is_flag=True)
+def bench_resampling(data_dir, weights_dir, n_control, workers, n_boot, db, write_docs, quiet):
+    """Share of real images reaching `medium` after each resampling kernel x scale and JPEG re-encode."""
+    _evaluate("resampling_controls", write_docs, db, data=data_dir, weights=weights_dir, n_control=n_control,
+              workers=workers, n_boot=n_boot, progress=not quiet)
 
 
 @train.command("detector")

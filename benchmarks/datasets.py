@@ -109,6 +109,11 @@ class BenchmarkSet:
         top = 65535.0 if raw.dtype == np.uint16 else 255.0
         return (raw.astype(np.float32) / top).astype(np.float32)
 
+    def attach(self, item: Item, pixels: np.ndarray) -> None:
+        """Hold the pixels of an item that lives outside the set's folder (e.g. an external validation image) in
+        memory, so :meth:`pixels` can serve it; it does not join ``items`` (nor the dataset hash)."""
+        self._cache[item.id] = _quantize(pixels)
+
     def arrays(self, items: Sequence[Item]) -> tuple[list[np.ndarray], np.ndarray]:
         """(pixels list, labels (n,)) of ``items``."""
         return [self.pixels(it) for it in items], np.asarray([it.label for it in items], dtype=int)

@@ -1,10 +1,14 @@
 """The leaderboard: Markdown and HTML (sortable tables, SVG ROC and reliability plots) from one run of the store.
 
-Ranking: by **TPR at 1% FPR on unseen generators** - the mean over every task whose test fakes come from
-generators the detector did not train on (leave-one-generator-out, GAN -> diffusion, cross-modality). AUC is shown
-but does not rank (research/generalization_probe.md, lesson 4). Pre-trained detectors whose training data covers
-every generator cannot be measured on unseen generators here; they are listed after the ranked ones. Beside every
-detector: the shortcut controls' flag rates (real images only - lower is better).
+Ranking: by **TPR at 1% FPR on unseen generators**. When the run has the ``third_party`` protocol (``--external
+DIR``), the ranking is its mean over the third-party sets (synthetic set x real counterpart): generators that *no*
+detector trained on, the shipped ones included, so every detector is ranked on the same sets. Otherwise it is the
+mean over every task whose test fakes come from generators the detector did not train on (leave-one-generator-out,
+GAN -> diffusion, cross-modality); pre-trained detectors whose training covers every bundled generator cannot be
+measured there and are listed after the ranked ones. AUC is shown but does not rank
+(research/generalization_probe.md, lesson 4). Beside every detector: the worst share of third-party real
+counterparts flagged at its shipped threshold and the shortcut controls' flag rates (real images only - lower is
+better).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ PROTOCOL_TITLES = {
     "leave_one_generator_out": "Leave one generator out (unseen generator)",
     "gan_to_diffusion": "GAN -> diffusion transfer",
     "cross_modality": "Cross-modality (train chest X-ray, test CT)",
+    "third_party": "Third-party generators (never trained on by any detector)",
 }
 
 
@@ -66,7 +71,10 @@ def collect(store: ResultStore, run_id: str) -> dict[str, Any]:
         unseen = [r for r in rows if r["detector"] == d and r["metric"] == "tpr@1%fpr" and r["perturbation"] == "none"
                   and r["unseen"] == 1]
         seen_only = any(r["detector"] == d and r["unseen"] == 0 for r in rows)
-        vals = [r["value"] for r in unseen if not math.isnan(r["value"])]
+        vals = [r["value"] for r in unseen if not math.isnan(r["value"]) and r["protocol"] != "third_party"]
+        tp = [r for r in rows if r["detector"] == d and r["protocol"] == "third_party" and r["perturbation"] == "none"]
+        tp1 = [r["value"] for r in tp if r["metric"] == "tpr@1%fpr" and not math.isnan(r["value"])]
+        tpf = [r["value"] for r in tp if r["metric"] == "fpr@thr" and not math.isnan(r["value"])]
         board.append({
             "detector": d,
             "ours": d in OURS,
@@ -76,13 +84,18 @@ def collect(store: ResultStore, run_id: str) -> dict[str, Any]:
             "unseen_min": min(vals) if vals else float("nan"),
             "unseen_tasks": len(vals),
             "not_rankable": (not vals) and seen_only,
+            "tp_tpr1": sum(tp1) / len(tp1) if tp1 else float("nan"),
+            "tp_min": min(tp1) if tp1 else float("nan"),
+            "tp_sets": len(tp1),
+            "tp_real_flagged": max(tpf) if tpf else float("nan"),
             "id": {m: by.get((d, "in_distribution", "all", "none", m)) for m in TABLE_METRICS},
             "controls": {c: by.get((d, "in_distribution", "all", c, "flag_rate")) for c in controls},
             "fit_s": by.get((d, "in_distribution", "all", "none", "fit_s")),
             "ms": by.get((d, "in_distribution", "all", "none", "ms_per_image")),
         })
-    ranked = sorted([b for b in board if not math.isnan(b["unseen_tpr1"])], key=lambda b: -b["unseen_tpr1"])
-    rest = sorted([b for b in board if math.isnan(b["unseen_tpr1"])],
+    rank_key = "tp_tpr1" if any(b["tp_sets"] for b in board) else "unseen_tpr1"
+    ranked = sorted([b for b in board if not math.isnan(b[rank_key])], key=lambda b: -b[rank_key])
+    rest = sorted([b for b in board if math.isnan(b[rank_key])],
                   key=lambda b: -(b["id"]["tpr@1%fpr"] or {"value": -1})["value"])
     for i, b in enumerate(ranked, 1):
         b["rank"] = i
@@ -92,6 +105,7 @@ def collect(store: ResultStore, run_id: str) -> dict[str, Any]:
     for c in store.curves(run_id, perturbation="none"):
         curves[(c["protocol"], c["subset"], c["kind"])].append((c["detector"], c["points"]))
     return {"run": run, "rows": rows, "by": by, "detectors": detectors, "tasks": tasks, "perturbations": perts,
+            "ranked_by": "third_party" if rank_key == "tp_tpr1" else "unseen",
             "controls": controls, "board": ranked + rest, "curves": curves, "skipped": store.skipped(run_id)}
 
 
@@ -125,10 +139,15 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def render_leaderboard_md(data: dict[str, Any]) -> str:
     ctl = [c for c in data["controls"] if c != "control:none"]
-    header = ["rank", "detector", "TPR@1%FPR unseen (mean / worst)", "in-dist AUC", "in-dist TPR@1%FPR",
-              "TPR / FPR at shipped thr", "ECE", "real flagged"] + [f"flag {c[8:]}" for c in ctl] + ["fit s"]
+    third = data.get("ranked_by") == "third_party"
+    header = (["rank", "detector"] + (["TPR@1%FPR third-party (mean / worst)", "third-party reals flagged (worst)"]
+                                      if third else [])
+              + ["TPR@1%FPR unseen (mean / worst)", "in-dist AUC", "in-dist TPR@1%FPR", "TPR / FPR at shipped thr",
+                 "ECE", "real flagged"] + [f"flag {c[8:]}" for c in ctl] + ["fit s"])
     rows = []
     for b in data["board"]:
+        tp = ([f"{_f(b['tp_tpr1'])} / {_f(b['tp_min'])} ({b['tp_sets']} sets)" if b["tp_sets"] else "n/a",
+               _f(b["tp_real_flagged"], 2)] if third else [])
         name = f"**{b['detector']}** (ours)" if b["ours"] else b["detector"]
         if math.isnan(b["unseen_tpr1"]):
             un = "not measurable (trained on all generators)" if b["not_rankable"] else "n/a"
@@ -136,13 +155,19 @@ def render_leaderboard_md(data: dict[str, Any]) -> str:
             un = f"{_f(b['unseen_tpr1'])} / {_f(b['unseen_min'])} ({b['unseen_tasks']} tasks)"
         idm = b["id"]
         thr = (f"{_f(idm['tpr@thr']['value'], 2)} / {_f(idm['fpr@thr']['value'], 2)}" if idm["tpr@thr"] else "–")
-        rows.append([str(b["rank"] or "–"), name, un, _ci(idm["auc"]), _ci(idm["tpr@1%fpr"]), thr,
+        rows.append([str(b["rank"] or "–"), name, *tp, un, _ci(idm["auc"]), _ci(idm["tpr@1%fpr"]), thr,
                      _ci(idm["ece"]) if idm["ece"] else "–",
                      _ci(b["controls"].get("control:none"), 2) if b["controls"].get("control:none") else "–"]
                     + [_f(b["controls"][c]["value"], 2) if b["controls"].get(c) else "–" for c in ctl]
                     + [_f(b["fit_s"]["value"], 0) if b["fit_s"] else "–"])
     text = _md_table(header, rows)
-    text += ("\n\nRanked by TPR at 1% FPR on generators absent from training (mean over tasks; worst task after the "
+    if third:
+        text += ("\n\nRanked by TPR at 1% FPR on the third-party sets (mean over synthetic set x real counterpart "
+                 "pairs of covered modalities; worst after the slash): generators no detector here trained on. "
+                 "*third-party reals flagged*: the largest share of a real counterpart at or above the detector's "
+                 "shipped threshold. The unseen column beside it is the bundled-generator figure.")
+    text += ("\n\n" + ("*TPR@1%FPR unseen*: " if third else "Ranked by ")
+             + "TPR at 1% FPR on generators absent from training (mean over tasks; worst task after the "
              "slash), not by AUC. *real flagged*: share of real test images at or above the detector's shipped "
              "threshold; *flag X*: the same after a shortcut control X (nativeN: down to a generator's native N px "
              "and back; noise: Gaussian sigma 0.02; jpeg50: re-compressed) - a detector that flags those detects "
@@ -320,4 +345,4 @@ def render_html(data: dict[str, Any]) -> str:
     return tmpl.render(run=data["run"], board=board, controls=[c[8:] for c in ctl], tables=tables,
                        metrics=TABLE_METRICS, plots=plots, standing=standing(data), baselines=BASELINES,
                        perturbations=data["perturbations"], pert_rows=pert_rows, skipped=data["skipped"],
-                       fmt=_f, isnan=math.isnan)
+                       fmt=_f, isnan=math.isnan, third=data.get("ranked_by") == "third_party")

@@ -7,6 +7,11 @@ Registered protocols (``list_protocols()``; each yields :class:`Task` s from a :
   modality, test on the held-out one (its fakes are *unseen*) against that modality's real test images.
 - ``gan_to_diffusion``: per modality with both, train on GAN generators, test on diffusion ones.
 - ``cross_modality``: train on chest X-ray (reals + its generators), test on CT (reals + CT generators).
+- ``third_party``: train on everything (as in-distribution), test on the external validation folder
+  (``--external DIR``, :mod:`benchmarks.external`: third-party generators' images and their real counterparts, one
+  normalization for both classes); one figure set per synthetic set x real counterpart of a modality the suite
+  covers. No detector, pre-trained ones included, ever trained on these images, so every row is an unseen-generator
+  row. Skipped with a note when no external folder is given.
 
 Per in-distribution task the same fitted detector is also measured under the perturbation grid (both classes) and
 on the shortcut controls (real test images only; flag rate at the detector's shipped threshold).
@@ -21,6 +26,8 @@ leaderboard does not rank them there.
 
 from __future__ import annotations
 
+import inspect
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,17 +53,23 @@ class Task:
     test: list[Item]
     unseen: bool  # the test fakes come from generators absent from train
     heldout: list[str] = field(default_factory=list)  # generators only in test
+    unseen_by_all: bool = False  # no detector ever trained on the test fakes, pre-trained ones included
+    subsets: dict[str, list[Item]] = field(default_factory=dict)  # test scored once, figures per named subset
 
 
 def list_protocols(pattern: str = "*") -> list[str]:
     return PROTOCOLS.names(pattern)
 
 
-def tasks(ds: BenchmarkSet, names: Sequence[str] | None = None) -> tuple[list[Task], list[str]]:
-    """(tasks of the named protocols, notes on protocols that had nothing to run and why)."""
+def tasks(ds: BenchmarkSet, names: Sequence[str] | None = None, external: str | os.PathLike | None = None,
+          external_max: int | None = None) -> tuple[list[Task], list[str]]:
+    """(tasks of the named protocols, notes on protocols that had nothing to run and why). ``external`` (the
+    external validation folder) and ``external_max`` (images per external set) go to the protocols that take them."""
     out, notes = [], []
     for name in names or list_protocols():
-        made = list(PROTOCOLS.create(name, ds=ds))
+        params = inspect.signature(PROTOCOLS.get(name)).parameters
+        kw = {k: v for k, v in (("external", external), ("external_max", external_max)) if k in params}
+        made = list(PROTOCOLS.create(name, ds=ds, **kw))
         if made and isinstance(made[0], str):
             notes += [f"{name}: {m}" for m in made]
             continue
@@ -134,6 +147,44 @@ def cross_modality(ds: BenchmarkSet) -> Iterator[Any]:
                unseen=True, heldout=gm["ct"])
 
 
+@register_protocol("third_party")
+def third_party(ds: BenchmarkSet, external: str | os.PathLike | None = None,
+                external_max: int | None = None) -> Iterator[Any]:
+    from benchmarks.external import EXTERNAL_ENV, load_external, pair_name, resolve
+
+    root = resolve(external)
+    if root is None:
+        yield (f"needs the external validation folder (--external DIR or ${EXTERNAL_ENV}; "
+               f"{'not a folder: ' + str(external) if external else 'none given'})")
+        return
+    ext = load_external(root)
+    if external_max is not None:  # a seeded sample of each set (the quick profile's time budget)
+        keep = []
+        for g in ext.groups():
+            members = ext.of(g)
+            pick = np.random.default_rng(0).choice(len(members), min(external_max, len(members)), replace=False)
+            keep += [members[i] for i in sorted(pick.tolist())]
+        ext.images = keep
+    items: dict[str, Item] = {}
+    for im in ext.images:
+        it = Item(id=f"external/{im.group}/{im.file}", label=im.label, modality=im.modality, source=im.group,
+                  generator=im.group if im.label else None, family="external", split="external", group=im.group,
+                  file=f"external/{im.group}/{im.file}", sha256=im.sha256, native=256 if im.label else None)
+        ds.attach(it, im.pixels())
+        items[it.id] = it
+    subsets = {}
+    for fake, real in ext.pairs():
+        if not ext.of(fake)[0].covered:
+            continue  # modalities outside the suite: `medaudit bench third-party` reports them as not assessed
+        subsets[pair_name(fake, real)] = [items[f"external/{im.group}/{im.file}"] for im in ext.of(fake) + ext.of(real)]
+    if not subsets:
+        yield f"no synthetic set of a covered modality with its real counterpart in {root}"
+        return
+    test = list({it.id: it for members in subsets.values() for it in members}.values())
+    yield Task("third_party", "all", ds.select(split="train"), ds.select(split="val"), test, unseen=True,
+               heldout=ext.groups(1), unseen_by_all=True, subsets=subsets)
+
+
 # ---------------------------------------------------------------------------------------------- measuring
 @dataclass
 class DetectorSpec:
@@ -174,6 +225,8 @@ def run(
     seed: int = 0,
     parts: bool = False,
     progress: bool = False,
+    external: str | os.PathLike | None = None,
+    external_max: int | None = None,
 ) -> list[str]:
     """Fit and measure every detector on every task; ``record(**row)`` receives each result row.
 
@@ -182,11 +235,15 @@ def run(
     ``skip`` (detector, reason). A detector's ``fit_figures()`` (e.g. ``cnn_steps``) are stored beside ``fit_s``.
     With ``parts``, the component scores of detectors that have ``predict_with_parts`` (e.g. each analyzer of the
     retrained suite, at the suite's threshold) are measured on the test split too, as detector ``<name>.<part>``.
+    Tasks with ``subsets`` (third_party) are scored once and measured per subset. Tasks with the same train and
+    validation items (third_party and in_distribution) share one fit of each detector.
     Returns notes (protocols that could not run, detectors skipped).
     """
     from benchmarks.detectors import availability
 
-    all_tasks, notes = tasks(ds, protocols)
+    all_tasks, notes = tasks(ds, protocols, external=external, external_max=external_max)
+    fit_keys = [tuple(it.id for it in t.train + t.val) for t in all_tasks]
+    shared = {k for k in fit_keys if fit_keys.count(k) > 1}
     for note in notes:
         _log(f"skipped protocol {note}", progress)
     cache: dict[tuple[str, ...], tuple[list[np.ndarray], np.ndarray]] = {}
@@ -206,16 +263,23 @@ def run(
             record(kind="skip", detector=spec.name, reason=why)
             _log(f"skip {spec.name}: {why}", progress)
             continue
-        for task in all_tasks:
-            det = probe if getattr(probe, "pretrained", False) else spec.factory()
-            t0 = time.perf_counter()
-            if getattr(det, "fits_groups", False):  # calibrates across the seen generator families
-                x, y = arrays(task.train)
-                det.fit(x, y, groups=[it.generator for it in task.train], sources=[it.group for it in task.train])
-            elif not getattr(det, "pretrained", False):
-                x, y = arrays(task.train)
-                det.fit(x, y)
-            fit_s = time.perf_counter() - t0
+        fitted: dict[tuple[str, ...], tuple[Any, float]] = {}  # shared train + val ids -> (detector, fit seconds)
+        for task, key in zip(all_tasks, fit_keys, strict=True):
+            if key in fitted:
+                det, fit_s = fitted[key]
+            else:
+                det = probe if getattr(probe, "pretrained", False) else spec.factory()
+                t0 = time.perf_counter()
+                if getattr(det, "fits_groups", False):  # calibrates across the seen generator families
+                    x, y = arrays(task.train)
+                    det.fit(x, y, groups=[it.generator for it in task.train],
+                            sources=[it.group for it in task.train])
+                elif not getattr(det, "pretrained", False):
+                    x, y = arrays(task.train)
+                    det.fit(x, y)
+                fit_s = time.perf_counter() - t0
+                if key in shared:
+                    fitted[key] = (det, fit_s)
             xv, yv = arrays(task.val)
             vthr = M.val_threshold(yv, det.predict_proba(xv)) if len(set(yv.tolist())) == 2 else None
             xt, yt = arrays(task.test)
@@ -226,17 +290,23 @@ def run(
                 st, part_scores = det.predict_proba(xt), {}
             ms_per_image = 1000 * (time.perf_counter() - t1) / max(1, len(xt))
             unseen = int(task.unseen and not getattr(det, "pretrained", False)) if task.unseen else None
+            if task.unseen_by_all:
+                unseen = 1
             base = {"detector": spec.name, "version": str(det.version), "weights_hash": det.weights_hash(),
                     "protocol": task.protocol, "subset": task.subset}
             thr = float(getattr(det, "threshold", 0.5))
-            _emit(record, base, "none", yt, st, thr, vthr, unseen, n_boot, seed)
-            for part, sp in part_scores.items():
-                _emit(record, {**base, "detector": f"{spec.name}.{part}"}, "none", yt, sp, thr, None, unseen, n_boot,
-                      seed, curves=False)
+            where = {it.id: i for i, it in enumerate(task.test)}
+            for subset, members in (task.subsets or {task.subset: task.test}).items():
+                idx = np.asarray([where[it.id] for it in members], dtype=int)
+                sub = {**base, "subset": subset}
+                _emit(record, sub, "none", yt[idx], st[idx], thr, vthr, unseen, n_boot, seed)
+                for part, sp in part_scores.items():
+                    _emit(record, {**sub, "detector": f"{spec.name}.{part}"}, "none", yt[idx], sp[idx], thr, None,
+                          unseen, n_boot, seed, curves=False)
             extra = {"fit_s": fit_s, "ms_per_image": ms_per_image, "threshold": thr,
                      "val_threshold": float("nan") if vthr is None else vthr,
                      **(det.fit_figures() if hasattr(det, "fit_figures") else {})}
-            for k, v in extra.items():
+            for k, v in extra.items() if not task.subsets else ():
                 record(kind="metric", **base, perturbation="none", metric=k, value=float(v), lo=float("nan"),
                        hi=float("nan"), n_real=int((yt == 0).sum()), n_fake=int((yt == 1).sum()), unseen=unseen)
             _log(f"{spec.name} {task.protocol}/{task.subset}: auc {M.roc_auc(yt, st):.3f} "

@@ -1,7 +1,9 @@
 """``medaudit bench run``: build the benchmark set, run the protocols for every detector, store, render docs.
 
 Profiles (``PROFILES``): ``quick`` fits in about 20 minutes on 2 shared CPU cores (what ``make bench`` runs);
-``full`` is for bigger machines (more fakes, longer CNN training, 1000 bootstrap replicates).
+``full`` is for bigger machines (more fakes, longer CNN training, 1000 bootstrap replicates). The ``third_party``
+protocol (with ``--external DIR``) scores at most ``external_max`` images per external set (quick: 60, a seeded sample;
+full: all); ``medaudit bench third-party`` always scores all of them.
 
 What is trained where (said again in docs/BENCHMARKS.md): the baselines and ``*.retrained`` detectors are fitted
 anew on each task's train split; ``frequency``, ``cnn`` and ``suite`` are the shipped, pre-trained analyzers (not
@@ -29,6 +31,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "size": 256,
         "n_boot": 200,
         "grid_max": 160,
+        "external_max": 60,
         "raw": False,
         "detector_kw": {
             "npr": {"time_budget_s": 25.0, "steps": 400},
@@ -45,6 +48,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "size": 256,
         "n_boot": 1000,
         "grid_max": None,
+        "external_max": None,
         "raw": True,
         "detector_kw": {
             "npr": {"time_budget_s": 300.0, "steps": 4000},
@@ -89,10 +93,13 @@ def run_benchmark(
     dataset=None,
     seed: int = 0,
     progress: bool = True,
+    external: str | Path | None = None,
 ) -> str:
     """Run a profile end to end into the results store at ``db``; returns the run id.
 
     ``dataset`` (a :class:`~benchmarks.datasets.BenchmarkSet`) skips building one (tests, users' own sets).
+    ``external``: the external validation folder of the ``third_party`` protocol (default ``$MEDAUDIT_EXTERNAL``;
+    without one that protocol is skipped with a note).
     """
     import torch
 
@@ -116,7 +123,7 @@ def run_benchmark(
     config = {"profile": profile, **{k: v for k, v in prof.items() if k != "detector_kw"},
               "detector_kw": prof["detector_kw"], "detectors": [s.name for s in specs],
               "dataset": {"hash": ds.hash, "recipe": ds.recipe, "summary": ds.summary()},
-              "dataset_build_s": round(build_s, 1)}
+              "dataset_build_s": round(build_s, 1), "external": None if external is None else str(external)}
     with ResultStore(db) as store:
         run_id = store.start_run(profile=profile, command=command, machine=machine(), dataset_hash=ds.hash,
                                  config=config)
@@ -126,7 +133,7 @@ def run_benchmark(
 
         notes = run_protocols(ds, specs, protocols=protocols, perturbations=P.GRID, controls=P.controls(natives),
                               record=record, n_boot=prof["n_boot"], grid_max=prof["grid_max"], seed=seed,
-                              progress=progress)
+                              progress=progress, external=external, external_max=prof.get("external_max"))
         if prof.get("raw"):
             raw = build_dataset(data_dir, generators, fakes=prof["fakes"], max_real=prof["max_real"],
                                 variant="raw", seed=seed, cache_root=cache or DEFAULT_CACHE, progress=progress)

@@ -99,7 +99,8 @@ def test_bench_detectors_hands_its_options_to_the_evaluation(tmp_path, monkeypat
     assert "--lofo-budget" in help_text and "three CNN fits" in help_text and "450" in help_text
 
 
-@pytest.mark.parametrize("command", ["detectors", "reuse", "screen", "tamper", "generators", "watermark", "run"])
+@pytest.mark.parametrize("command", ["detectors", "reuse", "screen", "tamper", "generators", "watermark", "run",
+                                     "resampling"])
 def test_data_commands_say_what_is_missing_without_a_data_folder(command, monkeypatch):
     monkeypatch.delenv("MEDAUDIT_DATA", raising=False)
     result = CliRunner().invoke(main, ["bench", command])
@@ -124,5 +125,5 @@ def test_data_folder_from_the_environment(tmp_path, monkeypatch):
 def test_every_bench_command_is_a_registered_evaluation():
     from benchmarks.evaluations import list_evaluations
 
-    assert list_evaluations() == ["detectors", "generators", "reuse", "scan_speed", "screen", "speed", "tamper",
-                                  "watermark"]
+    assert list_evaluations() == ["detectors", "generators", "resampling_controls", "reuse", "scan_speed", "screen",
+                                  "speed", "tamper", "third_party", "watermark"]
