@@ -24,14 +24,17 @@ import numpy as np
 from benchmarks.datafiles import DATA_ENV, DATA_FOLDERS, image_files, is_heldout, load_images, source_group
 from forensics.atomic import write_text
 
-#: Data folder -> (group name, DICOM modalities it stands for).
+#: Data folder -> (group name, DICOM modalities it stands for); COLOUR: groups of colour photographs.
 GROUPS = {"cxr_kermany": ("chest X-ray", ["CR", "DX"]), "ct_lung_tcia": ("CT", ["CT"]),
           "derm_isic": ("dermoscopy", ["XC"])}
+COLOUR = {"dermoscopy"}
 CALIBRATION_FRACTION = 0.25
 CALIBRATION_SALT = "medaudit-residual-calibration"
 #: Seed of the bundled generators' measurement samples (never a training seed of any detector).
 TEST_FAKE_SEED = 100_000
 #: Third-party sets measured against their real counterparts (folders below the external root).
+#: The DICOM modality each third-party set stands for: the grey-normalized images are compared with that group.
+EXTERNAL_MODALITY = {"cxr": "DX", "derm": "XC"}
 EXTERNAL_PAIRS = {
     "synthetic/cxr_ldm_iu": ("real/cxr_openist", "real/cxr_iu_cxrdiffusion"),
     "synthetic/cxr_vae_recon_iu": ("real/cxr_openist", "real/cxr_iu_cxrdiffusion"),
@@ -70,7 +73,7 @@ def train_residual(data: Path, out: Path, *, draws: int = 4, calibration_draws: 
         files = split_files(data, folder)
         fit, _ = load_images(files["fit"], progress=progress)
         cal, _ = load_images(files["calibration"], progress=progress)
-        groups[name] = {"fit": fit, "calibration": cal, "modalities": modalities}
+        groups[name] = {"fit": fit, "calibration": cal, "modalities": modalities, "colour": name in COLOUR}
     if not groups:
         raise FileNotFoundError(f"no real images in {data}: expected {DATA_FOLDERS}")
     info = {"data_folders": [f for f in GROUPS if (data / f).is_dir()], "format_path_version": FORMAT_PATH_VERSION,
@@ -103,7 +106,8 @@ def model_card(model) -> str:
               f"Estimator `{info.get('estimator')}` on robustly scaled features (27), format path version "
               f"{info.get('format_path_version')}, seed {info.get('seed')}; fitted in {info.get('train_s')} s of CPU "
               "wall time (one process, no GPU).", "",
-              "| group | NLL 90th pct of calibration reals | NLL at score 0.5 (99th pct) | tail decay per NLL unit |",
+              "| group | NLL 90th pct of calibration reals | NLL at score 0.5 (99th pct) | NLL units per e-fold of "
+              "the tail |",
               "|---|---|---|---|"]
     for name, g in model.groups.items():
         cal = g["calibration"]
@@ -148,7 +152,7 @@ def _resizers() -> dict[str, Callable[[np.ndarray, int, int], np.ndarray]]:
 
     def pil(method):
         def f(x, h, w):
-            u8 = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+            u8 = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)  # (H, W) or (H, W, 3)
             return np.asarray(Image.fromarray(u8).resize((w, h), method), dtype=np.float32) / 255.0
         return f
 
@@ -180,7 +184,7 @@ def measure_residual(weights: Path, data: Path, *, external: Path | None = None,
     import cv2
 
     from forensics.analyzers.residual import ResidualAnalyzer
-    from forensics.formatpath import format_path, jpeg_roundtrip, png_roundtrip, to_gray
+    from forensics.formatpath import format_path, jpeg_roundtrip, png_roundtrip
 
     analyzer = ResidualAnalyzer(weights)
     assess = analyzer.assess_pixels
@@ -205,8 +209,8 @@ def measure_residual(weights: Path, data: Path, *, external: Path | None = None,
     for folder, ims in heldout.items():
         pick = [ims[i] for i in rng.choice(len(ims), min(n_controls, len(ims)), replace=False)]
         for x in pick:
-            g = to_gray(x)
-            h, w = g.shape
+            g = x  # colour stays colour: a resized photograph is still one
+            h, w = g.shape[:2]
             for kname, f in resizers.items():
                 for s in (0.25, 0.5, 0.75, 1.5, 2.0):
                     y = png_roundtrip(np.clip(f(g, max(8, round(h * s)), max(8, round(w * s))), 0, 1))
@@ -227,7 +231,7 @@ def measure_residual(weights: Path, data: Path, *, external: Path | None = None,
             folder = next((f for f, p in MODALITY_PREFIX.items() if gname.startswith(p)), None)
             if folder not in heldout:
                 continue
-            fakes = [png_roundtrip(to_gray(x)) for x in sample_generator(gname, n_generated, TEST_FAKE_SEED)]
+            fakes = [png_roundtrip(x) for x in sample_generator(gname, n_generated, TEST_FAKE_SEED)]
             out["generators"][gname] = _auc_share(verdicts[folder], [assess(x) for x in fakes])
             say(f"generator {gname}: {out['generators'][gname]}")
     if external is not None:
@@ -245,15 +249,17 @@ def _normalized(paths: Sequence[Path]) -> list[np.ndarray]:
 
 def measure_external(assess, root: Path) -> dict[str, Any]:
     """AUC and share at 0.5 of each third-party synthetic set in :data:`EXTERNAL_PAIRS` against each of its real
-    counterparts (measurement only: nothing here is fitted or chosen on these images)."""
+    counterparts (measurement only: nothing here is fitted or chosen on these images). Both classes are grey, so
+    each set is compared with the group of its modality (:data:`EXTERNAL_MODALITY`), as a DICOM file would be."""
     res: dict[str, Any] = {}
     for fake, reals in EXTERNAL_PAIRS.items():
         if not (root / fake).is_dir():
             continue
-        fakes = [assess(x) for x in _normalized(image_files([root / fake]))]
+        modality = EXTERNAL_MODALITY.get(fake.split("/")[-1].split("_")[0])
+        fakes = [assess(x, modality) for x in _normalized(image_files([root / fake]))]
         for real in reals:
             if (root / real).is_dir():
-                reals_v = [assess(x) for x in _normalized(image_files([root / real]))]
+                reals_v = [assess(x, modality) for x in _normalized(image_files([root / real]))]
                 res[f"{fake} vs {real}"] = _auc_share(reals_v, fakes)
     return res
 

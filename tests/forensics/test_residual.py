@@ -119,3 +119,12 @@ def test_cli_train_then_scan(tmp_path):
     record = json.loads(res.stdout)
     finding = next(f for f in record["findings"] if f["analyzer"] == "residual")
     assert finding["score"] >= 0.5 and record["level"] in ("medium", "high")
+
+
+def test_a_grey_image_is_not_compared_with_colour_groups(tiny_weights):
+    model = RealModel.load_json(tiny_weights / "residual" / "model.json")
+    groups = dict(model.groups) | {"photo": model.groups["test X-ray"]}
+    mixed = RealModel(groups, {"test X-ray": ["DX"], "photo": ["XC"]}, colour_groups=["photo"])
+    assert mixed.group_names(None, colour=False) == ["test X-ray"]
+    assert set(mixed.group_names(None, colour=True)) == {"test X-ray", "photo"}
+    assert mixed.group_names("XC", colour=False) == ["photo"]  # a DICOM modality names its group

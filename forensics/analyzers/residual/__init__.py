@@ -76,8 +76,12 @@ class ResidualAnalyzer(Analyzer):
         return self._model
 
     def assess_pixels(self, pixels: np.ndarray, modality: str | None = None) -> dict:
-        """The model's verdict on float pixels in [0, 1] (see :meth:`RealModel.assess`)."""
-        return self._load().assess(extract_features(standardize(pixels, STANDARD_SIZE)), modality)
+        """The model's verdict on float pixels in [0, 1] (see :meth:`RealModel.assess`); (H, W) pixels count as
+        grey, (H, W, 3) as colour unless the channels are equal."""
+        px = np.asarray(pixels)
+        colour = px.ndim == 3 and px.shape[2] >= 3 and not (np.array_equal(px[..., 0], px[..., 1])
+                                                             and np.array_equal(px[..., 1], px[..., 2]))
+        return self._load().assess(extract_features(standardize(px, STANDARD_SIZE)), modality, colour)
 
     def analyze(self, image: MedicalImage) -> Finding:
         if is_flat(standardize(image.pixels, STANDARD_SIZE)):
@@ -90,7 +94,7 @@ class ResidualAnalyzer(Analyzer):
         if v["score"] < 0.5:
             return self.finding(None, [Evidence(
                 "residual.typical",
-                f"fine detail typical of real {v['group']} images ({share} of real images lie further out): "
+                f"fine detail typical of real images (closest: {v['group']}; {share} of them lie further out): "
                 "no evidence either way; this analyzer only raises risk", 0.0)], data=data)
         order = np.argsort(-np.abs(v["z"]))[:3]
         why = "; ".join(_describe(FEATURE_NAMES[i], float(v["z"][i])) for i in order)

@@ -108,22 +108,29 @@ class RealModel:
     """The per-group one-class models and their calibration (what ``residual/model.json`` holds)."""
 
     def __init__(self, groups: dict[str, dict[str, Any]], modalities: dict[str, list[str]],
-                 info: dict[str, Any] | None = None, max_score: float = MAX_SCORE):
+                 info: dict[str, Any] | None = None, max_score: float = MAX_SCORE,
+                 colour_groups: list[str] | None = None):
         self.groups = groups
         self.modalities = modalities
         self.info = info or {}
         self.max_score = max_score
+        self.colour_groups = list(colour_groups or [])
 
-    def group_names(self, modality: str | None) -> list[str]:
-        """Groups an image of DICOM ``modality`` is compared with: the group trained on that modality, else all."""
+    def group_names(self, modality: str | None, colour: bool | None = None) -> list[str]:
+        """Groups an image is compared with: the group trained on its DICOM ``modality``; else, for a grey image
+        (``colour`` False), the groups of grey modalities - a grey X-ray is no dermoscopy photograph, and the
+        widest group must not absorb every image; else all."""
         named = [g for g in self.groups if modality and modality in self.modalities.get(g, [])]
-        return named or list(self.groups)
+        if named:
+            return named
+        grey = [g for g in self.groups if g not in self.colour_groups]
+        return grey if colour is False and grey else list(self.groups)
 
-    def assess(self, features: np.ndarray, modality: str | None = None) -> dict[str, Any]:
+    def assess(self, features: np.ndarray, modality: str | None = None, colour: bool | None = None) -> dict[str, Any]:
         """The most typical group's verdict on one feature vector: {group, nll, tail, score, z}. ``score`` is the
         calibrated score (>= 0.5 only when real images rarely look like this), ``z`` the robust z-scores."""
         best = None
-        for name in self.group_names(modality):
+        for name in self.group_names(modality, colour):
             g = self.groups[name]
             s = float(nll(g, features)[0])
             tail = float(tail_probability(g, s))
@@ -139,6 +146,7 @@ class RealModel:
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "features_version": FEATURES_VERSION,
                 "feature_names": list(FEATURE_NAMES), "max_score": self.max_score, "modalities": self.modalities,
+                "colour_groups": self.colour_groups,
                 "groups": self.groups, "info": self.info}
 
     @classmethod
@@ -147,7 +155,8 @@ class RealModel:
             raise ValueError("residual model written by a newer medaudit; upgrade to read it")
         if d.get("features_version") != FEATURES_VERSION or list(d.get("feature_names", [])) != list(FEATURE_NAMES):
             raise ValueError("residual model was fitted on other features; retrain it (medaudit train residual)")
-        return cls(d["groups"], d.get("modalities", {}), d.get("info", {}), float(d.get("max_score", MAX_SCORE)))
+        return cls(d["groups"], d.get("modalities", {}), d.get("info", {}), float(d.get("max_score", MAX_SCORE)),
+                   d.get("colour_groups", []))
 
     def save_json(self, path: str | Path) -> Path:
         from forensics.atomic import write_text

@@ -43,7 +43,8 @@ def fit_residual(groups: dict[str, dict[str, Any]], *, draws: int = 4, calibrati
 
     Args:
         groups: {name: {"fit": [real pixels], "calibration": [real pixels of other sources], "modalities":
-            [DICOM modality codes this group stands for]}}; pixels float (H, W[, 3]) in [0, 1].
+            [DICOM modality codes this group stands for], "colour": True for a modality of colour images (a grey
+            image without a modality is then not compared with it)}}; pixels float (H, W[, 3]) in [0, 1].
         draws / calibration_draws: format-path variants per fitting / calibration image.
         estimator: covariance estimator (``ledoit_wolf`` or ``mcd``).
         real_tail: share of calibration images allowed to reach score 0.5.
@@ -61,4 +62,5 @@ def fit_residual(groups: dict[str, dict[str, Any]], *, draws: int = 4, calibrati
     meta = {"estimator": estimator, "draws": draws, "calibration_draws": calibration_draws, "seed": seed,
             "counts": counts}
     meta.update(info or {})
-    return RealModel(fitted, modalities, meta)
+    colour = [name for name, g in groups.items() if g.get("colour")]
+    return RealModel(fitted, modalities, meta, colour_groups=colour)
