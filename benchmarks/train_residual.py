@@ -126,7 +126,7 @@ def measurement_markdown(report: dict[str, Any]) -> str:
              "| held-out reals | n | as stored | through the format path (2 draws) |", "|---|---|---|---|"]
     for k, v in report["reals"].items():
         lines.append(f"| {k} | {v['n']} | {pct(v['as_is_at_0.5'])} | {pct(v['format_path_at_0.5'])} |")
-    lines += ["", "| control (held-out reals, grey, resized then 8-bit PNG; or JPEG) | n | at 0.5 |", "|---|---|---|"]
+    lines += ["", "| control (held-out reals, resized then 8-bit PNG; or JPEG) | n | at 0.5 |", "|---|---|---|"]
     for k, v in report["controls"].items():
         lines.append(f"| {k} | {v['n']} | {pct(v['at_0.5'])} |")
     for title, key in (("bundled generator (seed 100000, 8-bit PNG) vs held-out reals of its modality",
