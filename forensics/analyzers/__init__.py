@@ -21,6 +21,7 @@ _BUILTIN = {
     "watermark": "forensics.analyzers.watermark",
     "frequency": "forensics.analyzers.frequency",
     "cnn": "forensics.analyzers.cnn",
+    "residual": "forensics.analyzers.residual",
     "reuse": "forensics.reuse.analyzer",
     "localization": "forensics.analyzers.localization",
 }
