@@ -235,7 +235,7 @@ def bundled_sets(data: Path, *, heldout: bool, seed: int, modalities: Sequence[s
 
 REAL_VARIANTS = 4
 FAKE_VARIANTS = 1
-FAKE_RATIO = 1.0  # generator samples per real source (each fake takes one format-path draw, each real four)
+FAKE_RATIO = 2.0  # generator samples per real source (each fake takes one format-path draw, each real four)
 REMAKES_PER_IMAGE = 1  # fake-maker remakes per real source (at the real file's size, one format-path draw)
 
 

@@ -5,7 +5,7 @@ that is the file format and the resolution, not synthesis (research/generalizati
 through the *same* random chain here before a detector sees them:
 
     [down to the generator's native size and back]   (reals only, as negatives: resolution is never the cue)
-    -> [down by 0.25-1x and back up]                   (both classes: a viewer's thumbnail-then-zoom)
+    -> [down by 0.5-1x and back up]                    (both classes: a viewer's thumbnail-then-zoom)
     -> resize: 0.5-2x, or to a common export side (128-1024 px)
     -> blur -> noise -> window/level and gamma jitter -> 16 -> 8 bit quantization -> JPEG (50-100) or PNG
 
@@ -32,7 +32,7 @@ from forensics.resampling import random_kernel, random_roundtrip, resize
 #: The side of the standardized square every pixel detector works on.
 STANDARD_SIZE = 256
 #: Bumped whenever :func:`format_path` changes, so caches of its outputs are not reused across versions.
-FORMAT_PATH_VERSION = 3
+FORMAT_PATH_VERSION = 4
 #: Short sides images are commonly exported at (model inputs, PACS thumbnails, web exports).
 EXPORT_SIDES = (128, 224, 256, 320, 384, 512, 768, 1024)
 
@@ -167,8 +167,8 @@ def format_path(
     x = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
     if native_size is not None and rng.random() < p_native:
         x = native_roundtrip(x, int(native_size), rng)
-    if rng.random() < p_roundtrip:
-        x = random_roundtrip(x, rng)
+    if rng.random() < p_roundtrip:  # not below 0.5x: that would erase a small generator's traces altogether; the
+        x = random_roundtrip(x, rng, (0.5, 1.0))  # native-size round trips above teach reals at 32-64 px
     if rng.random() < p_resize:
         h, w = x.shape[:2]
         if rng.random() < p_export:

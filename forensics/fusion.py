@@ -107,14 +107,15 @@ class Fusion:
 
 
 def fuse(findings: list[Finding], config: FusionConfig) -> float:
-    """Risk in [0, 1] from the findings, each used as its ``kind`` says (rules|mark|pixel|reuse|local)."""
+    """Risk in [0, 1] from the findings, each used as its ``kind`` says (rules|mark|pixel|realness|reuse|local)."""
     return explain(findings, config).risk
 
 
 def explain(findings: list[Finding], config: FusionConfig) -> Fusion:
     """The fused risk and its decomposition into log-odds contributions, one per finding.
 
-    Pixel findings add ``gain * w_i * logit(p_i) / sum(w)`` to the pixel bias. The bounded evidence (a capped
+    Pixel findings add ``gain * w_i * logit(p_i) / sum(w)`` to the pixel bias; a ``realness`` finding (a model of
+    real images only) raises that pixel part to its score when it is higher, and adds the difference. The bounded evidence (a capped
     noisy-OR) moves the log-odds by ``logit(risk) - logit(pixel part)``; that step is shared among the bounded
     findings in proportion to ``-log(1 - score)``, each one's share of the noisy-OR. A decisive finding sets the risk:
     it takes the whole step from the prior, the others add 0.
@@ -139,12 +140,24 @@ def explain(findings: list[Finding], config: FusionConfig) -> Fusion:
         base_logit = prior + sum(contributions[i] for i, _ in pixel)
     base = float(pixel_probability([(f.analyzer, _logit(f.score)) for _, f in pixel], config)) if pixel else 0.0
 
+    # Evidence fitted on real images only (kind "realness") can only raise the pixel part, to its own score: it
+    # knows what real acquisitions look like, not what fakes do, so "typical" is no evidence either way (it abstains)
+    # and averaging it with the learned detectors would let a typical-looking verdict pull a strong one down.
+    real_only = [(i, f) for i, f in enumerate(findings) if f.kind == "realness" and f.score is not None]
+    assessed_by += [f.analyzer for _, f in real_only]
+    raised = False
+    if real_only:
+        i, f = max(real_only, key=lambda t: t[1].score)
+        if f.score > base:
+            contributions[i] = _logit(f.score) - base_logit
+            base, base_logit, raised = float(f.score), _logit(f.score), True
+
     # Bounded metadata/reuse evidence: noisy-OR of the other scores, capped, then added to what pixels leave.
     other = [(i, f.score) for i, f in enumerate(findings) if f.kind in _BOUNDED and f.score is not None]
     bounded = min(config.rules_cap, 1.0 - math.prod(1.0 - s for _, s in other)) if other else 0.0
     risk = base + (1.0 - base) * bounded
     # without a pixel score the base is 0, not sigmoid(prior): the risk is the bounded evidence alone
-    logit = base_logit + _bounded_step(base_logit, bounded) if pixel else _logit(risk)
+    logit = base_logit + _bounded_step(base_logit, bounded) if pixel or raised else _logit(risk)
     hazards = [(i, -math.log1p(-min(s, 1 - 1e-12))) for i, s in other]
     total = sum(h for _, h in hazards)
     for i, h in hazards:

@@ -72,7 +72,7 @@ class Finding:
         heatmap: optional float32 (h, w) in [0, 1]; where in the image the evidence is.
         decisive: True when the evidence alone settles the question (our watermark, a generator signature).
         data: structured, plain-typed facts behind the evidence (e.g. the matches of the reuse analyzer).
-        kind: how fusion uses the score - ``rules|mark|pixel|reuse|local``, stamped by the analyzer (see
+        kind: how fusion uses the score - ``rules|mark|pixel|realness|reuse|local``, stamped by the analyzer (see
             ``Analyzer.finding``). Not written to the JSON line (the analyzer's name implies it), so a record read
             back has ``""``: fusion then counts it only when decisive.
         contribution: log-odds this finding added to the fused risk (``fusion.explain``); None when not fused.

@@ -21,7 +21,7 @@ from forensics.fusion import BUNDLED_WEIGHTS
 from forensics.records import Evidence, Finding, MedicalImage
 from forensics.scanner import ScanOptions
 
-KINDS = {"rules", "mark", "pixel", "reuse", "local"}
+KINDS = {"rules", "mark", "pixel", "realness", "reuse", "local"}
 OPTION_FIELDS = {f.name for f in dataclasses.fields(ScanOptions)}
 
 

@@ -113,3 +113,19 @@ def test_who_moved_the_risk_and_which_way():
     assert decisive.contributions[0] == 0.0 and decisive.scored and decisive.assessed_by == ["cnn"]
     unassessed = explain([F("cnn", None), F("metadata", 0.2)], FusionConfig())
     assert not unassessed.scored and unassessed.assessed_by == []
+
+
+def test_realness_only_raises_the_pixel_risk_and_its_contribution_adds_up():
+    from forensics.fusion import FusionConfig, explain
+    from forensics.records import Finding
+
+    config = FusionConfig(pixel_weights={"cnn": 0.5, "frequency": 0.5})
+    pixel = [Finding("cnn", 0.2, kind="pixel"), Finding("frequency", 0.3, kind="pixel")]
+    base = explain(pixel, config)
+    raised = explain([*pixel, Finding("residual", 0.8, kind="realness")], config)
+    assert abs(raised.risk - 0.8) < 1e-9 and raised.assessed_by == ["cnn", "frequency", "residual"]
+    assert abs(raised.prior + sum(raised.contributions) - raised.logit) < 1e-9
+    lower = explain([*pixel, Finding("residual", 0.1, kind="realness")], config)
+    assert abs(lower.risk - base.risk) < 1e-12 and lower.contributions[2] == 0.0  # never lowers
+    alone = explain([Finding("residual", 0.7, kind="realness"), Finding("metadata", 0.2, kind="rules")], config)
+    assert alone.risk > 0.7 and alone.scored and abs(alone.prior + sum(alone.contributions) - alone.logit) < 1e-6

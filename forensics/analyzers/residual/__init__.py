@@ -39,20 +39,19 @@ class ResidualAnalyzer(Analyzer):
     """Raises the risk of images whose noise residuals and coding surprisal real acquisitions rarely show.
 
     It abstains (score None) on images that look typical: this model knows only what real images look like, so
-    looking typical is no evidence either way, and it never lowers the risk others find. Experimental: off by
-    default (``--analyzers residual`` runs it) and not yet in the fusion weights.
+    looking typical is no evidence either way, and it never lowers the risk others find: fusion uses its kind,
+    ``realness``, to raise the learned detectors' pixel risk to its score when that is higher.
 
     Args:
         weights_dir: a folder holding ``residual/model.json`` (what ``medaudit train residual --out`` writes);
-            default: the bundled ``forensics/weights``.
+            default, and when the folder holds none: the bundled ``forensics/weights``.
     """
 
     name = "residual"
     version = "1.0"
-    kind = "pixel"
+    kind = "realness"
     settings = ("weights_dir",)
     modalities = TRAINED_MODALITIES
-    default = False
 
     def __init__(self, weights_dir: str | Path | None = None):
         self.weights_dir = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
@@ -60,7 +59,9 @@ class ResidualAnalyzer(Analyzer):
 
     @property
     def _file(self) -> Path:
-        return self.weights_dir / "residual" / "model.json"
+        # a detector folder from `train detector` has no model of real images: the bundled one still applies
+        own = self.weights_dir / "residual" / "model.json"
+        return own if own.is_file() else DEFAULT_WEIGHTS_DIR / "residual" / "model.json"
 
     def model_files(self) -> list[Path]:
         return [self._file] if self._file.is_file() else []
