@@ -115,10 +115,10 @@ def explain(findings: list[Finding], config: FusionConfig) -> Fusion:
     """The fused risk and its decomposition into log-odds contributions, one per finding.
 
     Pixel findings add ``gain * w_i * logit(p_i) / sum(w)`` to the pixel bias; a ``realness`` finding (a model of
-    real images only) raises that pixel part to its score when it is higher, and adds the difference. The bounded evidence (a capped
-    noisy-OR) moves the log-odds by ``logit(risk) - logit(pixel part)``; that step is shared among the bounded
-    findings in proportion to ``-log(1 - score)``, each one's share of the noisy-OR. A decisive finding sets the risk:
-    it takes the whole step from the prior, the others add 0.
+    real images only) raises that pixel part to its score when it is higher, and adds the difference. The bounded
+    evidence (a capped noisy-OR) moves the log-odds by ``logit(risk) - logit(pixel part)``; that step is shared among
+    the bounded findings in proportion to ``-log(1 - score)``, each one's share of the noisy-OR. A decisive finding
+    sets the risk: it takes the whole step from the prior, the others add 0.
     """
     contributions = [0.0] * len(findings)
     pixel = [(i, f) for i, f in enumerate(findings) if f.kind == "pixel" and f.score is not None]

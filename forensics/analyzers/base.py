@@ -21,8 +21,9 @@ class Analyzer:
 
     ``kind`` tells fusion how to use the finding: ``rules`` (metadata evidence), ``mark`` (watermark,
     provenance), ``pixel`` (learned, calibrated scores), ``realness`` (a model of real images only: raises the pixel
-    risk to its score, never lowers it), ``reuse`` (matches in an index), ``local`` (traces of a local edit). ``settings`` names the ``ScanOptions`` fields the constructor takes as keyword arguments; the
-    Scanner passes each analyzer those (when set) and nothing else.
+    risk to its score, never lowers it), ``reuse`` (matches in an index), ``local`` (traces of a local edit).
+    ``settings`` names the ``ScanOptions`` fields the constructor takes as keyword arguments; the Scanner passes each
+    analyzer those (when set) and nothing else.
     """
 
     name: str = "base"
