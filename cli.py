@@ -502,6 +502,18 @@ def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
               engines=tuple(engines.split(",")))
 
 
+@bench.command("reader")
+@click.option("-n", "n", type=click.IntRange(2), default=50, show_default=True, help="Images in the study.")
+@click.option("--size", type=click.IntRange(16, 4096), default=512, show_default=True)
+@click.option("--browser/--no-browser", default=True, show_default=True,
+              help="Also time the page in headless Chromium (when installed).")
+@_bench_db
+@_write_docs
+def bench_reader(n, size, browser, db, write_docs):
+    """Reader-study page: milliseconds from an answer to the next image shown, over HTTP and in Chromium."""
+    _evaluate("reader", write_docs, db, n=n, size=size, browser=browser)
+
+
 @bench.command("watermark")
 @_data_option()
 @click.option("-n", "n", type=click.IntRange(1), default=100, show_default=True, help="Images per data set.")

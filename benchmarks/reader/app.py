@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import queue
 import re
 import secrets
 from pathlib import Path
@@ -45,6 +46,7 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
     study_path = Path(study_path)
     with Study(study_path) as study:  # fail now, not on the first request, when the file is not a study
         secret = study.meta("secret_key")
+        truths = study.truths_present()  # images never change once a study is made
     app = Flask(__name__, static_folder=None)
     app.config.update(
         SECRET_KEY=secret, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
@@ -52,16 +54,23 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
         OWNER_TOKEN=owner_token or secrets.token_urlsafe(24), RUN_NONCE=secrets.token_hex(8),
     )
 
+    pool: queue.SimpleQueue[Study] = queue.SimpleQueue()  # open studies, one per request at a time
+
     def db() -> Study:
         if "study" not in g:
-            g.study = Study(study_path)
+            try:
+                g.study = pool.get_nowait()
+            except queue.Empty:
+                g.study = Study(study_path)
         return g.study
 
     @app.teardown_appcontext
-    def _close(_exc: BaseException | None) -> None:
+    def _release(_exc: BaseException | None) -> None:
         study = g.pop("study", None)
         if study is not None:
-            study.close()
+            if study.db.in_transaction:  # a request that failed half way leaves nothing open behind it
+                study.db.execute("ROLLBACK")
+            pool.put(study)
 
     @app.before_request
     def _guard() -> None:
@@ -153,7 +162,7 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
     def read() -> Any:
         reader = current_reader()
         study = db()
-        options = choices(reader.mode, study.truths_present())
+        options = choices(reader.mode, truths)
         config = {"csrf": csrf(), "mode": reader.mode,
                   "choices": [{"value": c, "label": LABELS[c], "key": KEYS[c]} for c in options]}
         return page("read.html", mode=reader.mode, config=config, study=study.meta("name", ""))
@@ -184,8 +193,10 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
 
     @app.get("/api/item")
     def item() -> Any:
-        reader = current_reader()
-        study = db()
+        return jsonify(item_payload(current_reader(), db()))
+
+    def item_payload(reader, study: Study) -> dict[str, Any]:
+        """The reader's current image (what to fetch and how to window it), marked as shown now."""
         current = study.current(reader.id)
         out: dict[str, Any] = {"position": current.position, "total": current.total, "done": current.image_id is None}
         if reader.mode == "teaching":
@@ -196,22 +207,30 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
             out["image"] = {"id": row["id"], "width": row["width"], "height": row["height"],
                             "channels": row["channels"], "window": [row["window_lo"], row["window_hi"]],
                             "invert": bool(row["invert"])}
-        return jsonify(out)
+            out["following"] = current.following
+        return out
 
     def readable(image_id: str):
-        """The image row, when this reader may see it now: their current image, or one they have answered."""
+        """The image row, when this reader may see it now: their current image, the one after it (fetched ahead),
+        or one they have answered."""
         reader = current_reader()
         if not IMAGE_ID.match(image_id):
             abort(404, "no such image")
         study = db()
         row = study.image(image_id)
-        if row is None or not (study.current(reader.id).image_id == image_id or study.answered(reader.id, image_id)):
+        now = study.current(reader.id)
+        if row is None or not (image_id in (now.image_id, now.following) or study.answered(reader.id, image_id)):
             abort(404, "no such image")
         return reader, study, row
 
     @app.get("/api/pixels/<image_id>")
     def pixels(image_id: str) -> Response:
         _, study, row = readable(image_id)
+        if "deflate" in request.accept_encodings:  # stored zlib-compressed: the browser inflates it natively
+            resp = Response(row["pixels"], mimetype="application/octet-stream")
+            resp.headers["Content-Encoding"] = "deflate"
+            resp.vary.add("Accept-Encoding")
+            return resp
         return Response(study.pixels(row), mimetype="application/octet-stream")
 
     @app.get("/api/overlay/<image_id>")
@@ -228,7 +247,7 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
         if not request.is_json:
             abort(400, "send the answer as application/json")
         data = request.get_json(silent=True)
-        fields = _validate(data, choices(reader.mode, study.truths_present()))
+        fields = _validate(data, choices(reader.mode, truths))
         try:
             study.record_answer(reader.id, fields.pop("image"), **fields)
         except ValueError as exc:
@@ -236,6 +255,8 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
         out: dict[str, Any] = {"ok": True}
         if reader.mode == "teaching":
             out["feedback"] = _feedback(study, data["image"], fields["answer"], reader.id)
+        else:  # the next image comes with the acknowledgement: one round trip less between images
+            out["next"] = item_payload(reader, study)
         return jsonify(out)
 
     return app

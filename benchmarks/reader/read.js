@@ -24,15 +24,16 @@
     return resp;
   }
 
-  async function loadItem() {
+  async function loadItem(next) {
     setState("loading");
-    const item = await (await api("/api/item")).json();
+    const item = next || await (await api("/api/item")).json();
     st.item = item;
     $("progress").textContent = item.done ? "" : `Image ${item.position + 1} of ${item.total}`;
     if (item.score) $("score").textContent = `Score ${item.score.correct}/${item.score.answered}`;
     if (item.done) { finish(item); return; }
     const im = item.image;
-    const buf = await (await api(`/api/pixels/${im.id}`)).arrayBuffer();
+    let buf = ahead && ahead.id === im.id ? await ahead.bytes : null;
+    if (!buf) buf = await pixelsOf(im.id);
     st.data = im.channels === 1 ? new Uint16Array(buf) : new Uint8Array(buf);
     st.win = im.window.slice(); st.win0 = im.window.slice(); st.invert = im.invert;
     off.width = im.width; off.height = im.height;
@@ -47,7 +48,12 @@
     body.dataset.position = String(item.position);
     body.dataset.image = im.id;
     setState("reading");
+    // a failed fetch ahead is fetched again when the image comes up
+    ahead = item.following ? { id: item.following, bytes: pixelsOf(item.following).catch(() => null) } : null;
   }
+
+  let ahead = null;  // the next image's pixels, fetched while this one is read
+  async function pixelsOf(id) { return (await api(`/api/pixels/${id}`)).arrayBuffer(); }
 
   function finish(item) {
     show("ask", false); show("feedback", false); show("done", true);
@@ -78,8 +84,11 @@
       }
     }
     offCtx.putImageData(out, 0, 0);
+  }
+
+  function updateStatus() {
     const w = st.win;
-    $("status").textContent = im.channels === 1 ?
+    $("status").textContent = st.item.image.channels === 1 ?
       `W ${(w[1] - w[0]).toFixed(3)}  L ${((w[0] + w[1]) / 2).toFixed(3)}  zoom ${st.zoom.toFixed(1)}×` :
       `zoom ${st.zoom.toFixed(1)}×`;
   }
@@ -100,6 +109,7 @@
     ctx.imageSmoothingEnabled = s < 2;
     ctx.setTransform(s, 0, 0, s, w / 2 + st.panX - im.width * s / 2, h / 2 + st.panY - im.height * s / 2);
     ctx.drawImage(off, 0, 0);
+    updateStatus();
     if (st.mark) {
       ctx.setTransform(1, 0, 0, 1, 0, 0);
       const p = toCanvas(st.mark[0] * im.width, st.mark[1] * im.height);
@@ -160,7 +170,7 @@
       const resp = await api("/api/answer", { method: "POST", body: JSON.stringify(payload),
         headers: { "Content-Type": "application/json", "X-CSRF-Token": cfg.csrf } });
       const out = await resp.json();
-      if (out.feedback) { showFeedback(out.feedback); st.submittedAt = null; } else { await loadItem(); }
+      if (out.feedback) { showFeedback(out.feedback); st.submittedAt = null; } else { await loadItem(out.next); }
     } catch (e) {
       $("error").textContent = "Not saved: " + e.message + ". Try again.";
       setState("reading");
@@ -201,7 +211,7 @@
     b.addEventListener("click", () => { st.confidence = Number(b.dataset.confidence); updateButtons(); });
   }
   $("submit").addEventListener("click", submit);
-  $("next").addEventListener("click", () => loadItem().catch(fail));
+  $("next").addEventListener("click", () => loadItem(null).catch(fail));
   $("help-btn").addEventListener("click", () => { $("help").hidden = !$("help").hidden; });
 
   const keyAnswer = {};
@@ -212,7 +222,7 @@
     if (k === "q") { $("stop-form").submit(); return; }
     if (k === "?") { $("help").hidden = !$("help").hidden; return; }
     if (state === "feedback" && (k === "Enter" || k === " " || k === "n")) {
-      e.preventDefault(); loadItem().catch(fail); return;
+      e.preventDefault(); loadItem(null).catch(fail); return;
     }
     if (state !== "reading") return;
     let handled = true;
@@ -265,5 +275,5 @@
   window.addEventListener("resize", draw);
 
   function fail(e) { $("status").textContent = "Could not load: " + e.message; setState("error"); }
-  loadItem().catch(fail);
+  loadItem(null).catch(fail);
 })();

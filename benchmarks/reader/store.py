@@ -84,6 +84,7 @@ class Item:
     position: int
     total: int
     image_id: str | None
+    following: str | None = None  # the image after it: the page may fetch it ahead, to show it without waiting
 
 
 class Study:
@@ -93,9 +94,14 @@ class Study:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"no study at {self.path}")
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # one thread at a time, but not always the same one: the web app keeps a pool of open studies
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ValueError(f"{self.path} is not a reader study ({exc})") from None
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         if create:
@@ -104,6 +110,7 @@ class Study:
                 self.set_meta("secret_key", secrets.token_hex(32))
                 self.set_meta("schema_version", SCHEMA_VERSION)
         elif self.meta("schema_version") != SCHEMA_VERSION:
+            self.db.close()
             raise ValueError(f"{self.path} is not a reader study (schema {SCHEMA_VERSION})")
 
     def close(self) -> None:
@@ -206,17 +213,22 @@ class Study:
     def current(self, reader_id: int) -> Item:
         """The first image this reader has not answered, in their order."""
         total = self.db.execute("SELECT COUNT(*) FROM assignments WHERE reader_id = ?", (reader_id,)).fetchone()[0]
-        row = self.db.execute(
+        rows = self.db.execute(
             "SELECT a.position, a.image_id FROM assignments a LEFT JOIN answers b"
             " ON b.reader_id = a.reader_id AND b.image_id = a.image_id"
-            " WHERE a.reader_id = ? AND b.image_id IS NULL ORDER BY a.position LIMIT 1", (reader_id,)).fetchone()
-        if row is None:
+            " WHERE a.reader_id = ? AND b.image_id IS NULL ORDER BY a.position LIMIT 2", (reader_id,)).fetchall()
+        if not rows:
             return Item(total, total, None)
-        return Item(row["position"], total, row["image_id"])
+        return Item(rows[0]["position"], total, rows[0]["image_id"], rows[1]["image_id"] if len(rows) > 1 else None)
 
     def mark_shown(self, reader_id: int, image_id: str) -> None:
-        self.db.execute("UPDATE assignments SET shown_at = ? WHERE reader_id = ? AND image_id = ?",
-                        (time.time(), reader_id, image_id))
+        # a clock reading, not an answer: not worth an fsync (the next answer's commit syncs it anyway)
+        self.db.execute("PRAGMA synchronous=OFF")
+        try:
+            self.db.execute("UPDATE assignments SET shown_at = ? WHERE reader_id = ? AND image_id = ?",
+                            (time.time(), reader_id, image_id))
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
 
     def answered(self, reader_id: int, image_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM answers WHERE reader_id = ? AND image_id = ?",

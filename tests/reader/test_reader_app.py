@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 
 import pytest
 
@@ -81,14 +82,19 @@ def test_no_request_reaches_files(study, path):
 def test_only_the_current_image_is_served(study):
     _, client = _client(study, _invite(study))
     item = client.get("/api/item").get_json()
+    following = item["following"]
     with Study(study) as s:
-        others = [i for i in s.image_ids() if i != item["image"]["id"]]
+        others = [i for i in s.image_ids() if i not in (item["image"]["id"], following)]
+    assert len(others) == 4
+    assert client.get(f"/api/pixels/{following}").status_code == 200  # the next one may be fetched ahead
     pixels = client.get(f"/api/pixels/{item['image']['id']}")
     im = item["image"]
     assert pixels.status_code == 200
     assert len(pixels.data) == im["width"] * im["height"] * (2 if im["channels"] == 1 else 3)
     assert all(client.get(f"/api/pixels/{i}").status_code == 404 for i in others)  # not yet this reader's turn
     assert "truth" not in json.dumps(item) and "risk" not in json.dumps(item)  # blinded: nothing of the answer
+    deflated = client.get(f"/api/pixels/{item['image']['id']}", headers={"Accept-Encoding": "gzip, deflate"})
+    assert deflated.headers["Content-Encoding"] == "deflate" and zlib.decompress(deflated.data) == pixels.data
 
 
 def test_csrf_is_required(study):
@@ -112,7 +118,7 @@ def test_csrf_is_required(study):
 def test_invalid_answers_are_refused(study, change):
     _, client = _client(study, _invite(study))
     image = client.get("/api/item").get_json()["image"]["id"]
-    assert _answer(client, image, **change).status_code == 400
+    assert _answer(client, change.pop("image", image), **change).status_code == 400
     assert client.get("/api/item").get_json()["position"] == 0
 
 
@@ -209,7 +215,8 @@ def test_blinded_mode_gets_no_feedback_or_overlay(study):
     _, client = _client(study, _invite(study))
     image = client.get("/api/item").get_json()["image"]["id"]
     out = _answer(client, image).get_json()
-    assert out == {"ok": True}
+    assert set(out) == {"ok", "next"} and out["next"]["position"] == 1  # the next image, nothing of the last
+    assert "truth" not in json.dumps(out) and "risk" not in json.dumps(out)
     assert client.get(f"/api/overlay/{image}").status_code == 404
 
 

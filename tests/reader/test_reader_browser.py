@@ -41,17 +41,25 @@ def _not_blank(png: bytes, min_colours: int) -> np.ndarray:
     return img
 
 
+def _keep(png: bytes, name: str) -> None:
+    folder = os.environ.get("MEDAUDIT_READER_SCREENSHOTS")
+    if folder:  # for a person to look at
+        Path(folder, name).write_bytes(png)
+
+
 def _answer_one(b: Browser, position: int) -> None:
     b.wait_for(f"document.body.dataset.state === 'reading' && document.body.dataset.position === '{position}'")
     for key in ("s", "4", "Enter"):
         b.key(key)
     b.wait_for("document.body.dataset.state === 'feedback'")
+    if position == 0:
+        _keep(b.screenshot(), "feedback.png")
     assert b.eval("document.getElementById('fb-truth').textContent").startswith("This image is")
     assert b.eval("document.getElementById('fb-detector').textContent").startswith("Detector")
     b.key("Enter")
 
 
-def test_read_a_study_with_keys_across_a_server_restart(study, tmp_path):
+def test_read_a_study_with_keys_across_a_server_restart(study):
     with Study(study) as s:
         token = s.add_reader("browser reader", "teaching")[1]
     server, info = _serve(study)
@@ -63,7 +71,9 @@ def test_read_a_study_with_keys_across_a_server_restart(study, tmp_path):
             b.key("+")  # zoom, then mark a spot on the image with a click
             assert "zoom 1.3×" in b.eval("document.getElementById('status').textContent")
             b.click(400, 400)
-            reading = _not_blank(b.screenshot(), 4)
+            shot = b.screenshot()
+            _keep(shot, "reading.png")
+            reading = _not_blank(shot, 4)
             assert reading.shape[:2] == (800, 1200)
             for position in range(3):
                 _answer_one(b, position)
@@ -90,7 +100,7 @@ def test_read_a_study_with_keys_across_a_server_restart(study, tmp_path):
             assert len(rows) == 1 and "browser reader" in rows[0] and "\t6\t" in rows[0]
             assert b.eval("document.querySelectorAll('svg.roc circle.reader-point').length") == 1
             shot = b.screenshot()
-            (tmp_path / "results.png").write_bytes(shot)
+            _keep(shot, "results.png")
             _not_blank(shot, 6)
     finally:
         server.kill()
