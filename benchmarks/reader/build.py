@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,7 +176,7 @@ def demo_study(progress: bool = True, make_folders: Callable[[Path], tuple[dict,
             return study_path
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            with tempfile.TemporaryDirectory(dir=folder) as tmp, _one_torch_thread():
                 folders, regions = (make_folders or demo_folders)(Path(tmp))
                 n = sum(len(candidates(f)) for f in folders.values())
                 build_study(study_path, folders, n, seed=0, name="medaudit demo", regions=regions, progress=progress)
@@ -183,6 +184,20 @@ def demo_study(progress: bool = True, make_folders: Callable[[Path], tuple[dict,
         except PermissionError:
             continue
     raise PermissionError("no writable cache folder for the demo study")
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models (one sample per generator) gain nothing from threads; on a busy machine extra ones only spin
+    (measured: minutes instead of seconds for the demo's diffusion sample)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def demo_folders(root: Path) -> tuple[dict[str, Path], dict[str, list[float]]]:
