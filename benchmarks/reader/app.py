@@ -141,6 +141,10 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
             return redirect("/read", code=303)
         return page("message.html", title="medaudit reader", message="", login=True, csrf=csrf())
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status=204)
+
     @app.get("/r/<token>")
     def reader_link(token: str) -> Response:
         return login(token)
@@ -163,8 +167,10 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
         reader = current_reader()
         study = db()
         options = choices(reader.mode, truths)
+        plain = reader.mode == "unprompted"  # an ordinary review: accept (A) or flag (F)
         config = {"csrf": csrf(), "mode": reader.mode,
-                  "choices": [{"value": c, "label": LABELS[c], "key": KEYS[c]} for c in options]}
+                  "choices": [{"value": c, "label": "No concerns" if plain and c == "real" else LABELS[c],
+                               "key": "a" if plain and c == "real" else KEYS[c]} for c in options]}
         return page("read.html", mode=reader.mode, config=config, study=study.meta("name", ""))
 
     @app.post("/logout")
