@@ -11,8 +11,8 @@ from _reader_data import make_folders
 from click.testing import CliRunner
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
+@pytest.fixture(scope="session")
+def one_torch_thread():
     # the detectors and the demo's generators are tiny: extra threads only spin on a busy shared machine
     import torch
 
@@ -23,7 +23,7 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def study_template(tmp_path_factory) -> Path:
+def study_template(tmp_path_factory, one_torch_thread) -> Path:
     from cli import main
 
     root = tmp_path_factory.mktemp("reader")

@@ -92,7 +92,7 @@ def test_unreadable_files_are_reported_and_replaced(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_study_is_built_from_shipped_files(tmp_path, monkeypatch):
+def test_demo_study_is_built_from_shipped_files(tmp_path, monkeypatch, one_torch_thread):
     from benchmarks.reader.build import demo_study
 
     monkeypatch.setenv("MEDAUDIT_CACHE", str(tmp_path / "cache"))

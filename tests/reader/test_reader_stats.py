@@ -50,6 +50,7 @@ def simulated(tmp_path_factory):
     path = tmp_path_factory.mktemp("sim") / "sim.sqlite"
     rng = np.random.default_rng(12)
     with Study(path, create=True) as s:
+        s.db.execute("PRAGMA synchronous=OFF")  # a simulation: no need to wait for the disk 1000 times
         s.set_meta("name", "simulated")
         s.set_meta("thresholds", {"medium": 0.5, "high": 0.9})
         for i in range(N_IMAGES):
@@ -60,27 +61,32 @@ def simulated(tmp_path_factory):
                         overlay=None)
         for name, p in ACCURACIES.items():
             reader, _ = s.add_reader(name, "blinded", seed=len(name))
+            # each reader's luck is drawn per image, in a fixed image order (ids are random, so not by id)
+            luck = {row["id"]: rng.random(3) for row in s.db.execute("SELECT id FROM images ORDER BY sha256")}
             while (item := s.current(reader.id)).image_id is not None:
                 truth = s.image(item.image_id)["truth"]
-                right = rng.random() < p
+                draw = luck[item.image_id]
+                right = draw[0] < p
                 call = truth if right else ("real" if truth != "real" else "synthetic")
-                confidence = int(rng.integers(3, 6) if right else rng.integers(1, 4))
-                s.mark_shown(reader.id, item.image_id)
+                confidence = 3 + int(draw[1] * 3) if right else 1 + int(draw[1] * 3)
                 s.record_answer(reader.id, item.image_id, answer=call, confidence=confidence, x=None, y=None,
-                                client_ms=float(rng.integers(2000, 9000)))
+                                client_ms=2000 + 7000 * float(draw[2]))
         yield report.results_of(s)
 
 
 def test_recovered_accuracy_lies_in_its_interval(simulated):
     found = {r["reader"]: r for r in simulated["readers"]}
     assert set(found) == set(ACCURACIES)
+    misses = []
     for name, p in ACCURACIES.items():
         r = found[name]
         assert r["answered"] == N_IMAGES
-        for figure in ("accuracy", "sensitivity", "specificity"):  # right with probability p on either class
-            assert r[figure]["lo"] <= p <= r[figure]["hi"], (name, figure, r[figure])
+        assert r["accuracy"]["lo"] <= p <= r["accuracy"]["hi"], (name, r["accuracy"])
         assert r["accuracy"]["hi"] - r["accuracy"]["lo"] < 0.14  # 240 answers pin it down
+        # right with probability p on either class; 95% intervals on 120 images each may miss now and then
+        misses += [(name, f) for f in ("sensitivity", "specificity") if not r[f]["lo"] <= p <= r[f]["hi"]]
         assert 2 <= r["median_s"] <= 9
+    assert len(misses) <= 1, misses
     # confidence is higher when right, so better readers discriminate better
     aucs = [found[n]["auc"]["value"] for n in ACCURACIES]
     assert aucs == sorted(aucs) and aucs[0] > 0.5
@@ -97,3 +103,20 @@ def test_simulated_agreement_detector_and_exports(simulated):
     csv_text = report.readers_csv(simulated)
     assert len(csv_text.strip().splitlines()) == 1 + 4 + 2  # header, readers, detector at medium and high
     assert "<circle" in report.roc_svg(simulated)
+
+
+def test_accuracy_intervals_cover_at_their_level():
+    """Over many simulated readers (right with probability 0.8 on 60 images), the 95% interval holds the truth
+    about 95% of the time: the interval is neither too narrow nor needlessly wide."""
+    from benchmarks.reader.stats import reader_figures
+
+    rng = np.random.default_rng(7)
+    truths = ["real", "synthetic"] * 30
+    hits = 0
+    for _ in range(400):
+        rows = [{"truth": t, "answer": t if rng.random() < 0.8 else ("synthetic" if t == "real" else "real"),
+                 "confidence": 3, "mode": "blinded", "client_ms": 1.0, "server_ms": None, "region": None,
+                 "x": None, "y": None} for t in truths]
+        acc = reader_figures(rows, three_way=False)["accuracy"]
+        hits += acc["lo"] <= 0.8 <= acc["hi"]
+    assert 0.92 <= hits / 400 <= 0.98
