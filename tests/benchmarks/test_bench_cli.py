@@ -124,5 +124,5 @@ def test_data_folder_from_the_environment(tmp_path, monkeypatch):
 def test_every_bench_command_is_a_registered_evaluation():
     from benchmarks.evaluations import list_evaluations
 
-    assert list_evaluations() == ["detectors", "generators", "reuse", "scan_speed", "screen", "speed", "tamper",
-                                  "watermark"]
+    assert list_evaluations() == ["detectors", "generators", "reader", "reuse", "scan_speed", "screen", "speed",
+                                  "tamper", "watermark"]

@@ -107,3 +107,13 @@ def test_demo_study_is_built_from_shipped_files(tmp_path, monkeypatch, one_torch
     assert len(json.loads(tampered[0]["region"])) == 4
     synthetic_risks = [i["risk"] for i in images if i["truth"] == "synthetic"]
     assert min(synthetic_risks) > 0.9  # the bundled generators' outputs are stamped
+
+
+def test_bench_reader_times_every_answer(tmp_path):
+    out = CliRunner().invoke(main, ["bench", "reader", "-n", "4", "--size", "64", "--no-browser", "--db",
+                                    str(tmp_path / "r.sqlite"), "--write-docs", str(tmp_path / "B.md")])
+    assert out.exit_code == 0, out.output
+    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line.startswith("| http")]
+    assert [r[0].strip() for r in rows] == ["http", "http CPU"]
+    assert all(r[2].strip() == "3" and float(r[3]) > 0 for r in rows)  # the first image has no answer before it
+    assert "<!-- section:reader -->" in (tmp_path / "B.md").read_text()
