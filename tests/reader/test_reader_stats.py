@@ -120,3 +120,15 @@ def test_accuracy_intervals_cover_at_their_level():
         acc = reader_figures(rows, three_way=False)["accuracy"]
         hits += acc["lo"] <= 0.8 <= acc["hi"]
     assert 0.92 <= hits / 400 <= 0.98
+
+
+def test_clicks_on_the_changed_region_are_counted():
+    from benchmarks.reader.stats import reader_figures
+
+    region = "[0.5, 0.5, 0.7, 0.7]"
+    base = {"truth": "tampered", "answer": "tampered", "confidence": 4, "mode": "blinded", "client_ms": 1.0,
+            "server_ms": None, "region": region}
+    rows = [dict(base, x=0.6, y=0.6), dict(base, x=0.1, y=0.9), dict(base, x=None, y=None),
+            dict(base, answer="real", x=0.6, y=0.6)]  # called genuine: not counted as located or not
+    located = reader_figures(rows, three_way=True)["located"]
+    assert located["value"] == pytest.approx(1 / 3, abs=1e-4)  # figures are rounded to 4 places
