@@ -61,7 +61,6 @@ def test_page_is_self_contained_and_locked_down(study):
     assert f'<script nonce="{nonce}">' in html
     assert "http://" not in html and "https://" not in html  # nothing fetched from elsewhere
     assert page.headers["X-Frame-Options"] == "DENY"
-    cookie = page.request.environ  # noqa: F841 - the cookie flags are checked on the login response below
     login = create_app(study).test_client().get(f"/r/{_invite(study, 'bob')}")
     flags = login.headers["Set-Cookie"].lower()
     assert "httponly" in flags and "samesite=strict" in flags
