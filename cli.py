@@ -693,6 +693,18 @@ def bench_cold_start(repeats, db, write_docs):
     _evaluate("cold_start", write_docs, db, repeats=repeats)
 
 
+@bench.command("reader")
+@click.option("-n", "n", type=click.IntRange(2), default=50, show_default=True, help="Images in the study.")
+@click.option("--size", type=click.IntRange(16, 4096), default=512, show_default=True)
+@click.option("--browser/--no-browser", default=True, show_default=True,
+              help="Also time the page in headless Chromium (when installed).")
+@_bench_db
+@_write_docs
+def bench_reader(n, size, browser, db, write_docs):
+    """Reader-study page: milliseconds from an answer to the next image shown, over HTTP and in Chromium."""
+    _evaluate("reader", write_docs, db, n=n, size=size, browser=browser)
+
+
 @bench.command("watermark")
 @_data_option()
 @click.option("-n", "n", type=click.IntRange(1), default=100, show_default=True, help="Images per data set.")
@@ -1061,3 +1073,131 @@ def data_check(data_dir, fmt):
             if c.source is not None:
                 click.echo(f"    {c.source.what}; obtain from: {c.source.origin} ({c.source.licence})")
     sys.exit(1 if any(c.status in ("mismatch", "no_manifest") for c in checks) else 0)
+
+
+# --- reader studies ------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def reader():
+    """Reader studies: people tell real from synthetic images, scored beside the detectors; a training mode."""
+
+
+@reader.command("new")
+@click.argument("study", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--real", "real", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Folder of real images (DICOM, NIfTI, PNG, JPEG ...).")
+@click.option("--synthetic", "synthetic", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Folder of synthetic images.")
+@click.option("--tampered", "tampered", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of tampered (edited) real images; adds the answer 'tampered'.")
+@click.option("-n", "n", type=click.IntRange(2), required=True, help="Images in the study, split evenly by class.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which files are picked.")
+@click.option("--size", type=click.IntRange(0, 4096), default=512, show_default=True,
+              help="Longer side of every displayed image (0: native; sizes would then give fakes away).")
+@click.option("--analyzers", default=None, metavar="NAMES", help="Detector analyzers (default: the default set).")
+@click.option("--name", default=None, help="Title shown to the owner (default: the file name).")
+@click.option("--quiet", "-q", is_flag=True)
+def reader_new(study, real, synthetic, tampered, n, seed, size, analyzers, name, quiet):
+    """Make STUDY (a new SQLite file): pick N files, convert them for display (pixels only, window/level kept,
+    identifiers and names gone), store each with its truth and the detector suite's verdict. Prints a JSON summary;
+    files that cannot be read are listed with their error codes and replaced by others of their class."""
+    from benchmarks.reader.build import build_study
+
+    folders = {"real": real, "synthetic": synthetic, **({"tampered": tampered} if tampered else {})}
+    names = [a.strip() for a in analyzers.split(",") if a.strip()] if analyzers else None
+    try:
+        report = build_study(study, folders, n, seed=seed, name=name, size=size, analyzers=names, progress=not quiet)
+    except (FileExistsError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(report.to_dict()))
+
+
+def _open_study(path: Path):
+    from benchmarks.reader.store import Study
+
+    try:
+        return Study(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@reader.command("invite")
+@click.argument("study", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("name")
+@click.option("--mode", type=click.Choice(["blinded", "teaching", "unprompted"]), default="blinded", show_default=True,
+              help="blinded: told fakes are present, no feedback; teaching: truth and the detector's evidence after "
+                   "each answer; unprompted: an ordinary-looking review that never mentions synthetic images.")
+def reader_invite(study, name, mode):
+    """Add reader NAME to STUDY with their own random order; prints their access token and link path as JSON (the
+    token is shown once: only its hash is stored)."""
+    with _open_study(study) as s:
+        try:
+            person, token = s.add_reader(name, mode)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps({"reader": person.name, "mode": person.mode, "token": token, "path": f"/r/{token}"}))
+
+
+@reader.command("serve")
+@click.argument("study", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--demo", is_flag=True, help="Serve the bundled demo study (built on first use) with a new teaching "
+                                           "reader.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but localhost exposes the study to the network (use TLS in front).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--quiet", "-q", is_flag=True, help="No request log on stderr.")
+def reader_serve(study, demo, host, port, quiet):
+    """Serve the reading page for STUDY. Prints one JSON line: the base URL, the owner's results link (new each
+    start), and with --demo a reader link. Readers open their own /r/TOKEN link; Ctrl-C stops."""
+    from benchmarks.reader.app import create_app, make_server
+
+    if demo == (study is not None):
+        raise click.UsageError("give a STUDY or --demo")
+    info = {}
+    if demo:
+        from benchmarks.reader.build import demo_study
+
+        study = demo_study(progress=not quiet)
+        with _open_study(study) as s:
+            person, token = s.add_reader(f"demo-{len(s.readers()) + 1}", "teaching")
+        info["reader_path"] = f"/r/{token}"
+    _open_study(study).close()
+    app = create_app(study)
+    server = make_server(app, host, port, log=not quiet)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{server.server_port}"
+    out = {"url": url, "study": str(study), "owner": f"{url}/o/{app.config['OWNER_TOKEN']}"}
+    if "reader_path" in info:
+        out["reader"] = url + info["reader_path"]
+    click.echo(json.dumps(out))
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@reader.command("results")
+@click.argument("study", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True,
+              help="json: every figure; csv: one row per reader (and the detector).")
+@click.option("--answers", is_flag=True, help="CSV of every answer instead (reader, image, truth, answer, ...).")
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the results page to this file.")
+def reader_results(study, fmt, answers, html):
+    """Per-reader accuracy, sensitivity, specificity, AUC from confidence and time; Fleiss' kappa; the detector on
+    the same images; the images that fooled most readers. Machine-readable on stdout."""
+    from benchmarks.reader import report
+
+    with _open_study(study) as s:
+        if answers:
+            click.echo(report.answers_csv(s), nl=False)
+            return
+        results = report.results_of(s)
+    if html:
+        from forensics.atomic import write_text
+
+        write_text(html, report.results_html(results))
+    click.echo(json.dumps(results, indent=1) if fmt == "json" else report.readers_csv(results), nl=fmt == "json")
