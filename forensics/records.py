@@ -134,6 +134,8 @@ class ScanResult:
     width: int | None = None
     height: int | None = None
     claim_id: str | None = None  # set by claim screening
+    # no DICOM modality: the one the pixels look like, {"code", "confidence"} (forensics.modality); else None
+    modality_estimate: dict[str, Any] | None = None
     # For reports only, not in the JSON line: a small uint8 preview and header facts (PHI already redacted).
     thumbnail: np.ndarray | None = field(default=None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
@@ -148,7 +150,8 @@ class ScanResult:
             "level": self.level,
         }
         if self.status == "ok":
-            out.update(format=self.format, modality=self.modality, width=self.width, height=self.height)
+            out.update(format=self.format, modality=self.modality, modality_estimate=self.modality_estimate,
+                       width=self.width, height=self.height)
         out["elapsed_ms"] = round(self.elapsed_ms, 1)
         out["findings"] = [f.to_dict() for f in self.findings]
         if self.error is not None:
@@ -175,4 +178,5 @@ class ScanResult:
             findings=[Finding.from_dict(f) for f in d.get("findings", [])],
             error=None if error is None else ScanError(error["code"], error["message"]),
             width=d.get("width"), height=d.get("height"), claim_id=d.get("claim_id"),
+            modality_estimate=d.get("modality_estimate"),
         )

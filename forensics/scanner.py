@@ -24,6 +24,7 @@ from forensics.fusion import FusionConfig, fuse, level_of
 from forensics.inputs import iter_inputs
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load
 from forensics.io.guarded import time_limit
+from forensics.modality import UNKNOWN, estimate_for
 from forensics.phi import is_phi, redact
 from forensics.records import Evidence, Finding, MedicalImage, ScanError, ScanResult
 
@@ -103,6 +104,7 @@ class Scanner:
         """The verdict on an image in memory: each analyzer's finding (an abstention where the image's modality is
         outside what it applies to), fused into ``risk`` and ``level``. Exceptions propagate; ``scan_file`` turns
         them into error records. The claim id, if any, is ``image.metadata["claim_id"]``."""
+        estimate = estimate_for(image)  # None for DICOM with a Modality; else computed once, here
         findings = [a.analyze(image) if a.applies_to(image) else _abstain(a, image) for a in self.analyzers]
         risk = fuse(findings, self.options.fusion)
         h, w = image.pixels.shape[:2]
@@ -110,6 +112,7 @@ class Scanner:
             path=image.path, status="ok", sha256=image.sha256, risk=risk, level=level_of(risk, self.options.fusion),
             format=image.format, modality=image.modality, findings=findings, width=w, height=h,
             claim_id=image.metadata.get("claim_id"),
+            modality_estimate=None if estimate is None else {k: estimate[k] for k in ("code", "confidence")},
         )
         if self.options.thumbnails:
             result.thumbnail = thumbnail(image.pixels)
@@ -131,7 +134,17 @@ class Scanner:
 
 
 def _abstain(analyzer: Analyzer, image: MedicalImage) -> Finding:
-    why = f"not trained on modality {image.modality} (only {', '.join(sorted(analyzer.modalities or ()))}): no score"
+    trained = ", ".join(sorted(analyzer.modalities or ()))
+    estimate = estimate_for(image)
+    if estimate is None:
+        why = f"not trained on modality {image.modality} (only {trained}): no score"
+    elif estimate["code"] == UNKNOWN:
+        why = (f"not trained on this kind of image: no DICOM modality, and the pixels look like none of the known "
+               f"modalities (estimate {UNKNOWN}, confidence {estimate['confidence']:.2f}; nearest "
+               f"{estimate['nearest']}); only {trained}: no score")
+    else:
+        why = (f"not trained on modality {estimate['code']} (estimated from the pixels, no DICOM modality; "
+               f"confidence {estimate['confidence']:.2f}); only {trained}: no score")
     return analyzer.finding(None, [Evidence(f"{analyzer.name}.out_of_domain", why, 0.0)])
 
 
