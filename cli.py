@@ -81,6 +81,10 @@ def _scan_options(func):
                      help="Per-file time limit in seconds (0: none)."),
         click.option("--weights", "weights_dir", type=click.Path(exists=True, file_okay=False), default=None,
                      help="Detectors trained by `medaudit train detector` (default: the bundled ones)."),
+        click.option("--modality-gate/--no-modality-gate", "modality_gate", default=True, show_default=True,
+                     help="Images without a DICOM modality get the one their pixels look like; pixel detectors "
+                          "abstain on MR, MG and unrecognised (OT) ones. Turn off for detectors you trained on "
+                          "other modalities (--weights)."),
         click.option("--threshold-medium", type=click.FloatRange(0, 1), default=None,
                      help="Lowest risk called medium (default 0.5)."),
         click.option("--threshold-high", type=click.FloatRange(0, 1), default=None,

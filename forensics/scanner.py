@@ -49,6 +49,9 @@ class ScanOptions:
     include_phi: bool = False
     index_path: str | None = None  # reuse index (SQLite) for the reuse analyzer; without it, reuse is skipped
     weights_dir: str | None = None  # pixel detectors trained by `medaudit train detector`; None: the bundled ones
+    # images without a DICOM modality get the one their pixels look like (forensics.modality), and analyzers with
+    # `modalities` abstain where it is not theirs; off: they analyse every such image, as before the gate
+    modality_gate: bool = True
 
 
 class Scanner:
@@ -104,8 +107,10 @@ class Scanner:
         """The verdict on an image in memory: each analyzer's finding (an abstention where the image's modality is
         outside what it applies to), fused into ``risk`` and ``level``. Exceptions propagate; ``scan_file`` turns
         them into error records. The claim id, if any, is ``image.metadata["claim_id"]``."""
-        estimate = estimate_for(image)  # None for DICOM with a Modality; else computed once, here
-        findings = [a.analyze(image) if a.applies_to(image) else _abstain(a, image) for a in self.analyzers]
+        gate = self.options.modality_gate or image.modality is not None
+        estimate = estimate_for(image) if gate else None  # None for DICOM with a Modality; else computed once, here
+        findings = [a.analyze(image) if not gate or a.applies_to(image) else _abstain(a, image)
+                    for a in self.analyzers]
         risk = fuse(findings, self.options.fusion)
         h, w = image.pixels.shape[:2]
         result = ScanResult(
