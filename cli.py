@@ -161,6 +161,10 @@ def _scan_options(func):
                      help="Per-file time limit in seconds (0: none)."),
         click.option("--weights", "weights_dir", type=click.Path(exists=True, file_okay=False), default=None,
                      help="Detectors trained by `medaudit train detector` (default: the bundled ones)."),
+        click.option("--modality-gate/--no-modality-gate", "modality_gate", default=True, show_default=True,
+                     help="Images without a DICOM modality get the one their pixels look like; pixel detectors "
+                          "abstain on MR, MG and unrecognised (OT) ones. Turn off for detectors you trained on "
+                          "other modalities (--weights)."),
         click.option("--threshold-medium", type=click.FloatRange(0, 1), default=None,
                      help="Lowest risk called medium (default 0.5)."),
         click.option("--threshold-high", type=click.FloatRange(0, 1), default=None,
@@ -986,6 +990,29 @@ def train_residual_cmd(data_dir, out, draws, estimator, seed, quiet):
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(json.dumps(summary, indent=2))
+
+
+@train.command("modality")
+@_data_option("Real images: cxr_kermany/, ct_lung_tcia/, derm_isic/, mri_brain/*.nii.gz, mammo/*.pgm below it.")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Folder for model.json and report.json (bundled: forensics/weights/modality).")
+@click.option("--measure", "measure", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of images only to score, never to fit (e.g. modalities the model never saw); repeatable.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def train_modality_cmd(data_dir, out, measure, seed, quiet):
+    """Train the modality gate: names the modality of an image with no DICOM header (DX, CT, XC, MR, MG) or OT.
+
+    Pixel detectors abstain on images it names MR, MG or OT. Held-out figures per class and the scores of the
+    --measure folders go to report.json and stdout.
+    """
+    from forensics.modality_train import train_modality
+
+    try:
+        report = train_modality(data_dir, out, measure=list(measure), seed=seed, progress=not quiet)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(report, indent=2))
 
 
 @bench.command("detectors")

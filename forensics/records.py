@@ -150,6 +150,8 @@ class ScanResult:
     assessed_by: list[str] | None = None
     prior_logit: float | None = None
     logit: float | None = None
+    # no DICOM modality: the one the pixels look like, {"code", "confidence"} (forensics.modality); else None
+    modality_estimate: dict[str, Any] | None = None
     # For reports only, not in the JSON line: a small uint8 preview and header facts (PHI already redacted).
     thumbnail: np.ndarray | None = field(default=None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
@@ -166,7 +168,8 @@ class ScanResult:
             "level": self.level,
         }
         if self.status == "ok":
-            out.update(format=self.format, modality=self.modality, width=self.width, height=self.height)
+            out.update(format=self.format, modality=self.modality, modality_estimate=self.modality_estimate,
+                       width=self.width, height=self.height)
             if self.assessed_by is not None:
                 out["assessed_by"] = list(self.assessed_by)
             if self.logit is not None and self.prior_logit is not None:
@@ -205,4 +208,5 @@ class ScanResult:
             error=None if error is None else ScanError(error["code"], error["message"]),
             width=d.get("width"), height=d.get("height"), claim_id=d.get("claim_id"),
             assessed_by=d.get("assessed_by"), prior_logit=d.get("prior_logit"), logit=d.get("logit"),
+            modality_estimate=d.get("modality_estimate"),
         )

@@ -25,6 +25,7 @@ from forensics.fusion import FusionConfig, explain, level_of
 from forensics.inputs import iter_inputs
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load
 from forensics.io.guarded import time_limit
+from forensics.modality import UNKNOWN, estimate_for
 from forensics.phi import is_phi, redact
 from forensics.records import UNSCORED, Evidence, Finding, MedicalImage, ScanError, ScanResult
 
@@ -52,6 +53,9 @@ class ScanOptions:
     weights_dir: str | None = None  # pixel detectors trained by `medaudit train detector`; None: the bundled ones
     trust_list: str | None = None  # PEM certificates whose signatures count as trusted (metadata analyzer)
     watermark_key: Any = None  # forensics.watermark.WatermarkKey: also look for this secret key's mark
+    # images without a DICOM modality get the one their pixels look like (forensics.modality), and analyzers with
+    # `modalities` abstain where it is not theirs; off: they analyse every such image, as before the gate
+    modality_gate: bool = True
 
 
 class Scanner:
@@ -110,7 +114,10 @@ class Scanner:
 
         An image no pixel analyzer scored, with nothing decisive and bounded evidence below medium, is ``unscored``
         with risk None: "nothing found" would claim an assessment that did not happen."""
-        findings = [a.analyze(image) if a.applies_to(image) else _abstain(a, image) for a in self.analyzers]
+        gate = self.options.modality_gate or image.modality is not None
+        estimate = estimate_for(image) if gate else None  # None for DICOM with a Modality; else computed once, here
+        findings = [a.analyze(image) if not gate or a.applies_to(image) else _abstain(a, image)
+                    for a in self.analyzers]
         fusion = explain(findings, self.options.fusion)
         for finding, contribution in zip(findings, fusion.contributions, strict=True):
             finding.contribution = contribution
@@ -124,6 +131,7 @@ class Scanner:
             format=image.format, modality=image.modality, findings=findings, width=w, height=h,
             claim_id=image.metadata.get("claim_id"), assessed_by=fusion.assessed_by, prior_logit=fusion.prior,
             logit=fusion.logit,
+            modality_estimate=None if estimate is None else {k: estimate[k] for k in ("code", "confidence")},
         )
         if self.options.thumbnails:
             result.thumbnail = thumbnail(image.pixels)
@@ -150,7 +158,17 @@ class Scanner:
 
 
 def _abstain(analyzer: Analyzer, image: MedicalImage) -> Finding:
-    why = f"not trained on modality {image.modality} (only {', '.join(sorted(analyzer.modalities or ()))}): no score"
+    trained = ", ".join(sorted(analyzer.modalities or ()))
+    estimate = estimate_for(image)
+    if estimate is None:
+        why = f"not trained on modality {image.modality} (only {trained}): no score"
+    elif estimate["code"] == UNKNOWN:
+        why = (f"not trained on this kind of image: no DICOM modality, and the pixels look like none of the known "
+               f"modalities (estimate {UNKNOWN}, confidence {estimate['confidence']:.2f}; nearest "
+               f"{estimate['nearest']}); only {trained}: no score")
+    else:
+        why = (f"not trained on modality {estimate['code']} (estimated from the pixels, no DICOM modality; "
+               f"confidence {estimate['confidence']:.2f}); only {trained}: no score")
     return analyzer.finding(None, [Evidence(f"{analyzer.name}.out_of_domain", why, 0.0)])
 
 

@@ -9,7 +9,8 @@ from forensics.records import Evidence, Finding, MedicalImage
 
 # DICOM modalities of the images the bundled pixel detectors learned from: chest X-ray (CR, DX), CT, and
 # photographs/dermoscopy (XC); OT/SC for secondary captures. On anything else (MR, US, NM …) their scores mean
-# nothing, so they abstain. Files without a modality (PNG, JPEG) are always analysed.
+# nothing, so they abstain. Files without a modality (PNG, JPEG, NIfTI) are judged by the modality their pixels
+# look like (forensics.modality): an estimate of MR, MG or OT (none of the known ones) makes them abstain too.
 TRAINED_MODALITIES = frozenset({"CR", "DX", "CT", "XC", "OT", "SC"})
 # Where the tamper localizer was trained: chest CT and chest X-ray.
 TAMPER_MODALITIES = frozenset({"CR", "DX", "CT", "OT", "SC"})
@@ -39,7 +40,16 @@ class Analyzer:
         return Finding(self.name, score, evidence if evidence is not None else [], kind=self.kind, **kw)
 
     def applies_to(self, image: MedicalImage) -> bool:
-        return self.modalities is None or image.modality is None or image.modality in self.modalities
+        """True when the image's modality is one this analyzer learned: the DICOM header's, else the estimate from
+        its pixels (computed once per image), where ``OT`` means "unlike every known modality", not a capture."""
+        if self.modalities is None:
+            return True
+        if image.modality is not None:
+            return image.modality in self.modalities
+        from forensics.modality import UNKNOWN, estimate_for
+
+        code = estimate_for(image)["code"]
+        return code != UNKNOWN and code in self.modalities
 
     def availability(self) -> tuple[bool, str]:
         """(True, "") when the analyzer can run; else (False, why not), as pydicom's decoder plugins do."""
