@@ -692,6 +692,7 @@ def bench_scan_speed(n, workers, size, analyzers, engines, db, write_docs):
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Fresh processes per command.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_cold_start(repeats, db, write_docs):
     """Seconds of a one-image `scan` and `inspect` in a new process, as a ratio to `python -c "import torch"`."""
     _evaluate("cold_start", write_docs, db, repeats=repeats)
@@ -704,6 +705,7 @@ def bench_cold_start(repeats, db, write_docs):
               help="Also time the page in headless Chromium (when installed).")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_reader(n, size, browser, db, write_docs):
     """Reader-study page: milliseconds from an answer to the next image shown, over HTTP and in Chromium."""
     _evaluate("reader", write_docs, db, n=n, size=size, browser=browser)
@@ -1155,6 +1157,7 @@ def _open_study(path: Path):
 @click.option("--mode", type=click.Choice(["blinded", "teaching", "unprompted"]), default="blinded", show_default=True,
               help="blinded: told fakes are present, no feedback; teaching: truth and the detector's evidence after "
                    "each answer; unprompted: an ordinary-looking review that never mentions synthetic images.")
+@_quiet_option
 def reader_invite(study, name, mode):
     """Add reader NAME to STUDY with their own random order; prints their access token and link path as JSON (the
     token is shown once: only its hash is stored)."""
@@ -1213,6 +1216,7 @@ def reader_serve(study, demo, host, port, quiet):
 @click.option("--answers", is_flag=True, help="CSV of every answer instead (reader, image, truth, answer, ...).")
 @click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the results page to this file.")
+@_quiet_option
 def reader_results(study, fmt, answers, html):
     """Per-reader accuracy, sensitivity, specificity, AUC from confidence and time; Fleiss' kappa; the detector on
     the same images; the images that fooled most readers. Machine-readable on stdout."""

@@ -75,7 +75,8 @@ def score_file(scanner, data: bytes) -> Verdict:
     result = scanner.score(load("image", data=data))
     pixel = [f for f in result.findings if f.kind == "pixel"]
     assessed = result.level != "unscored" and any(f.score is not None for f in pixel)
-    return Verdict(float(result.risk), str(result.level), assessed)
+    # an unscored image has no risk; for ranking (AUC, TPR) it counts as not flagged - it is reported as not assessed
+    return Verdict(0.0 if result.risk is None else float(result.risk), str(result.level), assessed)
 
 
 def _bar(items: Sequence[Any], desc: str, progress: bool):

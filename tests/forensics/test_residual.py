@@ -129,3 +129,12 @@ def test_a_grey_image_is_not_compared_with_colour_groups(tiny_weights):
     assert mixed.group_names(None, colour=False) == ["test X-ray"]
     assert set(mixed.group_names(None, colour=True)) == {"test X-ray", "photo"}
     assert mixed.group_names("XC", colour=False) == ["photo"]  # a DICOM modality names its group
+
+
+def test_scanner_dicoms_are_outside_its_calibration():
+    import pydicom.examples
+
+    from forensics.io import load
+
+    finding = ResidualAnalyzer().analyze(load(str(pydicom.examples.get_path("ct"))))
+    assert finding.score is None and finding.evidence[0].code == "residual.not_applicable"

@@ -34,6 +34,9 @@ def _describe(feature: str, z: float) -> str:
     return f"{words}{' ' + scale if scale else ''} {'higher' if z > 0 else 'lower'} than real images ({z:+.1f} sd)"
 
 
+_UNCALIBRATED_FORMATS = frozenset({"dicom", "nifti"})
+
+
 @register_analyzer("residual")
 class ResidualAnalyzer(Analyzer):
     """Raises the risk of images whose noise residuals and coding surprisal real acquisitions rarely show.
@@ -85,6 +88,13 @@ class ResidualAnalyzer(Analyzer):
         return self._load().assess(extract_features(standardize(px, STANDARD_SIZE)), modality, colour)
 
     def analyze(self, image: MedicalImage) -> Finding:
+        if image.format in _UNCALIBRATED_FORMATS or image.bit_depth > 8:
+            # a scanner's DICOM (windowed from 12-16 bits) has other fine-detail statistics than the 8-bit exports
+            # this model was fitted and calibrated on: a real CT DICOM would look atypical
+            return self.finding(None, [Evidence(
+                "residual.not_applicable",
+                f"fitted on 8-bit exports (PNG/JPEG) of real images, not on {image.format} at {image.bit_depth} bits:"
+                " no score", 0.0)])
         if is_flat(standardize(image.pixels, STANDARD_SIZE)):
             return self.finding(None, [
                 Evidence("residual.not_applicable", "blank image: no texture to analyse", 0.0)])
