@@ -183,7 +183,9 @@
     $("fb-verdict").className = fb.correct ? "good" : "bad";
     $("fb-truth").textContent = `This image is ${name[fb.truth]}.` + (fb.region ? " The changed area is outlined." : "");
     const d = fb.detector;
-    $("fb-detector").textContent = d.risk === null ? "The detector could not score this image." :
+    $("fb-detector").textContent = d.level === "unscored" ?
+      "Not assessed: the detector's pixel analyzers do not cover this kind of image (unscored)." :
+      d.risk === null ? "The detector could not score this image." :
       `Detector: risk ${d.risk.toFixed(2)} (${d.level}) — ${d.correct ? "right" : "wrong"} on this one.`;
     const ul = $("fb-reasons"); ul.textContent = "";
     for (const r of (d.reasons.length ? d.reasons : ["no evidence found"])) {

@@ -55,7 +55,8 @@ def _answer_one(b: Browser, position: int) -> None:
     if position == 0:
         _keep(b.screenshot(), "feedback.png")
     assert b.eval("document.getElementById('fb-truth').textContent").startswith("This image is")
-    assert b.eval("document.getElementById('fb-detector').textContent").startswith("Detector")
+    # the test images are small synthetic patterns: the modality gate may leave them unassessed, which is said
+    assert b.eval("document.getElementById('fb-detector').textContent").startswith(("Detector", "Not assessed"))
     b.key("Enter")
 
 
