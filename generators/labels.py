@@ -3,9 +3,9 @@
 ``medaudit generate`` writes ``labels.csv`` beside its images, one row per file: ``file`` (name relative to the
 folder), ``class``, ``generator``, ``seed``, ``guidance`` (``class`` / ``guidance`` empty for an unconditional
 model). A folder that already holds a ``labels.csv`` (an earlier run, another generator) keeps its rows: rows of
-the same ``file`` are replaced, others kept, extra columns preserved. The merge holds an exclusive lock on
-``.labels.csv.lock`` so two runs writing into one folder do not lose each other's rows, and the file is replaced
-atomically (``forensics.atomic``).
+the same ``file`` are replaced, others kept, extra columns preserved. The merge holds an exclusive ``flock`` on the
+folder so two runs writing into one folder do not lose each other's rows, and the file is replaced atomically
+(``forensics.atomic``). Scans skip ``labels.csv`` inside folders (``forensics.inputs``).
 
 ``read_labels`` reads any CSV with ``file`` and ``class`` columns (``medaudit train generator --labels``).
 """
@@ -31,17 +31,19 @@ class LabelsError(ValueError):
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock on the folder itself (no lock file left among the images)."""
     try:
         import fcntl
-    except ImportError:  # not POSIX: atomic replace still keeps the file whole
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):  # not POSIX: the atomic replace still keeps the file whole
         yield
         return
-    with open(folder / f".{LABELS_FILE}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
