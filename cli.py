@@ -737,6 +737,20 @@ def bench_reader(n, size, browser, db, write_docs):
     _evaluate("reader", write_docs, db, n=n, size=size, browser=browser)
 
 
+@bench.command("privacy")
+@_data_option()
+@click.option("-n", "n", type=click.IntRange(1), default=200, show_default=True, help="Samples per generator.")
+@click.option("--models", default=None, help="Comma-separated generator names or checkpoint dirs [default: bundled].")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True,
+              help="Near-copy NCC and the filter's --max-similarity.")
+@_bench_db
+@_write_docs
+def bench_privacy(data_dir, n, models, threshold, db, write_docs):
+    """Memorization: samples' nearest training image (NCC) vs the real-vs-real floor, near copies, filter drops."""
+    _evaluate("privacy", write_docs, db, data=data_dir, n=n, threshold=threshold,
+              models=tuple(models.split(",")) if models else None)
+
+
 @bench.command("watermark")
 @_data_option()
 @click.option("-n", "n", type=click.IntRange(1), default=100, show_default=True, help="Images per data set.")
