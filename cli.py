@@ -535,24 +535,49 @@ def demo(out_dir, quiet):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1 …")
 @click.option("--quiet", "-q", is_flag=True)
+@click.option("--max-similarity", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Privacy filter: discard samples whose nearest --reference image has NCC or perceptual-hash "
+                   "similarity >= this (e.g. 0.95); keep sampling until N are kept or --max-attempts.")
+@click.option("--reference", "reference", multiple=True, type=click.Path(exists=True),
+              help="The images the model was trained on (folder; repeatable), for --max-similarity.")
+@click.option("--max-attempts", type=click.IntRange(1), default=None, help="Filter cap on draws [default: 10 × N].")
 @_signing_options
 @_watermark_key_option
-def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet, sign_key, sign_cert, watermark_key):
+def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet, max_similarity, reference, max_attempts,
+             sign_key, sign_cert, watermark_key):
     """Sample N synthetic images from a bundled generator (see `medaudit list`) or a checkpoint folder.
 
     Every image is stamped: an invisible watermark plus labels (PNG iTXt/XMP; DICOM Conversion Type SYN); with
-    --sign-key/--sign-cert also signed provenance (C2PA manifest; DICOM Digital Signatures).
+    --sign-key/--sign-cert also signed provenance (C2PA manifest; DICOM Digital Signatures). OUT gets a
+    labels.csv (file, class, generator, seed, guidance), merged with one already there. Prints the paths; with
+    --max-similarity a last line of JSON {"privacy_filter": {drawn, kept, dropped, ...}}.
     """
     from generators import generate as sample_to_files
 
+    if (max_similarity is None) != (not reference):
+        raise click.UsageError("--max-similarity S needs --reference DIR (the images the model was trained on; "
+                               "for the bundled models see docs/MODEL_CARDS.md), and --reference needs "
+                               "--max-similarity")
     signing_key = _load_signing_key(sign_key, sign_cert)
     try:
+        privacy = None
+        if max_similarity is not None:
+            from generators.privacy import filter_for
+
+            privacy = filter_for(name_or_ckpt, list(reference), max_similarity, progress=not quiet)
         written = sample_to_files(name_or_ckpt, n, out_dir, fmt=fmt, seed=seed, device=device, progress=not quiet,
-                                  signing_key=signing_key, watermark_key=watermark_key)
+                                  signing_key=signing_key, watermark_key=watermark_key, privacy=privacy,
+                                  max_attempts=max_attempts)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     for path in written:
         click.echo(str(path))
+    if privacy is not None:
+        s = privacy.summary()
+        cap = "" if len(written) == n else f"; stopped at the cap of {s['drawn']} draws with {len(written)}/{n} kept"
+        click.echo(f"privacy filter: dropped {s['dropped']} of {s['drawn']} samples ({s['dropped_ncc']} by NCC, "
+                   f"{s['dropped_hash_only']} by hash only) at similarity >= {max_similarity}{cap}", err=True)
+        click.echo(json.dumps({"privacy_filter": {**s, "requested": n}}))
 
 
 @main.command()
@@ -609,8 +634,11 @@ def train():
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV with file and class columns: each image's class (counts are reported).")
 @click.option("--quiet", "-q", is_flag=True)
-def train_generator_cmd(family, data, out, resolution, max_steps, time_budget, batch_size, device, seed, quiet):
+def train_generator_cmd(family, data, out, resolution, max_steps, time_budget, batch_size, device, seed, labels,
+                        quiet):
     """Train a FAMILY generator on --data; writes sample grids and a resumable checkpoint to --out."""
     from generators import train_generator
 
@@ -619,7 +647,7 @@ def train_generator_cmd(family, data, out, resolution, max_steps, time_budget, b
     try:
         ckpt = train_generator(family, list(data), out, resolution=int(resolution), max_steps=max_steps,
                                time_budget_s=time_budget, device=device, seed=seed, batch_size=batch_size,
-                               progress=not quiet)
+                               progress=not quiet, dataset_kwargs={"labels": labels} if labels else None)
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(str(ckpt))
@@ -709,6 +737,20 @@ def bench_cold_start(repeats, db, write_docs):
 def bench_reader(n, size, browser, db, write_docs):
     """Reader-study page: milliseconds from an answer to the next image shown, over HTTP and in Chromium."""
     _evaluate("reader", write_docs, db, n=n, size=size, browser=browser)
+
+
+@bench.command("privacy")
+@_data_option()
+@click.option("-n", "n", type=click.IntRange(1), default=200, show_default=True, help="Samples per generator.")
+@click.option("--models", default=None, help="Comma-separated generator names or checkpoint dirs [default: bundled].")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True,
+              help="Near-copy NCC and the filter's --max-similarity.")
+@_bench_db
+@_write_docs
+def bench_privacy(data_dir, n, models, threshold, db, write_docs):
+    """Memorization: samples' nearest training image (NCC) vs the real-vs-real floor, near copies, filter drops."""
+    _evaluate("privacy", write_docs, db, data=data_dir, n=n, threshold=threshold,
+              models=tuple(models.split(",")) if models else None)
 
 
 @bench.command("watermark")

@@ -68,8 +68,8 @@ import numpy as np
 
 from benchmarks.docs import cpu_name
 from benchmarks.evaluations import Recorder, Section, register_evaluation
+from generators.privacy import NEAR_COPY_NCC, nn_similarity
 
-NEAR_COPY_NCC = 0.95
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 DEFAULT_K = 5
 DEFAULT_SPEED_N = 64
@@ -329,36 +329,6 @@ def ms_ssim_diversity(images: np.ndarray, pairs: int = 200, seed: int = 0) -> fl
 
 
 # ---------------------------------------------------------------------------------------------------- memorization
-def _unit_rows(v: np.ndarray, center: bool) -> np.ndarray:
-    v = np.asarray(v, np.float64).reshape(len(v), -1)
-    if center:
-        v = v - v.mean(axis=1, keepdims=True)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-
-def nn_similarity(queries: np.ndarray, train: np.ndarray, center: bool = True, exclude_self: bool = False,
-                  block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-neighbour similarity of each query to a training set.
-
-    ``center=True`` → normalised cross-correlation of flattened images (pixels); ``center=False`` → cosine
-    (features). ``exclude_self`` (queries *are* ``train``, same order) skips each row's own index (leave-one-out).
-
-    Returns:
-        (best similarity per query (N,), index of that training item (N,)).
-    """
-    q, t = _unit_rows(queries, center), _unit_rows(train, center)
-    best = np.empty(len(q))
-    arg = np.empty(len(q), dtype=np.int64)
-    for s in range(0, len(q), block):
-        sim = q[s : s + block] @ t.T
-        if exclude_self:
-            idx = np.arange(s, min(s + block, len(q)))
-            sim[idx - s, idx] = -np.inf
-        arg[s : s + block] = sim.argmax(1)
-        best[s : s + block] = sim.max(1)
-    return best, arg
-
-
 def memorization(samples: np.ndarray, train: np.ndarray, threshold: float = NEAR_COPY_NCC,
                  samples_feats: np.ndarray | None = None, train_feats: np.ndarray | None = None,
                  exclude_self: bool = False) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from forensics.errors import InputError
 from forensics.io import has_image_suffix
 
 # Files that are never images and clutter real folders; skipped silently inside folders (not when named).
-_IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+# labels.csv is the sidecar `medaudit generate` writes beside its images (generators.labels).
+_IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "labels.csv"})
 
 
 def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, InputError | None]]:

@@ -17,3 +17,5 @@ COMPOSITE_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/composit
 DICOM_PRIVATE_GROUP = 0x0011
 DICOM_PRIVATE_CREATOR = "MEDAUDIT PROVENANCE"
 DICOM_ELEMENTS = {"generator": 0x01, "version": 0x02, "seed": 0x03, "kind": 0x04}
+# Written only by class-conditional sampling (absent otherwise, so unconditional outputs are unchanged).
+DICOM_CONDITION_ELEMENTS = {"class": 0x05, "guidance": 0x06}

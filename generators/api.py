@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .base import CONFIG_FILE, WEIGHTS_FILE, Generator, read_config, resolve_device
 from .registry import create_generator
 
@@ -91,6 +93,9 @@ def train_generator(
     When ``out`` already holds a checkpoint, training resumes from it (same family required); ``max_steps`` counts
     the total steps including those already done; ``time_budget_s`` is for this call.
 
+    ``dataset_kwargs={"labels": CSV}`` gives each image a class (``generators.labels.read_labels``); the counts go to
+    stderr and into ``config.json`` (``data.classes``).
+
     Returns:
         ``out`` as a Path (``weights.safetensors`` + ``config.json`` + sample grids).
     """
@@ -108,6 +113,11 @@ def train_generator(
         resolution = cfg["resolution"]
     ds_kw = dict(dataset_kwargs or {})
     dataset = ImageDataset(data, resolution=resolution, **ds_kw)
+    if dataset.labels is not None and progress:
+        import sys
+
+        counts = ", ".join(f"{c or '(unlabelled)'}: {k}" for c, k in dataset.class_counts().items())
+        print(f"classes of {len(dataset)} training images: {counts}", file=sys.stderr, flush=True)
     if not resumed:
         kw = dict(resolution=resolution, channels=dataset.channels, modality=dataset.modality, batch_size=batch_size)
         kw.update(generator_kwargs or {})
@@ -153,12 +163,17 @@ def generate(
     bits: int | None = None,
     signing_key: Any = None,
     watermark_key: Any = None,
+    class_label: str | None = None,
+    guidance: float | None = None,
+    privacy: Any = None,
+    max_attempts: int | None = None,
+    write_labels: bool = True,
 ) -> list[Path]:
-    """Sample ``n`` images, stamp each (watermark) and write it with explicit labels.
+    """Sample ``n`` images, stamp each (watermark), write it with explicit labels and list it in ``labels.csv``.
 
-    Files are ``{name}_{seed}_{i:05d}.png`` (or ``.dcm``). Image ``i`` is the ``i % batch_size``-th of chunk
-    ``i // batch_size``, drawn with seed ``seed * 1000003 + chunk``, so a run is reproducible and an interrupted
-    run resumes: chunks whose files all exist are skipped.
+    Files are ``{name}_{seed}_{i:05d}.png`` (or ``.dcm``), ``i`` the draw index. Draw ``i`` is the
+    ``i % batch_size``-th of chunk ``i // batch_size``, drawn with seed ``seed * 1000003 + chunk``, so a run is
+    reproducible and an interrupted run resumes: chunks whose files all exist are skipped.
 
     Args:
         fmt: ``png`` (8-bit), ``png16`` (16-bit grayscale / RGB), ``jpeg`` (quality 95) or ``dcm`` (Secondary
@@ -167,16 +182,26 @@ def generate(
         signing_key: a ``forensics.signatures.SigningKey``: each file also gets signed provenance (C2PA manifest in
             PNG/JPEG, PS3.15 Digital Signatures in DICOM) naming generator, version, weights hash, seed and family.
         watermark_key: a secret ``forensics.watermark.WatermarkKey`` for the invisible mark (default: public).
+        class_label, guidance: for a class-conditional generator (one whose ``sample`` takes them; the bundled
+            models are unconditional and refuse them): passed to ``sample`` and recorded in the labels (PNG JSON,
+            DICOM private block and descriptions, ``labels.csv``).
+        privacy: a ``generators.privacy.PrivacyFilter``: candidates at or above its similarity to a reference are
+            discarded and sampling goes on until ``n`` are kept or ``max_attempts`` (default ``10 * n``) candidates
+            were drawn; kept files keep their draw index (gaps where samples were dropped); its ``summary()``
+            gives the counts. A resumed filtered run redraws but does not rewrite existing files.
+        write_labels: merge one row per file into ``out_dir/labels.csv`` (``generators.labels``).
 
     Returns:
-        The paths written or found, in index order.
+        The paths written or found, in index order (fewer than ``n`` when the filter hit ``max_attempts``).
     """
+    import inspect
     import sys
 
     from tqdm.auto import tqdm
 
     from forensics.atomic import write_bytes
 
+    from .labels import check_labels_file, merge_labels
     from .provenance import dicom_bytes, jpeg_bytes, png_bytes, provenance_info, sign, stamp
 
     fmt = fmt.lower().lstrip(".")
@@ -190,33 +215,71 @@ def generate(
         raise ValueError("n must be >= 0")
     gen = load_generator(name_or_ckpt, device=str(resolve_device(device)))
     name = gen.name_
+    condition = {k: v for k, v in (("class_label", class_label), ("guidance", guidance)) if v is not None}
+    if condition and not set(condition) <= set(inspect.signature(gen.sample).parameters):
+        raise ValueError(f"{name} is an unconditional {gen.family} generator: it takes no "
+                         f"{' or '.join('--' + k.replace('_label', '') for k in condition)}")
     version = f"{gen.config()['version']}"
     weights_sha256 = _file_sha256(_resolve(name_or_ckpt)[1] / WEIGHTS_FILE)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if write_labels:
+        check_labels_file(out_dir)  # refuse before sampling, not after
     ext = {"dcm": "dcm", "jpeg": "jpg"}.get(fmt, "png")
-    paths = [out_dir / f"{name}_{seed}_{i:05d}.{ext}" for i in range(n)]
+    extra = {"class": class_label, "guidance": guidance} if condition else {}
+
+    def path_of(i: int) -> Path:
+        return out_dir / f"{name}_{seed}_{i:05d}.{ext}"
+
+    def write(i: int, img: np.ndarray) -> None:
+        info = provenance_info(name, version, seed, index=i, family=gen.family, model_steps=gen.steps_,
+                               weights_sha256=weights_sha256, **extra)
+        stamped = stamp(img, generator=name, version=version, seed=seed, key=watermark_key)
+        if fmt == "dcm":
+            data = dicom_bytes(stamped, info, modality=gen.modality or "OT", bits=bits)
+        elif fmt == "jpeg":
+            data = jpeg_bytes(stamped, info)
+        else:
+            data = png_bytes(stamped, info, bits=bits or (16 if fmt == "png16" else 8))
+        if signing_key is not None:
+            data = sign(data, {"dcm": "dicom"}.get(fmt, "png" if fmt == "png16" else fmt), info, signing_key)
+        write_bytes(path_of(i), data)
+
     bar = tqdm(total=n, disable=not progress, file=sys.stderr, desc=f"generate {name}")
-    for chunk, start in enumerate(range(0, n, batch_size)):
-        todo = paths[start : start + batch_size]
-        if all(p.exists() for p in todo):
-            bar.update(len(todo))
-            continue
-        images = gen.sample(len(todo), seed=_chunk_seed(seed, chunk))
-        for k, (path, img) in enumerate(zip(todo, images, strict=True)):
-            i = start + k
-            info = provenance_info(name, version, seed, index=i, family=gen.family, model_steps=gen.steps_,
-                                   weights_sha256=weights_sha256)
-            stamped = stamp(img, generator=name, version=version, seed=seed, key=watermark_key)
-            if fmt == "dcm":
-                data = dicom_bytes(stamped, info, modality=gen.modality or "OT", bits=bits)
-            elif fmt == "jpeg":
-                data = jpeg_bytes(stamped, info)
-            else:
-                data = png_bytes(stamped, info, bits=bits or (16 if fmt == "png16" else 8))
-            if signing_key is not None:
-                data = sign(data, {"dcm": "dicom"}.get(fmt, "png" if fmt == "png16" else fmt), info, signing_key)
-            write_bytes(path, data)
-            bar.update(1)
+    paths: list[Path] = []
+    if privacy is None:
+        paths = [path_of(i) for i in range(n)]
+        for chunk, start in enumerate(range(0, n, batch_size)):
+            todo = paths[start : start + batch_size]
+            if all(p.exists() for p in todo):
+                bar.update(len(todo))
+                continue
+            images = gen.sample(len(todo), seed=_chunk_seed(seed, chunk), **condition)
+            for k, img in enumerate(images):
+                write(start + k, img)
+                bar.update(1)
+    else:
+        cap = int(max_attempts) if max_attempts is not None else 10 * n
+        chunk = 0
+        while len(paths) < n and chunk * batch_size < cap:
+            # always whole chunks, so draw i is the same image whatever n or the cap is
+            images = gen.sample(batch_size, seed=_chunk_seed(seed, chunk), **condition)
+            keep, nn = privacy.judge(images)
+            used = 0
+            for k in range(batch_size):
+                if len(paths) >= n or chunk * batch_size + k >= cap:
+                    break
+                used += 1
+                if keep[k]:
+                    i = chunk * batch_size + k
+                    if not path_of(i).exists():
+                        write(i, images[k])
+                    paths.append(path_of(i))
+                    bar.update(1)
+            privacy.account({key: v[:used] for key, v in nn.items()})
+            chunk += 1
     bar.close()
+    if write_labels and paths:
+        merge_labels(out_dir, [{"file": p.name, "class": class_label, "generator": name, "seed": seed,
+                                "guidance": guidance} for p in paths])
     return paths

@@ -127,6 +127,8 @@ class ImageDataset:
         hflip / vflip: random flips (off by default: chest X-rays have laterality).
         modality: recorded in the checkpoint; default from DICOM headers.
         max_images: keep the first N (sorted path order) images.
+        labels: a labels CSV (``file`` and ``class`` columns, see ``generators.labels.read_labels``) or a
+            {file: class} mapping; each image gets its file's class (``""`` when the file is not listed).
         seed: not used for loading (order is sorted); batches use the generator passed to ``sample_batch``.
 
     Attributes:
@@ -149,6 +151,7 @@ class ImageDataset:
         max_images: int | None = None,
         name: str | None = None,
         licence: str | None = None,
+        labels: str | os.PathLike | dict[str, str] | None = None,
     ):
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -160,7 +163,9 @@ class ImageDataset:
         self.max_shift, self.max_scale, self.max_intensity = max_shift, max_scale, max_intensity
         self.licence = licence
         files = _candidate_files(self.paths)
+        label_map = _label_map(labels)
         frames: list[np.ndarray] = []
+        frame_labels: list[str] = []
         modalities: set[str] = set()
         self.skipped: list[tuple[str, str]] = []
         for f in files:
@@ -174,8 +179,11 @@ class ImageDataset:
             if mod:
                 modalities.add(mod)
             frames.extend(fr)
+            if label_map is not None:
+                frame_labels += [_file_label(f, self.paths, label_map)] * len(fr)
         if max_images is not None:
             frames = frames[:max_images]
+            frame_labels = frame_labels[:max_images]
         if not frames:
             where = ", ".join(str(p) for p in self.paths)
             raise EmptyDatasetError(
@@ -192,6 +200,14 @@ class ImageDataset:
         self.images = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
         self.modality = modality or (sorted(modalities)[0] if len(modalities) == 1 else None)
         self.name = name or (self.paths[0].name if len(self.paths) == 1 else "+".join(p.name for p in self.paths))
+        #: per image, its class from ``labels`` ("" unlabelled); None when no labels were given
+        self.labels: list[str] | None = frame_labels if label_map is not None else None
+
+    def class_counts(self) -> dict[str, int]:
+        """Images per class (``""`` = not in the labels CSV), sorted by class; empty without labels."""
+        from collections import Counter
+
+        return dict(sorted(Counter(self.labels or []).items()))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -214,6 +230,8 @@ class ImageDataset:
         }
         if self.licence:
             d["licence"] = self.licence
+        if self.labels is not None:
+            d["classes"] = self.class_counts()
         return d
 
     def sample_batch(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -245,6 +263,26 @@ class ImageDataset:
         contrast = u(1 - self.max_intensity, 1 + self.max_intensity).view(b, 1, 1, 1)
         bright = u(-self.max_intensity, self.max_intensity).view(b, 1, 1, 1)
         return ((x - 0.5) * contrast + 0.5 + bright).clamp(0, 1)
+
+
+def _label_map(labels: str | os.PathLike | dict[str, str] | None) -> dict[str, str] | None:
+    if labels is None or isinstance(labels, dict):
+        return labels
+    from .labels import read_labels
+
+    return read_labels(labels)
+
+
+def _file_label(f: Path, roots: list[Path], label_map: dict[str, str]) -> str:
+    from .labels import label_for
+
+    for root in roots:
+        if root.is_dir():
+            found = label_for(f, root, label_map)
+            if found is not None:
+                return found
+    found = label_for(f, None, label_map)
+    return "" if found is None else found
 
 
 def _to_channels(im: np.ndarray, channels: int) -> np.ndarray:

@@ -125,5 +125,5 @@ def test_data_folder_from_the_environment(tmp_path, monkeypatch):
 def test_every_bench_command_is_a_registered_evaluation():
     from benchmarks.evaluations import list_evaluations
 
-    assert list_evaluations() == ["cold_start", "detectors", "generators", "reader", "resampling_controls", "reuse",
-                                  "scan_speed", "screen", "speed", "tamper", "third_party", "watermark"]
+    assert list_evaluations() == ["cold_start", "detectors", "generators", "privacy", "reader", "resampling_controls",
+                                  "reuse", "scan_speed", "screen", "speed", "tamper", "third_party", "watermark"]
