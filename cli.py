@@ -934,9 +934,10 @@ def bench_resampling(data_dir, weights_dir, n_control, workers, n_boot, db, writ
               help="Comma-separated bundled generators or checkpoint dirs to sample fakes from (default: all bundled).")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
               help="Folder for the weights, calibration, fusion.json and MODEL_CARD.md; use it with scan --weights.")
-@click.option("--fake-makers", "fake_makers", default=None,
-              help="Comma-separated fake makers that re-synthesize every real image as an aligned fake (default: "
-                   "every bundled one; 'none' for none). `medaudit list` names them.")
+@click.option("--fake-makers", "fake_makers", default="none", show_default=True,
+              help="Fake makers that re-synthesize every real image as an aligned fake: comma-separated names, 'all' "
+                   "(every bundled one) or 'none'. Off by default: trained on them, the detectors learned that a "
+                   "smooth image is synthetic and flagged resized real ones (docs/BENCHMARKS.md).")
 @click.option("--time-budget", "time_budget", type=click.FloatRange(1), default=None, help="Seconds for training.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
@@ -944,9 +945,9 @@ def train_detector_cmd(real, fake, generator_names, fake_makers, out, time_budge
     """Train the frequency and CNN detectors on real vs synthetic images, format-fair, with calibration.
 
     Both classes go through the same random format path (JPEG 50–100 or PNG, resizing, blur, noise, window/level,
-    bit depth); real images also pass through each generator's resolution path as negatives; every real image is
-    also re-synthesized by fake makers (autoencoders with several upsamplers and latent strides, local
-    in-painting) as an aligned fake; the split is by
+    bit depth, resampling kernels of several libraries); real images also pass through each generator's resolution
+    path as negatives; with --fake-makers, every real image is also re-synthesized by fake makers (autoencoders with
+    several upsamplers and latent strides, local in-painting) as an aligned fake; the split is by
     source image; calibration is fitted on validation data and stored as JSON beside the weights. With fakes from
     two or more generator families (several --fake folders, or generators of one modality from different
     families), calibration is fitted across them: refitted without each family in turn, so the `high` threshold
@@ -955,7 +956,7 @@ def train_detector_cmd(real, fake, generator_names, fake_makers, out, time_budge
     from benchmarks.train_detector import train_detector_cli
 
     names = generator_names.split(",") if generator_names else None
-    makers = None if fake_makers is None else [] if fake_makers == "none" else fake_makers.split(",")
+    makers = {"all": None, "none": ()}.get(fake_makers, fake_makers.split(","))
     try:
         report = train_detector_cli(list(real), list(fake), names, out, seed=seed, time_budget_s=time_budget,
                                     fake_makers=makers, progress=not quiet)

@@ -89,7 +89,7 @@ def train_detector_cli(
     progress: bool = True,
     fakes_per_generator: int | None = None,
     exclude_heldout: bool = False,
-    fake_makers: Sequence[str] | None = None,
+    fake_makers: Sequence[str] | None = (),
     data_note: str = "",
     **train_kw: Any,
 ) -> dict[str, Any]:
@@ -106,7 +106,9 @@ def train_detector_cli(
         fakes_per_generator: samples per generator (default: as many fakes in total as real images).
         exclude_heldout: leave out the held-out evaluation split of real files (for the bundled weights).
         fake_makers: names of the fake makers that re-synthesize every real image (:func:`remake_reals`) as
-            aligned fakes; None: every bundled one with weights; empty: none.
+            aligned fakes; None: every bundled one with weights; empty (the default): none. Off by default: with
+            them, the detectors of docs/BENCHMARKS.md ("Fake makers: what training on them did") learned that a
+            smooth image is synthetic and flagged most real images that were merely resized.
         train_kw: passed on to :func:`forensics.training.train_detectors` (e.g. ``cnn_max_steps``).
     """
     from forensics.training import train_detectors
@@ -120,7 +122,7 @@ def train_detector_cli(
         raise ValueError(f"no readable real images in {list(map(str, real_dirs))}")
     real_groups = [source_group(p) for p in paths]
     remakes, remake_groups, remake_kinds, remake_families = remake_reals(
-        real, real_groups, makers=fake_makers, seed=seed, progress=progress)
+        real, real_groups, makers=fake_makers, seed=seed, progress=progress) if fake_makers != () else ([], [], [], {})
     if generator_names is None:  # fakes from folders need no generators; without folders, every bundled one
         generator_names = [] if fake_dirs else bundled_generator_names()
     natives: set[int] = set()
@@ -387,7 +389,7 @@ def maker_families() -> dict[str, str]:
 
 
 def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, modalities: Sequence[str] | None = None,
-                     generators: Sequence[str] | None = None, use_fake_makers: bool = True,
+                     generators: Sequence[str] | None = None, use_fake_makers: bool = False,
                      progress: bool = False) -> list[tuple[Any, list[str]]]:
     """[(VariantSet, groups)] of every data folder's training split, of the fake makers' remakes of it and of its
     generators' samples."""
@@ -413,13 +415,15 @@ def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, mo
 
 def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: float | None = None,
                   generators: Sequence[str] | None = None, modalities: Sequence[str] | None = None,
-                  cache: Path | None = None, progress: bool = True, **kw: Any) -> dict[str, Any]:
-    """The bundled detectors: every data folder except its held-out split, against the bundled generators."""
+                  cache: Path | None = None, use_fake_makers: bool = False, progress: bool = True,
+                  **kw: Any) -> dict[str, Any]:
+    """The bundled detectors: every data folder except its held-out split, against the bundled generators (and,
+    with ``use_fake_makers``, the fake makers' remakes of those real files)."""
     from forensics.training import VariantSet, fit_and_save, split_by_source
 
     t0 = time.perf_counter()
     parts = bundled_variants(data, seed=seed, cache=cache, modalities=modalities, generators=generators,
-                             progress=progress)
+                             use_fake_makers=use_fake_makers, progress=progress)
     trains, vals, lines = [], [], []
     for vs, groups in parts:
         tr, va = split_by_source(vs, groups, val_fraction=0.2, seed=seed)
@@ -471,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cnn-max-steps", type=int, default=3000)
     ap.add_argument("--cache", type=Path, default=None, help="folder for format-path variant caches (.npz)")
     ap.add_argument("--prepare-reals", action="store_true", help="only fill the cache with real-image variants")
+    ap.add_argument("--fake-makers", action="store_true",
+                    help="--bundled: add the fake makers' remakes of the real images as fakes (see train detector)")
     args = ap.parse_args(argv)
     if (args.bundled or args.prepare_reals) and args.data is None:
         ap.error(f"no data folder: give --data DIR or set {DATA_ENV} ({DATA_FOLDERS})")
@@ -482,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.bundled:
         report = train_bundled(args.data, args.out, seed=args.seed, time_budget_s=args.time_budget,
-                               cnn_max_steps=args.cnn_max_steps, cache=args.cache)
+                               cnn_max_steps=args.cnn_max_steps, cache=args.cache, use_fake_makers=args.fake_makers)
     else:
         report = train_detector_cli(args.real, args.fake, args.generators, args.out, seed=args.seed,
                                     time_budget_s=args.time_budget)
