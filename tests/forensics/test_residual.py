@@ -89,12 +89,13 @@ def test_model_json_round_trip_and_version_guard(tiny_weights):
     assert s[0] < 0.5 and abs(s[1] - 0.5) < 1e-9 and s[1] < s[2] < s[3] <= 0.89
 
 
-def test_registered_on_by_default_as_realness_evidence():
+def test_registered_opt_in_as_realness_evidence():
     from forensics.analyzers import list_analyzers
 
     assert "residual" in list_analyzers()
     analyzer = create_analyzer("residual")
-    assert analyzer.default and analyzer.kind == "realness"  # fusion lets it raise the pixel risk, never lower it
+    # opt-in until resized real images stop looking atypical to it; fusion lets it raise the pixel risk, never lower it
+    assert analyzer.default is False and analyzer.kind == "realness"
 
 
 def test_cli_train_then_scan(tmp_path):

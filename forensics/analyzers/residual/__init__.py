@@ -43,7 +43,10 @@ class ResidualAnalyzer(Analyzer):
 
     It abstains (score None) on images that look typical: this model knows only what real images look like, so
     looking typical is no evidence either way, and it never lowers the risk others find: fusion uses its kind,
-    ``realness``, to raise the learned detectors' pixel risk to its score when that is higher.
+    ``realness``, to raise the learned detectors' pixel risk to its score when that is higher. Opt-in
+    (``--analyzers ...,residual``): it catches most third-party latent-diffusion chest X-rays, but it also takes real
+    images shrunk 2x with a box, area or nearest kernel and enlarged again for synthetic (docs/BENCHMARKS.md,
+    "Third-party generators"), and a fraud screen must not flag a real image for being resized.
 
     Args:
         weights_dir: a folder holding ``residual/model.json`` (what ``medaudit train residual --out`` writes);
@@ -55,6 +58,7 @@ class ResidualAnalyzer(Analyzer):
     kind = "realness"
     settings = ("weights_dir",)
     modalities = TRAINED_MODALITIES
+    default = False
 
     def __init__(self, weights_dir: str | Path | None = None):
         self.weights_dir = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
