@@ -202,7 +202,11 @@ def fake_maker_card(logs: dict[str, Any]) -> str:
     lines += ["", "Data and licences:", ""]
     lines += [f"- `{folder}`: {LICENCES[folder]}" for folder in logs["data"]["folders"]]
     lines += ["", "`inpaint_local` has no weights of its own: it blends one of these decoders' output into an "
-              "elliptical region of the real image.", ""]
+              "elliptical region of the real image.", "",
+              "Use: opt-in (`medaudit train detector --fake-makers all`). Detectors trained on these remakes caught "
+              "most third-party latent-diffusion and VAE chest X-rays but also flagged real images that were only "
+              "resized (docs/BENCHMARKS.md, \"Fake makers and a real-only model\"): the remakes are smoother than "
+              "real acquisitions, and so is every resized image.", ""]
     return "\n".join(lines)
 
 
