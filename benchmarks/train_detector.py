@@ -487,8 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    if args.prepare_reals:  # fill the cache with reals and generator samples (remakes wait for the fake makers)
-        bundled_variants(args.data, seed=args.seed, cache=args.cache, use_fake_makers=False, progress=True)
+    if args.prepare_reals:  # fill the cache with what exists already (reals, trained generators' samples)
+        bundled_variants(args.data, seed=args.seed, cache=args.cache, progress=True)
         return 0
     if args.bundled:
         report = train_bundled(args.data, args.out, seed=args.seed, time_budget_s=args.time_budget,
