@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import numpy as np
+
+from forensics.resampling import RESAMPLERS
 
 Resize = Callable[[np.ndarray, int, int], np.ndarray]
 
@@ -27,54 +28,11 @@ SCALES: tuple[tuple[str, float, bool], ...] = (("0.25x", 0.25, True), ("0.5x", 0
 JPEG_QUALITIES = (50, 60, 70, 80, 90, 95)
 
 
-def _cv2(interp: int) -> Resize:
-    def fn(x: np.ndarray, h: int, w: int) -> np.ndarray:
-        return cv2.resize(np.asarray(x, dtype=np.float32), (w, h), interpolation=interp)
-
-    return fn
-
-
-def _pil(resample: str) -> Resize:
-    def fn(x: np.ndarray, h: int, w: int) -> np.ndarray:
-        from PIL import Image
-
-        u8 = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
-        out = Image.fromarray(u8).resize((w, h), getattr(Image.Resampling, resample))
-        return np.asarray(out, dtype=np.float32) / 255.0
-
-    return fn
-
-
-def _torch(mode: str, antialias: bool) -> Resize:
-    def fn(x: np.ndarray, h: int, w: int) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
-
-        a = np.asarray(x, dtype=np.float32)
-        t = torch.from_numpy(np.ascontiguousarray(a[..., None] if a.ndim == 2 else a)).permute(2, 0, 1)[None]
-        with torch.no_grad():
-            y = F.interpolate(t, size=(h, w), mode=mode, align_corners=False, antialias=antialias)
-        y = y[0].permute(1, 2, 0).numpy()
-        return y[..., 0] if a.ndim == 2 else y
-
-    return fn
-
-
-KERNELS: dict[str, Resize] = {
-    "cv2_nearest": _cv2(cv2.INTER_NEAREST),
-    "cv2_area": _cv2(cv2.INTER_AREA),
-    "cv2_linear": _cv2(cv2.INTER_LINEAR),
-    "cv2_cubic": _cv2(cv2.INTER_CUBIC),
-    "cv2_lanczos4": _cv2(cv2.INTER_LANCZOS4),
-    "pil_bicubic": _pil("BICUBIC"),
-    "pil_lanczos": _pil("LANCZOS"),
-    "pil_box": _pil("BOX"),
-    "pil_hamming": _pil("HAMMING"),
-    "torch_bilinear": _torch("bilinear", False),
-    "torch_bilinear_aa": _torch("bilinear", True),
-    "torch_bicubic": _torch("bicubic", False),
-    "torch_bicubic_aa": _torch("bicubic", True),
-}
+#: The control kernels: thirteen of the kernels training draws from (forensics.resampling), which is the point - a
+#: detector trained on every library's kernels must not flag a real image resized with any of them.
+KERNELS: dict[str, Resize] = {k: RESAMPLERS[k] for k in (
+    "cv2_nearest", "cv2_area", "cv2_linear", "cv2_cubic", "cv2_lanczos4", "pil_bicubic", "pil_lanczos", "pil_box",
+    "pil_hamming", "torch_bilinear", "torch_bilinear_aa", "torch_bicubic", "torch_bicubic_aa")}
 
 
 def resample(x: np.ndarray, kernel: str, factor: float, round_trip: bool) -> np.ndarray:

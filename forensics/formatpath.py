@@ -32,7 +32,7 @@ from forensics.resampling import random_kernel, random_roundtrip, resize
 #: The side of the standardized square every pixel detector works on.
 STANDARD_SIZE = 256
 #: Bumped whenever :func:`format_path` changes, so caches of its outputs are not reused across versions.
-FORMAT_PATH_VERSION = 4
+FORMAT_PATH_VERSION = 5
 #: Short sides images are commonly exported at (model inputs, PACS thumbnails, web exports).
 EXPORT_SIDES = (128, 224, 256, 320, 384, 512, 768, 1024)
 

@@ -18,7 +18,7 @@ Resampler = Callable[[np.ndarray, int, int], np.ndarray]
 
 def _cv2(interp: int) -> Resampler:
     def resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
-        return cv2.resize(x, (w, h), interpolation=interp)
+        return cv2.resize(np.asarray(x, np.float32), (w, h), interpolation=interp)
 
     return resize
 
@@ -27,12 +27,10 @@ def _pillow(name: str) -> Resampler:
     def resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
         from PIL import Image
 
-        # Pillow resamples float images ("F" mode) per channel; 8-bit would add a quantization step of its own.
-        filt = getattr(Image.Resampling, name)
-        chans = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
-        out = [np.asarray(Image.fromarray(np.ascontiguousarray(c, np.float32), "F").resize((w, h), filt))
-               for c in chans]
-        return out[0] if x.ndim == 2 else np.stack(out, axis=-1)
+        # on 8-bit images, as Pillow users resize (its float mode has no colour images)
+        u8 = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+        out = Image.fromarray(u8).resize((w, h), getattr(Image.Resampling, name))
+        return np.asarray(out, dtype=np.float32) / 255.0
 
     return resize
 
@@ -53,22 +51,22 @@ def _torch(mode: str, antialias: bool) -> Resampler:
 
 #: name -> resize(pixels, height, width); float32 in, float32 out (values may overshoot [0, 1]: callers clip).
 RESAMPLERS: dict[str, Resampler] = {
-    "cv2-nearest": _cv2(cv2.INTER_NEAREST),
-    "cv2-area": _cv2(cv2.INTER_AREA),
-    "cv2-linear": _cv2(cv2.INTER_LINEAR),
-    "cv2-cubic": _cv2(cv2.INTER_CUBIC),
-    "cv2-lanczos": _cv2(cv2.INTER_LANCZOS4),
-    "pil-nearest": _pillow("NEAREST"),
-    "pil-box": _pillow("BOX"),
-    "pil-bilinear": _pillow("BILINEAR"),
-    "pil-hamming": _pillow("HAMMING"),
-    "pil-bicubic": _pillow("BICUBIC"),
-    "pil-lanczos": _pillow("LANCZOS"),
-    "torch-bilinear": _torch("bilinear", False),
-    "torch-bilinear-aa": _torch("bilinear", True),
-    "torch-bicubic": _torch("bicubic", False),
-    "torch-bicubic-aa": _torch("bicubic", True),
-    "torch-nearest": _torch("nearest", False),
+    "cv2_nearest": _cv2(cv2.INTER_NEAREST),
+    "cv2_area": _cv2(cv2.INTER_AREA),
+    "cv2_linear": _cv2(cv2.INTER_LINEAR),
+    "cv2_cubic": _cv2(cv2.INTER_CUBIC),
+    "cv2_lanczos4": _cv2(cv2.INTER_LANCZOS4),
+    "pil_nearest": _pillow("NEAREST"),
+    "pil_box": _pillow("BOX"),
+    "pil_bilinear": _pillow("BILINEAR"),
+    "pil_hamming": _pillow("HAMMING"),
+    "pil_bicubic": _pillow("BICUBIC"),
+    "pil_lanczos": _pillow("LANCZOS"),
+    "torch_bilinear": _torch("bilinear", False),
+    "torch_bilinear_aa": _torch("bilinear", True),
+    "torch_bicubic": _torch("bicubic", False),
+    "torch_bicubic_aa": _torch("bicubic", True),
+    "torch_nearest": _torch("nearest", False),
 }
 
 

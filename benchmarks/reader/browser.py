@@ -155,5 +155,14 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
 
+    def wheel(self, x: float, y: float, delta_y: float) -> None:
+        self.send("Input.dispatchMouseEvent", {"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": delta_y})
+
+    def drag(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        left = {"button": "left", "clickCount": 1}
+        self.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": x0, "y": y0, **left})
+        self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x1, "y": y1, "button": "left"})
+        self.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x1, "y": y1, **left})
+
     def screenshot(self) -> bytes:
         return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])

@@ -176,80 +176,81 @@ def test_reuse_match_shown_side_by_side_with_the_transform_undone(tmp_path):
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (/usr/bin/chromium or on PATH)")
 def test_viewer_zooms_pans_and_windows_in_chromium(files, tmp_path):
-    from _browser import Browser
-
+    from benchmarks.reader.browser import Browser
     from cli import main
 
     out = tmp_path / "report"
+    # --no-modality-gate: the drawn test pictures look like no known modality, and this test is about the viewer
     run = CliRunner().invoke(main, ["audit", files["jpeg"], files["ct"], files["clone"], "--out", str(out), "-q",
-                                    "--analyzers", "metadata,localization", "--view-px", "512"])
+                                    "--analyzers", "metadata,localization", "--view-px", "512", "--no-modality-gate"])
     assert run.exit_code == 0, run.output
     html = (out / "report.html").read_text()
     assert len(html) < 3_000_000  # three images: well under a megabyte each
     assert html.count("data:image/png;base64,") >= 3 + 2 + 1  # everything inline: base, ELA, noise per image ...
     assert "src=\"http" not in html  # ... and nothing to fetch
 
-    with Browser(CHROMIUM, tmp_path) as b:
-        b.open((out / "report.html").resolve().as_uri())
-        assert b.js("document.body.getAttribute('data-views-ready')") == "3"
-        assert b.js("document.querySelectorAll('[data-viewer][data-started]').length") == 0  # started when opened
-        b.js("document.querySelectorAll('details').forEach(d => d.open = true)")
+    with Browser(width=1280, height=1000, executable=CHROMIUM) as b:
+        b.goto((out / "report.html").resolve().as_uri())
+        b.wait_for("document.readyState === 'complete' && document.body.hasAttribute('data-views-ready')")
+        assert b.eval("document.body.getAttribute('data-views-ready')") == "3"
+        assert b.eval("document.querySelectorAll('[data-viewer][data-started]').length") == 0  # started when opened
+        b.eval("document.querySelectorAll('details').forEach(d => d.open = true)")
         b.wait_for("document.querySelectorAll('[data-viewer][data-started]').length === 3")
-        ids = {p: b.js(f"document.querySelector('tbody[data-path$=\"{Path(p).name}\"] [data-viewer]').id")
+        ids = {p: b.eval(f"document.querySelector('tbody[data-path$=\"{Path(p).name}\"] [data-viewer]').id")
                for p in (files["jpeg"], files["ct"], files["clone"])}
         jpeg, ct, clone = (f"#{ids[files[k]]}" for k in ("jpeg", "ct", "clone"))
 
         def layers(sel):
-            return b.js(f"[...document.querySelectorAll('{sel} button[data-layer]')].map(x => x.dataset.layer)")
+            return b.eval(f"[...document.querySelectorAll('{sel} button[data-layer]')].map(x => x.dataset.layer)")
 
         assert layers(jpeg)[:3] == ["", "ela", "noise"] and "heat-localization" in layers(jpeg)
         assert "ela" not in layers(ct) and "noise" in layers(ct) and "copymove" in layers(clone)
 
         # zoom: the wheel about the pointer, the keyboard, the buttons; drag pans
-        b.js(f"document.querySelector('{ct}').scrollIntoView()")
-        x, y, w, h = b.js(f"(() => {{ const r = document.querySelector('{ct} .vw-stage').getBoundingClientRect();"
+        b.eval(f"document.querySelector('{ct}').scrollIntoView()")
+        x, y, w, h = b.eval(f"(() => {{ const r = document.querySelector('{ct} .vw-stage').getBoundingClientRect();"
                           f" return [r.left, r.top, r.width, r.height]; }})()")
-        zoom = lambda: float(b.js(f"document.querySelector('{ct}').dataset.zoom"))  # noqa: E731
+        zoom = lambda: float(b.eval(f"document.querySelector('{ct}').dataset.zoom"))  # noqa: E731
         fit = zoom()
         b.wheel(x + w / 2, y + h / 2, -400)
         assert zoom() > 1.5 * fit
-        b.js(f"document.querySelector('{ct} .vw-stage').focus()")
+        b.eval(f"document.querySelector('{ct} .vw-stage').focus()")
         before = zoom()
         b.key("+")
         assert zoom() == pytest.approx(before * 1.5, rel=1e-3)
         b.key("0")
         assert zoom() == pytest.approx(fit, rel=1e-3)
-        b.js(f"document.querySelector('{ct} button[data-act=\"in\"]').click()")
+        b.eval(f"document.querySelector('{ct} button[data-act=\"in\"]').click()")
         assert zoom() == pytest.approx(fit * 1.5, rel=1e-3)
-        px = float(b.js(f"document.querySelector('{ct}').dataset.x"))
+        px = float(b.eval(f"document.querySelector('{ct}').dataset.x"))
         b.drag(x + w / 2, y + h / 2, x + w / 2 + 50, y + h / 2)
-        assert float(b.js(f"document.querySelector('{ct}').dataset.x")) == pytest.approx(px + 50, abs=1)
+        assert float(b.eval(f"document.querySelector('{ct}').dataset.x")) == pytest.approx(px + 50, abs=1)
 
         # window/level works on the stored HU: the lung window shows other pixels than the file's window
         canvas = f"document.querySelector('{ct} canvas.vw-base')"
         grab = f"Array.from({canvas}.getContext('2d').getImageData(0, 0, 128, 128).data.filter((_, i) => i % 4 == 0))"
-        file_window = b.js(grab)
-        b.js(f"document.querySelector('{ct} button[data-wl=\"-600,1500\"]').click()")
-        assert b.js(f"document.querySelector('{ct}').dataset.wl") == "-600,1500"
-        lung = b.js(grab)
+        file_window = b.eval(grab)
+        b.eval(f"document.querySelector('{ct} button[data-wl=\"-600,1500\"]').click()")
+        assert b.eval(f"document.querySelector('{ct}').dataset.wl") == "-600,1500"
+        lung = b.eval(grab)
         assert np.abs(np.array(lung) - np.array(file_window)).mean() > 5
         # the slider too, and a pixel's grey follows the formula on its stored value
-        b.js(f"(() => {{ const s = document.querySelector('{ct} .vw-w'); s.value = 400;"
+        b.eval(f"(() => {{ const s = document.querySelector('{ct} .vw-w'); s.value = 400;"
              f" s.dispatchEvent(new Event('input')); }})()")
-        level = float(b.js(f"document.querySelector('{ct}').dataset.wl.split(',')[0]"))
+        level = float(b.eval(f"document.querySelector('{ct}').dataset.wl.split(',')[0]"))
         hu = float(load(CT).stored[64, 64])
         expect = np.clip((hu - (level - 200)) * 255 / 400, 0, 255)
-        assert abs(b.js(grab)[64 * 128 + 64] - expect) <= 1
+        assert abs(b.eval(grab)[64 * 128 + 64] - expect) <= 1
 
         # layers: the heatmap is drawn in the legend's colours, the copy-move overlay shows
-        b.js(f"document.querySelector('{clone} button[data-layer=\"copymove\"]').click()")
-        assert b.js(f"getComputedStyle(document.querySelector('{clone} svg.vw-copy')).display") != "none"
-        assert b.js(f"document.querySelector('{clone} .vw-caption').textContent").startswith("copy-move")
-        b.js(f"document.querySelector('{clone} button[data-layer=\"heat-localization\"]').click()")
-        assert b.js(f"document.querySelector('{clone} canvas.vw-heat').dataset.drawn") == "1"
-        assert b.js(f"!document.querySelector('{clone} .vw-legend').hidden")
-        b.js(f"document.querySelector('{jpeg} button[data-layer=\"ela\"]').click()")
-        assert b.js(f"document.querySelector('{jpeg} img[data-layer=\"ela\"]').naturalWidth") == 320
+        b.eval(f"document.querySelector('{clone} button[data-layer=\"copymove\"]').click()")
+        assert b.eval(f"getComputedStyle(document.querySelector('{clone} svg.vw-copy')).display") != "none"
+        assert b.eval(f"document.querySelector('{clone} .vw-caption').textContent").startswith("copy-move")
+        b.eval(f"document.querySelector('{clone} button[data-layer=\"heat-localization\"]').click()")
+        assert b.eval(f"document.querySelector('{clone} canvas.vw-heat').dataset.drawn") == "1"
+        assert b.eval(f"!document.querySelector('{clone} .vw-legend').hidden")
+        b.eval(f"document.querySelector('{jpeg} button[data-layer=\"ela\"]').click()")
+        assert b.eval(f"document.querySelector('{jpeg} img[data-layer=\"ela\"]').naturalWidth") == 320
         shot = b.screenshot()
     keep = os.environ.get("MEDAUDIT_REPORT_SCREENSHOT")
     if keep:
