@@ -747,6 +747,7 @@ def bench_reader(n, size, browser, db, write_docs):
               help="Near-copy NCC and the filter's --max-similarity.")
 @_bench_db
 @_write_docs
+@_quiet_option
 def bench_privacy(data_dir, n, models, threshold, db, write_docs):
     """Memorization: samples' nearest training image (NCC) vs the real-vs-real floor, near copies, filter drops."""
     _evaluate("privacy", write_docs, db, data=data_dir, n=n, threshold=threshold,

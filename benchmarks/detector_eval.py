@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.detectors import risk_or_zero
 from benchmarks.evaluations import Recorder, Section, register_evaluation
 from benchmarks.train_detector import (
     FAKE_RATIO,
@@ -66,7 +67,7 @@ def score(scanner, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         result = scanner.score(record)
         for f in result.findings:
             out[f.analyzer].append(np.nan if f.score is None else f.score)  # None: no pixel evidence
-        out["risk"].append(result.risk)
+        out["risk"].append(risk_or_zero(result))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -170,7 +171,7 @@ def dicom_check(scanner) -> dict[str, Any]:
             levels[Path(p).name] = "too small"
             continue
         result = scanner.score(im)
-        if any(f.score is not None for f in result.findings):
+        if result.risk is not None and any(f.score is not None for f in result.findings):
             note = f"{result.risk:.2f}"
         elif any(e.code.endswith(".out_of_domain") for f in result.findings for e in f.evidence):
             note = f"no pixel score: modality {im.modality} is outside the detectors' training"

@@ -186,9 +186,16 @@ class AnalyzerDetector(BaseDetector):
         return hash_arrays(*[f"{k}={v}" for k, v in sorted(hashes.items())])
 
 
+def risk_or_zero(result: Any) -> float:
+    """The fused risk of a scan result as a benchmark score: an ``unscored`` image (no pixel analyzer could assess
+    it, e.g. the modality gate saw no known modality) has no risk and counts as not flagged."""
+    return 0.0 if result.risk is None else float(result.risk)
+
+
 def _risks(scanner: Any, images: Sequence[np.ndarray]) -> np.ndarray:
     """float (n,) fused risk of each in-memory image, by ``Scanner.score`` (the scan's own scoring)."""
-    return np.array([scanner.score(as_medical_image(x, i)).risk for i, x in enumerate(images)], dtype=np.float64)
+    return np.array([risk_or_zero(scanner.score(as_medical_image(x, i))) for i, x in enumerate(images)],
+                    dtype=np.float64)
 
 
 class SuiteDetector(BaseDetector):
@@ -335,7 +342,7 @@ class RetrainedSuiteDetector(BaseDetector):
         parts: dict[str, list[float]] = {a: [] for a in self.analyzers}
         for i, x in enumerate(images):
             result = self.scanner_.score(as_medical_image(x, i))
-            risk.append(result.risk)
+            risk.append(risk_or_zero(result))
             for f in result.findings:
                 parts[f.analyzer].append(0.0 if f.score is None else float(f.score))
         return np.asarray(risk, dtype=np.float64), {a: np.asarray(v, dtype=np.float64) for a, v in parts.items()}

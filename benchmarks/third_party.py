@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import metrics as M
+from benchmarks.detectors import risk_or_zero
 from benchmarks.evaluations import Recorder, Section, register_evaluation
 
 FLAGGED = ("medium", "high")
@@ -75,8 +76,7 @@ def score_file(scanner, data: bytes) -> Verdict:
     result = scanner.score(load("image", data=data))
     pixel = [f for f in result.findings if f.kind == "pixel"]
     assessed = result.level != "unscored" and any(f.score is not None for f in pixel)
-    # an unscored image has no risk; for ranking (AUC, TPR) it counts as not flagged - it is reported as not assessed
-    return Verdict(0.0 if result.risk is None else float(result.risk), str(result.level), assessed)
+    return Verdict(risk_or_zero(result), str(result.level), assessed)  # unscored: also reported as not assessed
 
 
 def _bar(items: Sequence[Any], desc: str, progress: bool):
