@@ -124,6 +124,8 @@ def inspect_bytes(data: bytes, path: str = "<bytes>", *, include_phi: bool = Fal
                "webp": _webp, "bmp": _bmp, "nifti": _nifti}
     sections = parsers[fmt or "dicom"](data, red)
     fmt = fmt or "dicom"
+    if fmt in ("dicom", "png", "jpeg"):
+        sections.append(_signature_section(data, fmt))
     return {"path": path, "status": "ok", "format": fmt, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "phi_redacted": not include_phi, "sections": sections}
 
@@ -580,6 +582,22 @@ def _c2pa_section(info: Any, where: str) -> dict[str, Any]:
         entry("JUMBF labels", info.labels[:64] or None),
         *([entry("structure", info.malformed)] if info.malformed else []),
     ])
+
+
+def _signature_section(data: bytes, fmt: str) -> dict[str, Any]:
+    """What the metadata analyzer's signature check concludes (C2PA in PNG/JPEG, PS3.15 in DICOM): verified, unlike
+    the manifest listing above, with no trust list (``scan --trust-list`` says whether the signer is trusted)."""
+    from forensics.analyzers.metadata.signatures import dicom_signature, raster_signature
+    from forensics.io import load
+
+    title = "Signature (verified; no trust list given)"
+    try:
+        image = load("inspected", data=data)
+    except InputError as exc:
+        return _section(title, [entry("not checked", f"{exc.code}: {exc.message}")])
+    evidence = dicom_signature(image.dicom, None) if fmt == "dicom" else raster_signature(image, fmt, None)
+    return _section(title, [entry(e.code, e.message) for e in evidence]
+                    or [entry("not checked", "c2pa-python is not installed")])
 
 
 # --- TIFF, WebP, BMP, NIfTI -----------------------------------------------------------------------------------

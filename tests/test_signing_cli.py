@@ -84,3 +84,25 @@ def test_signing_options_are_checked(tmp_path):
     assert bad.exit_code == 2 and "at least 16 bytes" in bad.output
     not_pem = CliRunner().invoke(main, ["scan", "-q", str(short), "--trust-list", str(short)])
     assert not_pem.exit_code == 2 and "no PEM certificate" in not_pem.output
+
+
+def test_inspect_shows_the_verified_signature_status(tmp_path):
+    chain = make_chain(tmp_path / "ca")
+    out = tmp_path / "out"
+    made = CliRunner().invoke(main, ["generate", "cxr_gan", "-n", "1", "--out", str(out), "-q",
+                                     "--sign-key", str(chain["key"]), "--sign-cert", str(chain["chain"])])
+    assert made.exit_code == 0, made.output
+    image = made.stdout.split()[0]
+    record = json.loads(CliRunner().invoke(main, ["inspect", "--format", "json", "-q", image]).stdout)
+    [section] = [s for s in record["sections"] if s["section"].startswith("Signature")]
+    assert [e["name"] for e in section["entries"]] == ["signature.valid"]
+    assert "trainedAlgorithmicMedia" in section["entries"][0]["value"]
+    edited = tmp_path / "edited.png"  # the same bytes with one pixel row changed: the binding breaks
+    import cv2
+
+    pixels = cv2.imread(image, cv2.IMREAD_UNCHANGED)
+    pixels[0] = 255 - pixels[0]
+    cv2.imwrite(str(edited), pixels)
+    record = json.loads(CliRunner().invoke(main, ["inspect", "--format", "json", "-q", str(edited)]).stdout)
+    [section] = [s for s in record["sections"] if s["section"].startswith("Signature")]
+    assert [e["name"] for e in section["entries"]] == ["signature.unsigned"]  # re-encoded: the manifest is gone
