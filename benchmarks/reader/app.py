@@ -113,9 +113,14 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
         session.setdefault("csrf", secrets.token_urlsafe(24))
         return session["csrf"]
 
+    def session_reader():
+        # the session holds the reader's own token, not an id: the cookie key is in the study file, and whoever
+        # holds that file must still not be able to read as somebody else (tokens are stored only as digests)
+        token = session.get("token")
+        return db().reader_by_token(token) if isinstance(token, str) and TOKEN.match(token) else None
+
     def current_reader():
-        reader_id = session.get("reader")
-        reader = None if reader_id is None else db().reader(reader_id)
+        reader = session_reader()
         if reader is None:
             abort(403, "open the link you were given to start reading")
         return reader
@@ -129,7 +134,7 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
         if reader is None:
             abort(403, "this link is not valid")
         session.clear()
-        session["reader"] = reader.id
+        session["token"] = token
         session["csrf"] = secrets.token_urlsafe(24)
         return redirect("/read", code=303)
 
@@ -137,7 +142,7 @@ def create_app(study_path: str | Path, *, owner_token: str | None = None) -> Fla
 
     @app.get("/")
     def index() -> Any:
-        if session.get("reader") is not None and db().reader(session["reader"]) is not None:
+        if session_reader() is not None:
             return redirect("/read", code=303)
         return page("message.html", title="medaudit reader", message="", login=True, csrf=csrf())
 

@@ -125,11 +125,12 @@ def _inside(row: dict[str, Any], margin: float = 0.05) -> bool:
 
 
 def detector_figures(images: list[dict[str, Any]], thresholds: dict[str, float]) -> dict[str, Any]:
-    """The detector suite's risk on the study's images: AUC, ROC, and its calls at the fusion thresholds."""
-    scored = [i for i in images if i["risk"] is not None]
-    y = np.array([_is_fake(i["truth"]) for i in scored], dtype=int)
-    s = np.array([i["risk"] for i in scored], dtype=np.float64)
-    out: dict[str, Any] = {"images": len(scored), "unscored": len(images) - len(scored),
+    """The detector suite's risk on the study's images: AUC, ROC, and its calls at the fusion thresholds. An image the
+    suite could not score counts as not flagged, as in every benchmark, so detector and readers are compared on the
+    same images; ``unscored`` says how many."""
+    y = np.array([_is_fake(i["truth"]) for i in images], dtype=int)
+    s = np.array([0.0 if i["risk"] is None else i["risk"] for i in images], dtype=np.float64)
+    out: dict[str, Any] = {"images": len(images), "unscored": sum(i["risk"] is None for i in images),
                            "auc": _triple(auc_ci(s[y == 1], s[y == 0])), "points": {}}
     if y.min(initial=1) == 0 and y.max(initial=0) == 1:
         out["roc"] = roc_points(y, s)

@@ -144,8 +144,8 @@ def verify(data: bytes, fmt: str, trust_pem: str | None, pixel_sha256) -> Verdic
     statement = _statement(manifest)
     verdict = Verdict(
         "valid", "c2pa",
-        signer=sig.get("common_name") and f"CN={sig.get('common_name')}" + (f", O={sig['issuer']}"
-                                                                           if sig.get("issuer") else ""),
+        signer=sig.get("common_name") and f"CN={sig.get('common_name')}",
+        issuer=sig.get("issuer"),
         trusted=("signingCredential.trusted" in successes) if trust_pem else None,
         source_types=_source_types(manifest),
         generator=" ".join(str(statement[k]) for k in ("generator", "version") if k in statement) or None,

@@ -190,6 +190,8 @@ def _check_one(ds, item, mac) -> tuple[bool, Any, str]:
 
 def verify_dataset(ds, trust_pem: str | None = None) -> Verdict:
     """Check every Digital Signature at the top level of ``ds`` (a pydicom Dataset)."""
+    from cryptography.hazmat.primitives import hashes
+
     if _SIG_SEQ not in ds:
         return Verdict("unsigned", "dicom")
     macs = {}
@@ -202,7 +204,12 @@ def verify_dataset(ds, trust_pem: str | None = None) -> Verdict:
         outcomes.append((item.get("MACIDNumber"), ok, cert, why))
     if not outcomes:
         return Verdict("invalid", "dicom", failed=["empty Digital Signatures Sequence"])
-    cert = next((c for _, _, c, _ in outcomes if c is not None), None)
+    # the signer is the certificate of a statement signature (MAC 1) that verified: a trusted certificate in an item
+    # whose signature does not hold proves nothing, and two verified signers that disagree are a forgery
+    held = [c for mac_id, ok, c, _ in outcomes if mac_id == 1 and ok and c is not None]
+    if len({c.fingerprint(hashes.SHA256()) for c in held}) > 1:
+        return Verdict("invalid", "dicom", failed=["statement signatures by different certificates"])
+    cert = held[0] if held else next((c for _, _, c, _ in outcomes if c is not None), None)
     verdict = Verdict("valid", "dicom")
     if cert is not None:
         verdict.signer, verdict.issuer = describe(cert.subject), describe(cert.issuer)

@@ -23,7 +23,8 @@ class Verdict:
         kind: ``"c2pa"`` or ``"dicom"``.
         signer: the signing certificate's subject (CN, O), or None.
         issuer: its issuer (CN, O), or None.
-        trusted: True when the signer chains to a certificate in the user's trust list, False when it does not,
+        trusted: True when the signer is in the user's trust list or directly issued by a certificate there (one hop:
+            intermediates are not walked), False when not,
             None when no trust list was given.
         source_types: IPTC digital source types the signed statement declares (last URI component).
         generator: generator and version named in the signed statement, or None.

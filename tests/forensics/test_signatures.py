@@ -268,3 +268,17 @@ def test_keys_are_checked_and_never_shown(keys, tmp_path):
     assert "PRIVATE" not in repr(keys["key"])
     with pytest.raises(ValueError, match="not the certificate"):
         load_signing_key(keys["paths"]["key"], make_chain(tmp_path)["chain"])
+
+
+def test_dicom_signer_is_the_one_whose_signature_holds(signed, keys):
+    """A trusted certificate in a signature item that does not verify must not lend its name to another signer."""
+    import copy
+
+    from forensics.signatures import dicom_signature
+
+    attacker = _dicom(dicom_signature.sign_bytes(provenance.dicom_bytes(_pixels(), dict(INFO)), keys["other"]))
+    decoy = copy.deepcopy(_dicom(signed["dicom"])[0xFFFAFFFA].value[0])  # our trusted certificate ...
+    decoy[0x04000120].value = bytes(len(decoy[0x04000120].value))  # ... with a signature of zeros
+    attacker[0xFFFAFFFA].value.insert(0, decoy)
+    code, _, message = _signature(_save(attacker), keys["trust"])
+    assert code.startswith("signature.") and "in the trust list" not in message.replace("NOT in the trust list", "")

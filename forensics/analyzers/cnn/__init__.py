@@ -5,6 +5,7 @@ See README.md in this folder for what it detects, its training data and its limi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,11 @@ class CNNAnalyzer(Analyzer):
             return False, f"cnn weights not found: {', '.join(missing)} (train them: medaudit train detector)"
         from importlib.util import find_spec
 
-        for module in ("torch", "timm", "safetensors"):
+        from forensics.analyzers.cnn.model import builtin
+
+        needed = ("torch", "safetensors") if builtin(json.loads(self._files[1].read_text())) else (
+            "torch", "timm", "safetensors")
+        for module in needed:  # timm only for architectures the built-in resnet does not cover
             if find_spec(module) is None:  # looked up, not imported: importing timm alone costs seconds
                 return False, f"cnn needs the {module!r} package, which is not installed"
         return True, ""

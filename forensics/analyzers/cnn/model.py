@@ -28,6 +28,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
+def builtin(config: dict[str, Any]) -> bool:
+    """True when ``config`` asks for what ``resnet.py`` builds (resnet10t with these keyword arguments only): no timm
+    needed."""
+    return config.get("arch") == "resnet10t" and set(config.get("model_kwargs", {})) <= {
+        "in_chans", "num_classes", "channels", "stem_width"}
+
+
 def build_model(config: dict[str, Any]):
     """The timm network for ``config`` (random init; ``pretrained=False`` - nothing is downloaded). ``resnet10t``
     (the bundled model) is built by ``resnet.py`` instead, the same modules without importing timm (cold start)."""
@@ -36,7 +43,7 @@ def build_model(config: dict[str, Any]):
     kw = dict(config["model_kwargs"])
     if "channels" in kw:
         kw["channels"] = tuple(kw["channels"])
-    if resnet.supported(config):
+    if builtin(config):
         return resnet.ResNet10T(**kw)
     import timm
 

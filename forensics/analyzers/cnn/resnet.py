@@ -59,9 +59,3 @@ class ResNet10T(nn.Module):
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(x.mean(dim=(2, 3)))
-
-
-def supported(config: dict) -> bool:
-    """True when ``config`` asks for what this module builds (resnet10t with these keyword arguments only)."""
-    return config.get("arch") == "resnet10t" and set(config.get("model_kwargs", {})) <= {
-        "in_chans", "num_classes", "channels", "stem_width"}

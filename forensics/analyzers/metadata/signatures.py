@@ -18,7 +18,7 @@ _WHAT = {"c2pa": "C2PA manifest", "dicom": "DICOM Digital Signature"}
 
 
 def _who(v: Verdict) -> str:
-    who = snippet(v.signer or "an unnamed signer", 80)
+    who = snippet(v.signer or "an unnamed signer", 80) + (f" (issued by {snippet(v.issuer, 80)})" if v.issuer else "")
     if v.trusted is None:
         return f"signed by {who} (no trust list given)"
     return f"signed by {who}, {'in' if v.trusted else 'NOT in'} the trust list"
