@@ -116,6 +116,9 @@ class ResultWriter:
                 with atomic_path(self.partial) as tmp:
                     shutil.copyfile(self.output, tmp)
             if self.partial.exists():
+                if fmt == "csv" and not _starts_with(self.partial, _header()):
+                    raise ValueError(f"cannot resume {self.partial}: its CSV columns are not this version's "
+                                     "(written by an earlier medaudit?); rerun without --resume")
                 self.done = _recorded_paths(self.partial, fmt)
         fresh = not (resume and self.partial.exists())
         # surrogateescape: a file name that is not UTF-8 (bytes such as b"\xff" decoded by os.fsdecode) is written
@@ -154,6 +157,11 @@ def _header() -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(CSV_COLUMNS)
     return buf.getvalue()
+
+
+def _starts_with(path: Path, header: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(header.encode())) == header.encode()
 
 
 def _recorded_paths(path: Path, fmt: str) -> set[tuple[str | None, str]]:

@@ -62,3 +62,12 @@ def test_error_record_has_the_contract_fields():
     record = ScanResult(path="x.txt", status="error", error=ScanError("unsupported_format", "not an image")).to_dict()
     assert record["risk"] is None and record["level"] is None
     assert record["error"] == {"code": "unsupported_format", "message": "not an image"}
+
+
+def test_resume_of_a_csv_with_other_columns_is_refused(tmp_path):
+    from forensics.writers import ResultWriter
+
+    out = tmp_path / "scan.csv"
+    (tmp_path / "scan.csv.partial").write_text("path,sha256,status,risk,level\nold.png,,ok,0.1,low\n")
+    with pytest.raises(ValueError, match="CSV columns are not this version's"):
+        ResultWriter("csv", out, resume=True)
