@@ -270,12 +270,13 @@ def generate(
                 if len(paths) >= n or chunk * batch_size + k >= cap:
                     break
                 used += 1
+                i = chunk * batch_size + k
                 if keep[k]:
-                    i = chunk * batch_size + k
-                    if not path_of(i).exists():
-                        write(i, images[k])
+                    write(i, images[k])  # (again): a file left by an earlier run may hold another draw
                     paths.append(path_of(i))
                     bar.update(1)
+                else:
+                    path_of(i).unlink(missing_ok=True)  # an earlier unfiltered run's copy of this dropped draw
             privacy.account({key: v[:used] for key, v in nn.items()})
             chunk += 1
     bar.close()
