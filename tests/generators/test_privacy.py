@@ -121,6 +121,14 @@ def test_generate_filter_drops_a_planted_near_copy(tmp_path):
     rows = (out / "labels.csv").read_text().splitlines()
     assert len(rows) == 5 and rows[1].startswith("cxr_gan_0_00001.png,")
 
+    # an unfiltered run into the same folder first leaves draw 0 on disk; the filtered run removes it again
+    before = tmp_path / "before"
+    assert CliRunner().invoke(main, ["generate", "cxr_gan", "-n", "1", "--out", str(before), "-q"]).exit_code == 0
+    assert (before / "cxr_gan_0_00000.png").exists()
+    res = CliRunner().invoke(main, ["generate", "cxr_gan", "-n", "1", "--out", str(before), "--max-similarity", "0.95",
+                                    "--reference", str(ref), "--quiet", "--device", "cpu"])
+    assert res.exit_code == 0 and not (before / "cxr_gan_0_00000.png").exists()
+
     # the same copy with a cap of one draw: nothing kept, and the run says it stopped at the cap
     res = CliRunner().invoke(main, ["generate", "cxr_gan", "-n", "2", "--out", str(tmp_path / "capped"),
                                     "--max-similarity", "0.95", "--reference", str(ref), "--max-attempts", "1",
