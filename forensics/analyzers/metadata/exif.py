@@ -65,6 +65,19 @@ def decode_user_comment(value: bytes, big_endian: bool) -> str:
     return latin1(value).rstrip("\x00 ")  # no valid prefix: many writers omit it
 
 
+def _ifd_entry(data: bytes, e: str, p: int) -> tuple[int, int, int, bytes | None]:
+    """(tag, type, count, value bytes) of the 12-byte IFD entry at ``p``; the value is None when it points outside
+    ``data`` or is longer than MAX_TEXT."""
+    tag, typ, cnt = struct.unpack_from(e + "HHI", data, p)
+    size = _TYPE_SIZE.get(typ, 1) * cnt
+    if size <= 4:
+        return tag, typ, cnt, data[p + 8 : p + 8 + size]
+    (voff,) = struct.unpack_from(e + "I", data, p + 8)
+    if voff + size > len(data) or size > MAX_TEXT:
+        return tag, typ, cnt, None
+    return tag, typ, cnt, data[voff : voff + size]
+
+
 def read_exif(data: bytes) -> ExifInfo:
     """Read IFD0, the Exif sub-IFD and IFD1 (thumbnail) of a TIFF stream."""
     info = ExifInfo()
@@ -86,15 +99,9 @@ def read_exif(data: bytes) -> ExifInfo:
             if p + 12 > n:
                 info.malformed = "IFD overruns the stream"
                 break
-            tag, typ, cnt = struct.unpack_from(e + "HHI", data, p)
-            size = _TYPE_SIZE.get(typ, 1) * cnt
-            if size <= 4:
-                value = data[p + 8 : p + 8 + size]
-            else:
-                (voff,) = struct.unpack_from(e + "I", data, p + 8)
-                if voff + size > n or size > MAX_TEXT:
-                    continue
-                value = data[voff : voff + size]
+            tag, typ, cnt, value = _ifd_entry(data, e, p)
+            if value is None:
+                continue
             out.append((tag, typ, cnt, value))
         next_p = offset + 2 + 12 * count
         nxt = struct.unpack_from(e + "I", data, next_p)[0] if next_p + 4 <= n else 0
@@ -222,13 +229,8 @@ def dump_exif(data: bytes) -> tuple[list[ExifEntry], str | None]:
             if p + 12 > n or len(out) >= _MAX_DUMPED:
                 problem = problem or f"{name} overruns the stream"
                 break
-            tag, typ, cnt = struct.unpack_from(e + "HHI", data, p)
-            size = _TYPE_SIZE.get(typ, 1) * cnt
-            if size <= 4:
-                value = data[p + 8 : p + 8 + size]
-            else:
-                (voff,) = struct.unpack_from(e + "I", data, p + 8)
-                value = data[voff : voff + size] if voff + size <= n and size <= MAX_TEXT else b""
+            tag, typ, cnt, found = _ifd_entry(data, e, p)
+            value = b"" if found is None else found
             label = TAG_NAMES.get(tag, f"Tag0x{tag:04X}") if name != "GPS" or tag > 0x1F else \
                 TAG_NAMES.get(tag, f"GPSTag0x{tag:04X}")
             if tag == _USER_COMMENT:
@@ -238,7 +240,8 @@ def dump_exif(data: bytes) -> tuple[list[ExifEntry], str | None]:
             elif tag == _XMP_TAG:
                 shown = f"<{len(value)} bytes of XMP>"
             else:
-                shown = decode(typ, cnt, value) if value or size == 0 else f"<{size} bytes outside the stream>"
+                shown = decode(typ, cnt, value) if found is not None else \
+                    f"<{_TYPE_SIZE.get(typ, 1) * cnt} bytes outside the stream>"
             out.append(ExifEntry(name, tag, label, _TYPE_NAMES.get(typ, str(typ)), cnt, shown))
             if tag in (_EXIF_POINTER, _GPS_POINTER, _INTEROP_POINTER) and isinstance(shown, int):
                 subs.append((shown, {_EXIF_POINTER: "Exif", _GPS_POINTER: "GPS", _INTEROP_POINTER: "Interop"}[tag]))
