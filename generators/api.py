@@ -11,6 +11,7 @@ import numpy as np
 
 from .base import CONFIG_FILE, WEIGHTS_FILE, Generator, read_config, resolve_device
 from .registry import create_generator
+from .sources import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FORMATS = ("png", "png16", "jpeg", "dcm")
@@ -136,16 +137,6 @@ def train_generator(
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _chunk_seed(seed: int, chunk: int) -> int:
     return (int(seed) * 1_000_003 + chunk) % (2**63)
 
@@ -220,7 +211,7 @@ def generate(
         raise ValueError(f"{name} is an unconditional {gen.family} generator: it takes no "
                          f"{' or '.join('--' + k.replace('_label', '') for k in condition)}")
     version = f"{gen.config()['version']}"
-    weights_sha256 = _file_sha256(_resolve(name_or_ckpt)[1] / WEIGHTS_FILE)
+    weights_sha256 = file_sha256(_resolve(name_or_ckpt)[1] / WEIGHTS_FILE)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if write_labels:

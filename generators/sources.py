@@ -60,7 +60,8 @@ class FolderCheck:
         return out
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -92,7 +93,7 @@ def check_folder(folder: Path, source: Source | None = None) -> FolderCheck:
             check.problems.append(f"{name}: missing")
         elif str(path.stat().st_size) != row.get("bytes"):
             check.problems.append(f"{name}: {path.stat().st_size} bytes, manifest says {row.get('bytes')}")
-        elif _sha256(path) != row.get("sha256"):
+        elif file_sha256(path) != row.get("sha256"):
             check.problems.append(f"{name}: SHA-256 differs from the manifest (file changed or re-encoded)")
         else:
             check.files += 1
