@@ -122,7 +122,7 @@ def train_detector_cli(
         raise ValueError(f"no readable real images in {list(map(str, real_dirs))}")
     real_groups = [source_group(p) for p in paths]
     remakes, remake_groups, remake_kinds, remake_families = remake_reals(
-        real, real_groups, makers=fake_makers, seed=seed, progress=progress) if fake_makers != () else ([], [], [], {})
+        real, real_groups, makers=fake_makers, seed=seed, progress=progress)
     if generator_names is None:  # fakes from folders need no generators; without folders, every bundled one
         generator_names = [] if fake_dirs else bundled_generator_names()
     natives: set[int] = set()
