@@ -111,7 +111,7 @@ def _spiculated_mass(img, base, dist, theta, r, cx, cy, rng) -> Lesion:
     spic = np.clip(_lowpass(spic, 0.6) * 1.6, 0, 1)
     alpha, mask = _masked(np.clip(np.maximum(core, 0.6 * spic), 0, 1))
     shape_prof = np.clip(1.0 - (dist / (rb + 1e-6)) ** 2, 0, 1) ** 0.4
-    amp = rng.uniform(0.12, 0.22) * robust_range(img)
+    amp = rng.uniform(0.15, 0.28) * robust_range(img)
     lesion = base + alpha * amp * (0.75 + 0.25 * shape_prof)
     return Lesion(lesion.astype(np.float32), alpha, mask, float(max(rb.max(), 1.6 * r)))
 
