@@ -290,3 +290,41 @@ def _remove_telea(img, cx, cy, r, a: EditArgs):
                          "autoencoder's decoder (decoder-made texture, nothing copied)")
 def _remove_ae(img, cx, cy, r, a: EditArgs):
     return _erase(img, cx, cy, r, a, _network, _decoder_made)
+
+
+@register_method("remove_clone", kind="remove", held_out=True,
+                 summary="clone stamp: healthy tissue from elsewhere in the same image, the patch whose surroundings "
+                         "best match the hole's, feathered over it")
+def _remove_clone(img, cx, cy, r, a: EditArgs):
+    dist, theta = _disk_dist(img.shape, cx, cy)
+    rb = _irregular_radius(theta, 1.25 * r + 1.0, a.rng, rough=0.06)
+    feather = max(1.5, 0.3 * r)
+    reach = float(rb.max() + feather)
+    context = ring(img.shape, cx, cy, reach, 1.6 * reach + 2)
+    hole = dist <= reach
+    level = float(np.median(img[context]))
+    h, w = img.shape
+    best, best_cost = None, np.inf
+    # what a person with a clone tool does: try sources around the lesion, keep the one whose context lines up and
+    # whose inside looks like the tissue around the hole
+    for angle in a.rng.permutation(16) * (2 * np.pi / 16):
+        for scale in (2.1, 2.6, 3.2, 3.8):
+            dx, dy = int(round(math.cos(angle) * scale * reach)), int(round(math.sin(angle) * scale * reach))
+            sx, sy, span = cx + dx, cy + dy, 1.6 * reach + 2
+            if not (span <= sx < w - span and span <= sy < h - span):
+                continue
+            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            # shifted(y, x) = img(y + dy, x + dx)
+            shifted = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REFLECT)
+            cost = float(np.mean((shifted[context] - img[context]) ** 2)) + float(
+                np.mean((shifted[hole] - level) ** 2))
+            if cost < best_cost:
+                best, best_cost = shifted, cost
+    if best is None:
+        raise ValueError(f"no room around ({cx:.0f}, {cy:.0f}) for a clone source: the image is too small for "
+                         f"radius {r:g}")
+    wgt = np.clip((rb + feather - dist) / feather, 0, 1).astype(np.float32)
+    wgt = wgt * wgt * (3 - 2 * wgt)
+    mask = wgt > 0
+    return np.where(mask, (1 - wgt) * img + wgt * best, img).astype(np.float32), mask, {}

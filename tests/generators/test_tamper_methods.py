@@ -320,7 +320,12 @@ def _real(modality: str) -> tuple[np.ndarray, tuple[float, float], float, dict]:
     b = cv2.imread(str(d / lesion["file"]), cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
     # MIAS centres have their origin at the bottom-left
     donor_at = (float(lesion["x"]), b.shape[0] - 1 - float(lesion["y"]))
-    return a, (300.0, 500.0), 25.0, {"donor": b, "donor_at": donor_at, "donor_radius": float(lesion["radius"])}
+    # the centre of the breast: the centroid of the bright class
+    u8 = (a * 255).astype(np.uint8)
+    _, breast = cv2.threshold(cv2.GaussianBlur(u8, (0, 0), 8), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ys, xs = np.nonzero(breast)
+    at = (float(xs.mean()), float(ys.mean()))
+    return a, at, 25.0, {"donor": b, "donor_at": donor_at, "donor_radius": float(lesion["radius"])}
 
 
 @pytest.mark.parametrize("modality", ["ct", "xray", "mri", "mammo"])
@@ -331,3 +336,20 @@ def test_every_method_on_real_images(modality):
         res = T.tamper_array(img, method, at, r, modality=modality, seed=0, lo=0.0, hi=1.0, **kw)
         assert np.array_equal(res.values[~res.mask], img[~res.mask]), method
         assert np.abs(res.values - img)[res.mask].max() > 0.02, method
+
+
+def test_cli_on_a_real_mri_volume_and_mammogram(tmp_path):
+    volume = sorted(_need("mri_brain").glob("IXI*.nii.gz"))[0]
+    result = _cli("inject_ae", volume, "--at", "60,60", "--radius", "5", "--out", tmp_path / "mr.png", "--no-stamp")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["modality"] == "mri" and _read_mask(info["mask_path"]).sum() == info["mask_pixels"] > 0
+    film = sorted(_need("mammo").glob("*.pgm"))[0]
+    src = tmp_path / "mammo.png"  # forensics.io reads PNG, not PGM
+    cv2.imwrite(str(src), cv2.imread(str(film), cv2.IMREAD_UNCHANGED))
+    result = _cli("inject_calc", src, "--modality", "mammo", "--at", "300,500", "--radius", "20", "--out",
+                  tmp_path / "calc.png", "--no-stamp")
+    assert result.exit_code == 0, result.output
+    before, after = cv2.imread(str(src), 0), cv2.imread(str(tmp_path / "calc.png"), 0)
+    mask = _read_mask(tmp_path / "calc.mask.png")
+    assert (after > before)[mask].sum() >= 3 and not (before != after)[~mask].any()
