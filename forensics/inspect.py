@@ -121,7 +121,7 @@ def inspect_bytes(data: bytes, path: str = "<bytes>", *, include_phi: bool = Fal
         raise InputError("unsupported_format", f"not an image: looks like {describe(data)}")
     red = _Redactor(include_phi)
     parsers = {"dicom": _dicom if not guessed else _bare_dicom, "png": _png, "jpeg": _jpeg, "tiff": _tiff,
-               "webp": _webp, "bmp": _bmp, "nifti": _nifti}
+               "webp": _webp, "bmp": _bmp, "pnm": _pnm, "nifti": _nifti}
     sections = parsers[fmt or "dicom"](data, red)
     fmt = fmt or "dicom"
     if fmt in ("dicom", "png", "jpeg"):
@@ -640,6 +640,19 @@ def _bmp(data: bytes, red: _Redactor) -> list[dict[str, Any]]:
         w, h, planes, bpp, comp = struct.unpack_from("<iiHHI", data, 18)
         out += [entry("width", w), entry("height", h), entry("bits per pixel", bpp), entry("compression", comp)]
     return [_section("BMP header", out)]
+
+
+def _pnm(data: bytes, red: _Redactor) -> list[dict[str, Any]]:
+    from forensics.io.raster import pnm_fields  # late: the raster module imports OpenCV
+
+    width, height, maxval, start = pnm_fields(data)
+    out = [entry("type", "PPM (RGB)" if data[:2] == b"P6" else "PGM (grey)"), entry("width", width),
+           entry("height", height), entry("maximum value", maxval)]
+    # free-text comments may name a patient or a date: redacted unless PHI is asked for
+    for comment in re.findall(rb"#([^\n]*)", data[:start]):
+        value, hidden = red(comment.decode("latin-1").strip(), True)
+        out.append(entry("comment", value, redacted=hidden) if hidden else entry("comment", value))
+    return [_section("Netpbm header", out)]
 
 
 _NIFTI_FREE_TEXT = ("descrip", "aux_file", "db_name", "intent_name")

@@ -37,12 +37,14 @@ IMAGE_SUFFIXES = frozenset(
         ".tiff",
         ".bmp",
         ".webp",
+        ".pgm",
+        ".ppm",
         ".nii",
         ".nii.gz",
     }
 )
 
-FORMATS = ("dicom", "png", "jpeg", "tiff", "bmp", "webp", "nifti")
+FORMATS = ("dicom", "png", "jpeg", "tiff", "bmp", "webp", "pnm", "nifti")
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -1,4 +1,4 @@
-"""PNG, JPEG, TIFF, BMP and WebP: check the container, read the declared size, then decode with OpenCV.
+"""PNG, JPEG, TIFF, BMP, WebP and binary PGM/PPM: check the container, read the declared size, then decode with OpenCV.
 
 OpenCV decodes damaged files without complaint (half a JPEG comes back as an image with a grey bottom), so each
 container is walked first: PNG chunk CRCs and IEND, JPEG markers up to EOI, TIFF strip/tile extents, BMP and
@@ -9,6 +9,7 @@ WebP declared sizes. The walk also yields the declared width and height, which a
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from typing import Any
@@ -250,7 +251,36 @@ def _webp_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
     return width, height, facts, None
 
 
-_HEADERS = {"png": _png_header, "jpeg": _jpeg_header, "tiff": _tiff_header, "bmp": _bmp_header, "webp": _webp_header}
+_PNM_TOKEN = re.compile(rb"(?:\s|#[^\n]*\n)*(\d+)")
+
+
+def pnm_fields(data: bytes) -> tuple[int, int, int, int]:
+    """Width, height, maximum value of a binary PGM (P5) / PPM (P6), and where its samples start."""
+    pos, values = 2, []
+    for _ in range(3):
+        m = _PNM_TOKEN.match(data, pos)
+        if m is None:
+            raise InputError("corrupt_image", "PGM/PPM header lacks its width, height or maximum value")
+        values.append(int(m.group(1)))
+        pos = m.end()
+    return values[0], values[1], values[2], pos + 1  # one whitespace byte ends the header
+
+
+def _pnm_header(data: bytes) -> tuple[int, int, dict[str, Any]]:
+    """Binary PGM / PPM, as digitised films are often kept (mini-MIAS): exactly width x height samples of one or
+    (maximum value > 255) two big-endian bytes per channel follow the header."""
+    width, height, maxval, start = pnm_fields(data)
+    if not 0 < maxval < 65536:
+        raise InputError("corrupt_image", f"PGM/PPM declares an impossible maximum value {maxval}")
+    channels = 3 if data[:2] == b"P6" else 1
+    needed = start + width * height * channels * (2 if maxval > 255 else 1)
+    if needed > len(data):
+        raise InputError("truncated", f"PGM/PPM pixel data needs {needed} bytes but the file has {len(data)}")
+    return width, height, {"maxval": maxval}, None
+
+
+_HEADERS = {"png": _png_header, "jpeg": _jpeg_header, "tiff": _tiff_header, "bmp": _bmp_header, "webp": _webp_header,
+            "pnm": _pnm_header}
 
 
 # ---------------------------------------------------------------------------------------------- decode
@@ -259,7 +289,7 @@ def decode_raster(data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
 
     Args:
         data: the file bytes.
-        fmt: ``png|jpeg|tiff|bmp|webp`` (from :func:`sniff_format`).
+        fmt: ``png|jpeg|tiff|bmp|webp|pnm`` (from :func:`sniff_format`).
         max_pixels: limit on the declared width x height.
 
     Returns:
@@ -318,9 +348,11 @@ def decode_raster(data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
         pixels *= np.float32(1 / 255)
         bit_depth = 8
     elif arr.dtype == np.uint16:
+        # a 12-bit PGM keeps its samples on 0..maxval: full scale is the declared maximum, not 65535
+        full = facts.get("maxval", 65535)
         pixels = arr.astype(np.float32)
-        pixels *= np.float32(1 / 65535)
-        stored, bit_depth = arr, 16
+        pixels *= np.float32(1 / full)
+        stored, bit_depth = arr, int(full).bit_length()
     else:  # signed or float samples (TIFF): no fixed full scale, so a robust min-max
         pixels, lo, hi = robust_unit(arr)
         stored, bit_depth = arr, arr.dtype.itemsize * 8

@@ -54,8 +54,8 @@ def sniff_format(data: bytes, suffix: str = "") -> str | None:
             that lacks the preamble, which has no magic bytes of its own.
 
     Returns:
-        ``'dicom'``, ``'png'``, ``'jpeg'``, ``'tiff'``, ``'bmp'``, ``'webp'``, ``'nifti'``, or None when the bytes
-        are none of these.
+        ``'dicom'``, ``'png'``, ``'jpeg'``, ``'tiff'``, ``'bmp'``, ``'webp'``, ``'pnm'`` (binary PGM/PPM),
+        ``'nifti'``, or None when the bytes are none of these.
     """
     if len(data) >= 132 and data[128:132] == b"DICM":
         return "dicom"
@@ -72,6 +72,8 @@ def sniff_format(data: bytes, suffix: str = "") -> str | None:
             return "bmp"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
+    if data[:2] in (b"P5", b"P6") and data[2:3].isspace():  # binary Netpbm: PGM (grey), PPM (RGB)
+        return "pnm"
     if _nifti_header(data[:544]):
         return "nifti"
     if data.startswith(_GZIP) and _nifti_header(_gunzip_head(data)):

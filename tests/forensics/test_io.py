@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import struct
 import zlib
@@ -516,3 +517,46 @@ def test_damaged_files_never_crash(kind):
             assert exc.code in {"truncated", "corrupt_image", "no_pixel_data", "unsupported_format"}, exc.message
         else:
             _assert_valid(img)
+
+
+# --- binary PGM / PPM (digitised films, mini-MIAS) -----------------------------------------------------------
+def _pnm(magic: bytes, samples: np.ndarray, maxval: int, comment: bytes = b"") -> bytes:
+    h, w = samples.shape[:2]
+    return magic + b"\n" + comment + f"{w} {h}\n{maxval}\n".encode() + samples.tobytes()
+
+
+def test_pgm_8_bit_and_ppm_rgb_decode_exactly(tmp_path):
+    grey = np.random.default_rng(0).integers(0, 256, (20, 30), dtype=np.uint8)
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    (tmp_path / "g.pgm").write_bytes(_pnm(b"P5", grey, 255, b"# scanned film\n"))
+    (tmp_path / "c.ppm").write_bytes(_pnm(b"P6", rgb, 255))
+    g, c = load(tmp_path / "g.pgm"), load(tmp_path / "c.ppm")
+    assert sniff_format((tmp_path / "g.pgm").read_bytes()) == "pnm"
+    assert g.pixels.shape == (20, 30) and np.array_equal(np.round(g.pixels * 255).astype(np.uint8), grey)
+    assert c.pixels.shape == (20, 30, 3) and np.array_equal(np.round(c.pixels * 255).astype(np.uint8), rgb)
+
+
+def test_pgm_12_bit_is_scaled_by_its_declared_maximum(tmp_path):
+    samples = np.array([[0, 2048, 4095]], dtype=">u2")
+    (tmp_path / "a.pgm").write_bytes(_pnm(b"P5", samples, 4095))
+    im = load(tmp_path / "a.pgm")
+    assert im.bit_depth == 12
+    assert np.allclose(im.pixels, [[0.0, 2048 / 4095, 1.0]], atol=1e-6)
+    assert im.stored.tolist() == [[0, 2048, 4095]]
+
+
+def test_truncated_pgm_is_an_error_not_a_grey_image(tmp_path):
+    data = _pnm(b"P5", np.zeros((40, 40), np.uint8), 255)
+    (tmp_path / "t.pgm").write_bytes(data[:-100])
+    with pytest.raises(InputError) as err:
+        load(tmp_path / "t.pgm")
+    assert err.value.code == "truncated"
+
+
+def test_inspect_redacts_pgm_comments_unless_asked(tmp_path):
+    from forensics.inspect import inspect_bytes
+
+    data = _pnm(b"P5", np.zeros((2, 4), np.uint8), 255, b"# Patient SMITH 1994-03-02\n")
+    shown = json.dumps(inspect_bytes(data, "x.pgm"))
+    assert "SMITH" not in shown and "1994" not in shown and "maximum value" in shown
+    assert "SMITH" in json.dumps(inspect_bytes(data, "x.pgm", include_phi=True))
