@@ -47,10 +47,13 @@ class LDMGenerator(Generator):
         autoencoder: the bundled fake-maker autoencoder used as first stage (``generators.latent``).
         classes: class names, fixed at the first ``fit`` from the dataset's labels (sorted; unlabelled images
             train the null class); empty: unconditional.
-        block_out_channels, layers_per_block, norm_num_groups, attention_levels: ``TinyUNet`` shape.
+        block_out_channels, layers_per_block, norm_num_groups, attention_levels: ``TinyUNet`` shape (attention
+            at the 8 x 8 level by default: cheap, and it gives the latent a global layout).
         num_train_timesteps, beta_schedule: the noise schedule.
         num_inference_steps, eta: DDIM sampling (eta = 0: deterministic given the starting noise).
         guidance: default classifier-free guidance scale when a class is asked for.
+        clip_latent: bound on each step's estimate of the clean latent (normalised latents of real images stay
+            within about ±3.7); 0 disables. Without it a briefly trained UNet's first estimates blow up.
         label_dropout: share of training labels replaced by the null class.
         ema_decay: EMA of the UNet used for sampling.
     """
@@ -71,12 +74,13 @@ class LDMGenerator(Generator):
         block_out_channels: tuple[int, ...] = (32, 48, 64),
         layers_per_block: int = 1,
         norm_num_groups: int = 8,
-        attention_levels: tuple[int, ...] = (),
+        attention_levels: tuple[int, ...] = (2,),
         num_train_timesteps: int = 1000,
-        beta_schedule: str = "cosine",
+        beta_schedule: str = "scaled_linear",
         num_inference_steps: int = 50,
         eta: float = 0.0,
         guidance: float = 3.0,
+        clip_latent: float = 4.0,
         label_dropout: float = 0.15,
         ema_decay: float = 0.999,
         **kw,
@@ -95,6 +99,7 @@ class LDMGenerator(Generator):
         self.num_inference_steps = num_inference_steps
         self.eta = eta
         self.guidance = guidance
+        self.clip_latent = clip_latent
         self.label_dropout = label_dropout
         self.ema_decay = ema_decay
 
@@ -166,6 +171,8 @@ class LDMGenerator(Generator):
         if self.steps_ == 0:  # a resumed model keeps the statistics its UNet was trained on
             fs.norm.fit(raw.to(self.device))
         latents = fs.norm(raw.to(self.device)).cpu()
+        # per-batch shifts and intensity jitter would need an encoder pass per step: only flips are used
+        self.data_ = {**self.data_, "augment": False, "latent_views": len(views)}
         print(f"ldm: {len(latents)} training latents {tuple(latents.shape[1:])} ({len(views)} view(s) of "
               f"{len(images)} images)", file=sys.stderr, flush=True)
         return LatentSet(latents, y.repeat(len(views)))
@@ -190,14 +197,14 @@ class LDMGenerator(Generator):
             self.ema_.model.load_state_dict(self.unet_.state_dict())
         return {"loss": loss.item()}
 
-    def _write_samples(self, path, n: int = 36) -> None:
-        """The training grid: one block of rows per class (at the default guidance), else unconditional."""
-        if not self.classes:
-            return super()._write_samples(path, n)
-        per = max(1, n // len(self.classes))
+    def _write_samples(self, path, n: int = 6) -> None:
+        """The training grid, small (a 256 px sample costs about a second of CPU): ``n`` unconditional draws, or
+        one row of ``n // 2`` per class at the default guidance."""
         import numpy as np
 
-        write_grid(path, np.concatenate([self.sample(per, seed=0, class_label=c) for c in self.classes]), ncol=per)
+        per = max(1, n // 2) if self.classes else n
+        rows = [self.sample(per, seed=0, class_label=c) for c in self.classes] or [self.sample(per, seed=0)]
+        write_grid(path, np.concatenate(rows), ncol=per)
         for m in self._modules().values():
             m.train()
 
@@ -229,7 +236,8 @@ class LDMGenerator(Generator):
         y = None if k is None else torch.full((n,), k, dtype=torch.long, device=self.device)
         scale = self.guidance if guidance is None else float(guidance)
         model = ClassifierFreeGuidance(self.ema_.model.eval(), y, len(self.classes), scale)
-        sched = DDIMScheduler(self.num_train_timesteps, self.beta_schedule, eta=self.eta, clip_sample=False)
+        sched = DDIMScheduler(self.num_train_timesteps, self.beta_schedule, eta=self.eta,
+                              clip_sample=bool(self.clip_latent), clip_range=self.clip_latent)
         side = self.resolution // self.first_stage_.stride
         shape = (n, self.first_stage_.latent_channels, side, side)
         with self._autocast():
