@@ -18,7 +18,6 @@ import json
 import torch
 from torch import nn
 
-
 #: ITU-R BT.601 full range: luma and the two chroma differences (offset by 0.5 to stay in [0, 1]).
 _RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _CHROMA_OFFSET = torch.tensor([0.0, 0.5, 0.5])
