@@ -31,6 +31,16 @@ LICENCES = {
         "(Lung-PET-CT-Dx), The Cancer Imaging Archive",
     ),
     "derm_isic": ("CC0", "ISIC Archive (UDA-1)"),
+    "mri_brain": (
+        "CC BY-SA 3.0 (IXI); CC BY 3.0 (TCGA-LGG)",
+        "IXI dataset (EPSRC GR/S21533/02), https://brain-development.org/ixi-dataset/, sample subset from "
+        "CBICA/NiChart_Project; Pedano N. et al. (2016), TCGA-LGG, The Cancer Imaging Archive",
+    ),
+    "mammo": (
+        "research use only (MIAS MiniMammographic Database licence)",
+        "Suckling J. et al. (1994), The Mammographic Image Analysis Society Digital Mammogram Database, "
+        "Excerpta Medica Int. Congress Series 1069:375-378; weights trained on it are for research use only",
+    ),
 }
 
 # name: (family, data folder, train resolution, generator kwargs, dataset kwargs, budget s, max steps, modality)
@@ -49,6 +59,10 @@ PLAN = {
     ),
     "ct_gan": ("gan", "ct_lung_tcia", 64, {"batch_size": 32}, {}, 420, 4000, "CT"),
     "derm_vae": ("vae", "derm_isic", 64, {"batch_size": 32}, {"hflip": True, "vflip": True}, 720, 4000, "XC"),
+    # axial slices of every volume (near-empty ones skipped); brains are left-right symmetric enough to flip
+    "mri_gan": ("gan", "mri_brain", 64, {"batch_size": 32}, {"hflip": True}, 480, 4000, "MR"),
+    # 51 films: flips double them (left and right breasts look alike mirrored)
+    "mammo_gan": ("gan", "mammo", 64, {"batch_size": 32}, {"hflip": True}, 480, 4000, "MG"),
 }
 
 
@@ -154,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[1].strip(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", type=Path, default=os.environ.get("MEDAUDIT_DATA"),
-                    help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/ [env var: MEDAUDIT_DATA]")
+                    help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/, mri_brain/, mammo/ "
+                         "[env var: MEDAUDIT_DATA]")
     ap.add_argument("--work", type=Path, default=Path("build/train_bundled"), help="full (resumable) checkpoints")
     ap.add_argument("--dest", type=Path, default=None,
                     help="export folder (required to train; --cards reads the bundled weights when not given)")

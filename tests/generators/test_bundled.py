@@ -11,7 +11,7 @@ import pytest
 from generators import list_bundled, load_generator
 
 BUNDLED = {b["name"]: b for b in list_bundled()}
-EXPECTED = {"cxr_gan", "cxr_vae", "cxr_ddpm", "ct_gan", "derm_vae"}
+EXPECTED = {"cxr_gan", "cxr_vae", "cxr_ddpm", "ct_gan", "derm_vae", "mri_gan", "mammo_gan"}
 
 
 def test_bundled_names():
@@ -72,3 +72,17 @@ def test_train_bundled_needs_data_and_dest(monkeypatch, capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--only", "cxr_gan"])
     assert "--dest is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, modality", [("mri_gan", "MR"), ("mammo_gan", "MG")])
+def test_mri_and_mammography_generators_sample_at_their_resolution(name, modality):
+    rec = BUNDLED[name]
+    assert rec["resolution"] == 64 and rec["channels"] == 1 and rec["modality"] == modality
+    x = load_generator(name, device="cpu").sample(3, seed=1)
+    assert x.shape == (3, 64, 64) and 0 <= x.min() and x.max() <= 1
+    assert not np.allclose(x[0], x[1])  # different draws, not one memorized image
+
+
+def test_mammography_weights_carry_their_research_use_licence():
+    cfg = json.loads((Path(BUNDLED["mammo_gan"]["path"]) / "config.json").read_text())
+    assert "research use only" in cfg["licence"] and "Suckling" in cfg["attribution"]
