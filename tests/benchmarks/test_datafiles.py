@@ -87,7 +87,8 @@ def test_pgm_mammograms_are_listed_and_both_breasts_of_a_woman_stay_together(tmp
     assert len(ims) == 5 and ims[0].shape == (96, 96) and ims[0].dtype == np.float32
     # mini-MIAS: odd number = right breast, the next even number = left breast of the same woman
     assert source_group(folder / "mdb001.pgm") == source_group(folder / "mdb002.pgm") == "mammo/mias_patient1"
-    assert source_group(folder / "mdb003.pgm") == source_group(folder / "mdb004.pgm") != source_group(folder / "mdb002.pgm")
+    third = source_group(folder / "mdb003.pgm")
+    assert third == source_group(folder / "mdb004.pgm") != source_group(folder / "mdb002.pgm")
     assert is_heldout(folder / "mdb003.pgm") == is_heldout(folder / "mdb004.pgm")
 
 
