@@ -2,7 +2,8 @@
 
 Two held-out rules exist, each fixed by weights that were trained without its files:
 
-- :func:`is_heldout` (pixel detectors): 20% of *source groups* (patient, CT slice block, file) by a salted hash;
+- :func:`is_heldout` (pixel detectors): 20% of *source groups* (patient, CT slice block, MRI subject, mammography
+  patient, file) by a salted hash: every slice of a volume and both breasts of a woman fall on one side;
 - ``benchmarks.datasets.is_holdout`` (tamper in-painter and localizer): the file name's CRC-32, listed by
   :func:`data_files`.
 """
@@ -19,23 +20,30 @@ import numpy as np
 
 #: Environment variable naming the data folder when ``--data`` is not given, and what that folder holds.
 DATA_ENV = "MEDAUDIT_DATA"
-DATA_FOLDERS = "a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/ or any of them"
+DATA_FOLDERS = "a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/, mri_brain/, mammo/ or any of them"
 #: Held-out share of real source images kept out of all detector training (evaluation only), and its salt.
 TEST_FRACTION = 0.2
 TEST_SALT = "medaudit-heldout"
 #: Data folders the localizer and the tamper benchmarks draw from.
 FOLDERS = ("ct_lung_tcia", "cxr_kermany")
+#: Axial slices taken from each NIfTI volume for detector training and evaluation (evenly spaced over the slices
+#: that are not near-empty): one volume is one subject, so many slices of it add little.
+SLICES_PER_VOLUME = 12
 
 
 def source_group(path: str | os.PathLike) -> str:
-    """Source id of a data file for splitting: the patient where the name tells it (Kermany ``person123_...``),
-    a block of 20 consecutive slice numbers for ``ChestCT_N`` (neighbouring slices come from one scan), else the
-    file name."""
+    """Source id of a data file for splitting: the patient where the name tells it (Kermany ``person123_...``;
+    IXI ``IXI012-HH-1211_T1`` and TCGA ``TCGA-FG-6692_FLAIR`` volumes: the subject, whose sequences are one group;
+    mini-MIAS ``mdbNNN``: the woman, as odd and even numbers are her right and left breast), a block of 20
+    consecutive slice numbers for ``ChestCT_N`` (neighbouring slices come from one scan), else the file name."""
     name = Path(path).name
     folder = Path(path).parent.name
-    m = re.match(r"(person\d+)_", name)
+    m = re.match(r"(person\d+)_", name) or re.match(r"(IXI\d+)-", name) or re.match(r"(TCGA-\w+-\w+)_", name)
     if m:
         return f"{folder}/{m.group(1)}"
+    m = re.match(r"mdb(\d+)", name)
+    if m:
+        return f"{folder}/mias_patient{(int(m.group(1)) + 1) // 2}"
     m = re.match(r"ChestCT_(\d+)", name)
     if m:
         return f"{folder}/ct_block{int(m.group(1)) // 20}"
@@ -50,7 +58,8 @@ def is_heldout(path: str | os.PathLike) -> bool:
 
 
 def image_files(dirs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Image files (by suffix) below each folder, sorted per folder; a file given directly is kept as is."""
+    """Image files (by suffix; PGM too) below each folder, sorted per folder; a file given directly is kept as is.
+    A NIfTI volume is one entry here and several slices in :func:`load_images`."""
     from forensics.io import has_image_suffix
 
     out: list[Path] = []
@@ -76,10 +85,16 @@ def data_files(root: Path, holdout: bool, folders: tuple[str, ...] = FOLDERS) ->
     return out
 
 
-def load_images(paths: Sequence[Path], progress: bool = False) -> tuple[list[np.ndarray], list[Path]]:
-    """Pixels of every loadable file (errors are reported on stderr and skipped), short side capped at 512 px."""
+def load_images(paths: Sequence[Path], progress: bool = False,
+                slices_per_volume: int = SLICES_PER_VOLUME) -> tuple[list[np.ndarray], list[Path]]:
+    """Pixels of every loadable file (errors are reported on stderr and skipped), short side capped at 512 px.
+
+    A NIfTI volume gives ``slices_per_volume`` axial slices (normalized per volume, near-empty ones skipped), each
+    listed under the volume's path, so :func:`source_group` and :func:`is_heldout` keep a volume together.
+    """
     from forensics.errors import InputError
     from forensics.io import load
+    from forensics.io.training_sources import is_volume, volume_slices
     from forensics.training import preshrink
 
     ims, ok = [], []
@@ -90,13 +105,16 @@ def load_images(paths: Sequence[Path], progress: bool = False) -> tuple[list[np.
         it = tqdm(paths, desc="loading", file=sys.stderr, leave=False)
     for p in it:
         try:
-            px = load(p).pixels
+            if is_volume(p):
+                frames = volume_slices(p, max_slices=slices_per_volume)
+            else:
+                frames = [load(p).pixels]
         except InputError as exc:
             print(f"skipped {p}: {exc.code}: {exc.message}", file=sys.stderr)
             continue
         # keep colour for the caller, but cap the size: training and evaluation never need more than 512 px
-        ims.append(preshrink(px) if px.ndim == 2 else _cap_rgb(px))
-        ok.append(p)
+        ims += [preshrink(px) if px.ndim == 2 else _cap_rgb(px) for px in frames]
+        ok += [p] * len(frames)
     return ims, ok
 
 

@@ -35,6 +35,7 @@ from benchmarks.evaluations import Recorder, Section, register_evaluation
 from benchmarks.train_detector import (
     FAKE_RATIO,
     FAKE_VARIANTS,
+    MODALITY_PREFIX,
     REAL_VARIANTS,
     TEST_FAKE_SEED,
     TRAIN_FAKE_SEED,
@@ -85,6 +86,7 @@ def _resize_half(x: np.ndarray) -> np.ndarray:
 def _metrics(y: np.ndarray, p: np.ndarray, high: float) -> dict[str, float]:
     from forensics.metrics import ece, roc_auc
 
+    p = np.nan_to_num(p, nan=0.0)  # an analyzer that abstained (modality gate) flagged nothing, as risk_or_zero
     return {"auc": roc_auc(y, p), "ece": ece(y, p),
             "fpr_high": float((p[y == 0] >= high).mean()), "tpr_high": float((p[y == 1] >= high).mean())}
 
@@ -108,6 +110,7 @@ def evaluate(data: Path, weights_dir: Path | None = None, *, fake_ratio: float =
         kinds = np.array(["real"] * len(e["real"]) + e["fake_kinds"])
         s = score(scanner, xs)
         m: dict[str, Any] = {"n_real": len(e["real"]), "n_fake": len(e["fake"]),
+                             "unscored": float(np.isnan(s["cnn"]).mean()),  # the gate found no known modality
                              **{f"{k}_{n}": v for n in s for k, v in _metrics(y, s[n], cfg.high).items()}}
         for g in e["generators"]:
             sel = (kinds == "real") | (kinds == g)
@@ -285,15 +288,17 @@ def render(res: dict[str, Any]) -> str:
                   f"bias {res['fusion']['pixel_bias']}."]
     if res.get("modalities"):
         L += ["", "## In-distribution, format-matched (held-out reals vs new-seed samples of the bundled generators)",
-              "", "| modality | n real / fake | AUC fused | AUC frequency | AUC cnn | ECE fused | FPR@high | "
-              "TPR@high | AUC JPEG 70 | AUC resize 0.5x |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "", "| modality | n real / fake | unscored | AUC fused | AUC frequency | AUC cnn | ECE fused | "
+              "FPR@high | TPR@high | AUC JPEG 70 | AUC resize 0.5x |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for f, m in res["modalities"].items():
-            L.append(f"| {f} | {m['n_real']} / {m['n_fake']} | {_fmt(m['auc_risk'])} | {_fmt(m['auc_frequency'])} | "
+            L.append(f"| {f} | {m['n_real']} / {m['n_fake']} | {_fmt(m.get('unscored', float('nan')))} | "
+                     f"{_fmt(m['auc_risk'])} | {_fmt(m['auc_frequency'])} | "
                      f"{_fmt(m['auc_cnn'])} | {_fmt(m['ece_risk'])} | {_fmt(m['fpr_high_risk'])} | "
                      f"{_fmt(m['tpr_high_risk'])} | {_fmt(m['auc_risk_jpeg70'])} | {_fmt(m['auc_risk_resize0.5'])} |")
+        per_generator = tuple(f"{metric}_{prefix}" for metric in ("auc", "tpr_high")
+                              for prefix in MODALITY_PREFIX.values())
         per = [f"{k[4:]} AUC {_fmt(v)}" if k.startswith("auc_") else f"{k[9:]} caught at high {_fmt(v)}"
-               for m in res["modalities"].values() for k, v in m.items()
-               if k.startswith(("auc_cxr", "auc_ct", "auc_derm", "tpr_high_cxr", "tpr_high_ct", "tpr_high_derm"))]
+               for m in res["modalities"].values() for k, v in m.items() if k.startswith(per_generator)]
         L += ["", "Per generator (fused): " + "; ".join(per) + "."]
     if res.get("pooled"):
         L += ["", "## Pooled over modalities", "", "| scores | AUC | ECE | FPR@high | TPR@high |",
@@ -365,7 +370,7 @@ def evaluate_detectors(record: Recorder, *, data: Path, lofo_budget: float = 450
     """The pixel detectors in ``weights`` (default: bundled): in-distribution, LOFO, controls, DICOMs, speed.
 
     Args:
-        data: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/``.
+        data: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/``, ``mri_brain/``, ``mammo/``.
         lofo_budget: training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips LOFO).
         in_distribution: measure the in-distribution, perturbation, calibration, control and DICOM figures.
         speed_check: measure scan throughput.

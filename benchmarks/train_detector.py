@@ -20,16 +20,29 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.datafiles import DATA_ENV, DATA_FOLDERS, image_files, is_heldout, load_images, source_group
+from benchmarks.datafiles import (
+    DATA_ENV,
+    DATA_FOLDERS,
+    SLICES_PER_VOLUME,
+    image_files,
+    is_heldout,
+    load_images,
+    source_group,
+)
 from forensics.atomic import write_text
 from forensics.formatpath import FORMAT_PATH_VERSION
 
 #: Which bundled generators imitate which data folder (by name prefix).
-MODALITY_PREFIX = {"cxr_kermany": "cxr_", "ct_lung_tcia": "ct_", "derm_isic": "derm_"}
+MODALITY_PREFIX = {"cxr_kermany": "cxr_", "ct_lung_tcia": "ct_", "derm_isic": "derm_", "mri_brain": "mri_",
+                   "mammo": "mammo_"}
 LICENCES = {
     "cxr_kermany": "CC BY 4.0 - Kermany D., Zhang K., Goldbaum M. (2018), Mendeley Data v2",
     "ct_lung_tcia": "CC BY 3.0 - Li P. et al. (2020), Lung-PET-CT-Dx, The Cancer Imaging Archive",
     "derm_isic": "CC0 - ISIC Archive (UDA-1)",
+    "mri_brain": "CC BY-SA 3.0 - IXI dataset (brain-development.org); CC BY 3.0 - Pedano N. et al. (2016), TCGA-LGG, "
+                 "The Cancer Imaging Archive",
+    "mammo": "research use only - MIAS MiniMammographic Database licence, Suckling J. et al. (1994); weights "
+             "trained on it are for research use only",
 }
 #: Seeds of generator samples: training fakes and held-out evaluation fakes never share a seed.
 TRAIN_FAKE_SEED = 0
@@ -437,8 +450,9 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
         kind = kinds[0] if kinds else "?"
         n_src = len(set(vs.source.tolist()))
         if vs.label[:1].tolist() == [0]:
-            lines.append(f"- real `{kind}`: {n_src} files (held-out 20% excluded, split by patient / slice block / "
-                         "file), "
+            lines.append(f"- real `{kind}`: {n_src} images of {len(set(groups))} patients / subjects / slice blocks / "
+                         "files (held-out 20% of these excluded; a NIfTI volume gives up to "
+                         f"{SLICES_PER_VOLUME} axial slices), "
                          f"{REAL_VARIANTS} format-path draws each, about half through a native-size round trip "
                          f"({', '.join(map(str, folder_natives(kind)))} px); licence {LICENCES.get(kind, '?')}")
         elif len(kinds) > 1:
@@ -450,6 +464,8 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
     note = "Training data (real files are byte-exact public images; synthetic ones the bundled generators' and " \
            "the fake makers' remakes of the real files):\n\n"
     note += "\n".join(lines)
+    if any(str(vs.kind[0]) == "mammo" for vs, _ in parts if len(vs.kind)):
+        note += "\n\n**Research use only**: trained on mini-MIAS mammograms, whose licence allows research use only."
     natives = sorted({n for vs, _ in parts if vs.label[:1].tolist() == [0] for n in folder_natives(str(vs.kind[0]))})
     data_info = {"real_sources": sum(len(set(v.source.tolist())) for v, _ in parts if v.label[:1].tolist() == [0]),
                  "synthetic_sources": sum(len(v.label) for v, _ in parts if v.label[:1].tolist() == [1]),

@@ -1,10 +1,13 @@
-"""Training sets for the generators: a folder (recursive) of PNG / JPEG / DICOM files, or a DICOM series.
+"""Training sets for the generators: a folder (recursive) of PNG / JPEG / DICOM / PGM files or NIfTI volumes, or a
+DICOM series.
 
 Images are read with ``forensics.io.load``, brought to [0, 1] (CT DICOM: Hounsfield units through a lung or
-soft-tissue window; everything else: the loader's pixels), resized with area interpolation so the short side
-matches the resolution, center-cropped to a square and kept in memory as one float32 tensor. Augmentation is
-done per batch on the tensor: small shifts and scales and brightness/contrast jitter. Horizontal flips are off
-by default because chest X-rays have laterality (heart on the left); turn them on for dermoscopy.
+soft-tissue window; a NIfTI volume: its axial slices that are not near-empty, normalized per volume, see
+``forensics.io.training_sources``; everything else, PGM included: the loader's pixels), resized with area
+interpolation so the short side matches the resolution, center-cropped to a square and kept in memory as one
+float32 tensor. Augmentation is done per batch on the tensor: small shifts and scales and brightness/contrast
+jitter. Horizontal flips are off by default because chest X-rays have laterality (heart on the left); turn them on
+for dermoscopy.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from forensics.io import has_image_suffix, load
-
-from . import slices
+from forensics.io.training_sources import is_volume, volume_slices
 
 # HU windows as (center, width)
 WINDOWS = {"lung": (-600.0, 1500.0), "soft_tissue": (40.0, 400.0), "bone": (400.0, 1800.0)}
@@ -65,7 +67,7 @@ def _candidate_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
                     if name.startswith("."):
                         continue
                     f = Path(root) / name
-                    if has_image_suffix(f) or slices.handles(f) or (f.suffix == "" and _is_dicom(f)):
+                    if has_image_suffix(f) or (f.suffix == "" and _is_dicom(f)):
                         files.append(f)
         elif p.is_file():
             files.append(p)
@@ -79,11 +81,11 @@ def load_frames(
 ) -> tuple[list[np.ndarray], str | None]:
     """Read one file as a list of frames float32 (H, W) or (H, W, 3) in [0, 1], plus its DICOM modality.
 
-    Uses ``forensics.io.load``; CT DICOM goes through the HU window from ``MedicalImage.stored``; NIfTI volumes give
-    their axial slices and PGM its picture (``generators.slices``).
+    Uses ``forensics.io.load``; CT DICOM goes through the HU window from ``MedicalImage.stored``; a NIfTI volume
+    gives its axial slices (it names no modality: the caller's ``modality`` does).
     """
-    if slices.handles(path):
-        return slices.load_frames(path), None
+    if is_volume(path):
+        return volume_slices(path), None
     img = load(Path(path))
     modality = getattr(img, "modality", None)
     stored = getattr(img, "stored", None)
@@ -122,8 +124,8 @@ class ImageDataset:
     """In-memory image set at a fixed square resolution.
 
     Args:
-        paths: files and/or folders (searched recursively) of PNG, JPEG or DICOM (a DICOM series folder gives
-            one image per slice; multi-frame DICOM one per frame).
+        paths: files and/or folders (searched recursively) of PNG, JPEG, DICOM, PGM or NIfTI (a DICOM series
+            folder gives one image per slice; multi-frame DICOM one per frame; a NIfTI volume its axial slices).
         resolution: output side in pixels (64 or 128 are typical; anything >= 8 works).
         channels: 1, 3 or ``"auto"`` (3 when most images are colour).
         window: HU window for CT DICOM: ``"lung"``, ``"soft_tissue"``, ``"bone"`` or ``(center, width)``.
@@ -192,7 +194,7 @@ class ImageDataset:
         if not frames:
             where = ", ".join(str(p) for p in self.paths)
             raise EmptyDatasetError(
-                f"no readable PNG/JPEG/DICOM images found in {where} "
+                f"no readable PNG/JPEG/DICOM/PGM/NIfTI images found in {where} "
                 f"({len(files)} candidate file(s), {len(self.skipped)} unreadable)"
             )
         if channels == "auto":

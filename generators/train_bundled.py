@@ -32,14 +32,14 @@ LICENCES = {
     ),
     "derm_isic": ("CC0", "ISIC Archive (UDA-1)"),
     "mri_brain": (
-        "CC BY-SA 3.0",
-        "IXI dataset (Information eXtraction from Images, EPSRC GR/S21533/02), brain-development.org/ixi-dataset; "
-        "subset from CBICA/NiChart_Project",
+        "CC BY-SA 3.0 (IXI); CC BY 3.0 (TCGA-LGG)",
+        "IXI dataset (EPSRC GR/S21533/02), https://brain-development.org/ixi-dataset/, sample subset from "
+        "CBICA/NiChart_Project; Pedano N. et al. (2016), TCGA-LGG, The Cancer Imaging Archive",
     ),
     "mammo": (
-        "MIAS MiniMammographic Database licence: research use only (weights trained on it are research-use only)",
-        "Suckling J. et al. (1994), The Mammographic Image Analysis Society Digital Mammogram Database, Excerpta "
-        "Medica Int. Congress Series 1069:375-378 (mini-MIAS)",
+        "research use only (MIAS MiniMammographic Database licence)",
+        "Suckling J. et al. (1994), The Mammographic Image Analysis Society Digital Mammogram Database, "
+        "Excerpta Medica Int. Congress Series 1069:375-378; weights trained on it are for research use only",
     ),
 }
 
@@ -61,6 +61,10 @@ PLAN = {
     ),
     "ct_gan": ("gan", "ct_lung_tcia", 64, {"batch_size": 32}, {}, 420, 4000, "CT"),
     "derm_vae": ("vae", "derm_isic", 64, {"batch_size": 32}, {"hflip": True, "vflip": True}, 720, 4000, "XC"),
+    # axial slices of every volume (near-empty ones skipped); brains are left-right symmetric enough to flip
+    "mri_gan": ("gan", "mri_brain", 64, {"batch_size": 32}, {"hflip": True}, 480, 4000, "MR"),
+    # 51 films: flips double them (left and right breasts look alike mirrored)
+    "mammo_gan": ("gan", "mammo", 64, {"batch_size": 32}, {"hflip": True}, 480, 4000, "MG"),
     # latent diffusion at 256 px; dataset kwargs "labels" / "include" / "exclude_heldout" are read by training_files
     "cxr_ldm": ("ldm", "cxr_kermany", 256, _LDM, {"labels": "file_name", "exclude_heldout": True}, 380, 3000, "DX"),
     "ct_ldm": ("ldm", "ct_lung_tcia", 256, _LDM, {"exclude_heldout": True}, 380, 3000, "CT"),

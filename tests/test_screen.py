@@ -18,8 +18,10 @@ pytest.importorskip("forensics.reuse")
 
 @pytest.fixture
 def claims_csv(tmp_path, mixed_folder):
-    """claim A: a real CT; claim B: the same CT flipped (reuse); claim C: an A1111 PNG; claim D: an MR."""
+    """claim A: a real CT; claim B: the same CT flipped (reuse); claim C: an A1111 PNG; claim D: an ultrasound (no
+    pixel analyzer covers it) and a missing file."""
     import pydicom
+    import pydicom.examples
 
     ds = pydicom.dcmread(mixed_folder / "real" / "ct.dcm")
     flipped = tmp_path / "flipped.png"
@@ -27,8 +29,9 @@ def claims_csv(tmp_path, mixed_folder):
     pixels = (pixels - pixels.min()) / np.ptp(pixels)
     cv2.imwrite(str(flipped), (pixels[:, ::-1] * 255).astype(np.uint8))
     shutil.copyfile(mixed_folder / "synthetic" / "a1111.png", tmp_path / "gen.png")
+    shutil.copyfile(pydicom.examples.get_path("rgb_color"), tmp_path / "us.dcm")
     rows = ["claim_id,path", f"A,{mixed_folder / 'real' / 'ct.dcm'}", "B,flipped.png", "C,gen.png",
-            f"D,{mixed_folder / 'real' / 'mr.dcm'}", "D,missing.png"]
+            "D,us.dcm", "D,missing.png"]
     path = tmp_path / "claims.csv"
     path.write_text("\n".join(rows) + "\n")
     return path

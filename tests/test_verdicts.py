@@ -26,9 +26,13 @@ def _records(text: str) -> dict[str, dict]:
 
 @pytest.fixture
 def real_folder(tmp_path, mixed_folder):
-    """pydicom's CT (a modality the pixel analyzers cover) and MR (one they do not)."""
+    """pydicom's CT (a modality the pixel analyzers cover) and an ultrasound (one they do not)."""
+    import pydicom.examples
+
     folder = tmp_path / "real"
-    shutil.copytree(mixed_folder / "real", folder)
+    folder.mkdir()
+    shutil.copyfile(mixed_folder / "real" / "ct.dcm", folder / "ct.dcm")
+    shutil.copyfile(pydicom.examples.get_path("rgb_color"), folder / "us.dcm")
     return folder
 
 
@@ -39,16 +43,16 @@ def test_an_image_no_pixel_analyzer_covers_is_unscored_not_low(real_folder):
     result = CliRunner().invoke(main, ["scan", str(real_folder), *FAST])
     assert result.exit_code == 0, result.output
     records = _records(result.stdout)
-    mr, ct = records["mr.dcm"], records["ct.dcm"]
-    assert mr["level"] == "unscored" and mr["risk"] is None and mr["assessed_by"] == []
+    us, ct = records["us.dcm"], records["ct.dcm"]
+    assert us["level"] == "unscored" and us["risk"] is None and us["assessed_by"] == []
     assert ct["level"] == "low" and ct["assessed_by"] == ["frequency"]
     assert "1 low, 0 medium, 0 high, 1 unscored, 0 error" in result.stderr
 
 
 def test_fail_on_unscored_exits_1_and_fail_on_alone_ignores_unscored(real_folder):
-    mr = str(real_folder / "mr.dcm")
-    assert CliRunner().invoke(main, ["scan", "-q", mr, "--fail-on", "low", *FAST]).exit_code == 0
-    assert CliRunner().invoke(main, ["scan", "-q", mr, "--fail-on-unscored", *FAST]).exit_code == 1
+    us = str(real_folder / "us.dcm")
+    assert CliRunner().invoke(main, ["scan", "-q", us, "--fail-on", "low", *FAST]).exit_code == 0
+    assert CliRunner().invoke(main, ["scan", "-q", us, "--fail-on-unscored", *FAST]).exit_code == 1
     ct = str(real_folder / "ct.dcm")
     assert CliRunner().invoke(main, ["scan", "-q", ct, "--fail-on-unscored", *FAST]).exit_code == 0
 
@@ -56,7 +60,7 @@ def test_fail_on_unscored_exits_1_and_fail_on_alone_ignores_unscored(real_folder
 def test_without_pixel_analyzers_nothing_reads_as_low(real_folder):
     result = CliRunner().invoke(main, ["scan", "-q", str(real_folder), "--analyzers", "metadata,watermark"])
     levels = {name: r["level"] for name, r in _records(result.stdout).items()}
-    assert levels == {"ct.dcm": "unscored", "mr.dcm": "unscored"}
+    assert levels == {"ct.dcm": "unscored", "us.dcm": "unscored"}
 
 
 def test_resume_of_a_jsonl_written_before_the_coverage_fields(real_folder, tmp_path):
@@ -69,7 +73,7 @@ def test_resume_of_a_jsonl_written_before_the_coverage_fields(real_folder, tmp_p
     result = CliRunner().invoke(main, ["scan", "-q", str(real_folder), "-o", str(out), "--resume", *FAST])
     assert result.exit_code == 0, result.output
     records = _records(out.read_text())
-    assert "assessed_by" not in records["ct.dcm"] and records["mr.dcm"]["level"] == "unscored"
+    assert "assessed_by" not in records["ct.dcm"] and records["us.dcm"]["level"] == "unscored"
     table = CliRunner().invoke(main, ["scan", "-q", str(real_folder), "--format", "table", *FAST])
     assert table.exit_code == 0 and "unscored" in table.stdout
 
@@ -82,8 +86,8 @@ def test_audit_counts_unscored_apart_in_every_summary(real_folder, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["unscored"] == 1 and report["summary"]["low"] == 1
     rows = {os.path.basename(r["path"]): r for r in csv.DictReader((out / "report.csv").open())}
-    assert rows["mr.dcm"]["level"] == "unscored" and rows["mr.dcm"]["risk"] == ""
-    assert rows["mr.dcm"]["assessed_by"] == "" and rows["ct.dcm"]["assessed_by"] == "frequency"
+    assert rows["us.dcm"]["level"] == "unscored" and rows["us.dcm"]["risk"] == ""
+    assert rows["us.dcm"]["assessed_by"] == "" and rows["ct.dcm"]["assessed_by"] == "frequency"
     html = (out / "report.html").read_text()
     assert '<div class="card lvl-unscored">' in html and '<span class="badge lvl-unscored">unscored</span>' in html
 
@@ -171,7 +175,7 @@ def test_screen_with_a_header_only_csv_exits_2(tmp_path):
 def test_a_claim_with_a_missing_image_is_incomplete_and_fails_any_fail_on(real_folder, tmp_path):
     csv_path = tmp_path / "claims.csv"
     csv_path.write_text(f"claim_id,path\nA,{real_folder / 'ct.dcm'}\nA,gone.png\nB,{real_folder / 'ct.dcm'}\n"
-                        f"C,{real_folder / 'mr.dcm'}\n")
+                        f"C,{real_folder / 'us.dcm'}\n")
     args = ["screen", str(csv_path), "--out", str(tmp_path / "out"), *FAST]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -7,11 +7,14 @@ from pathlib import Path
 
 from forensics.records import Evidence, Finding, MedicalImage
 
-# DICOM modalities of the images the bundled pixel detectors learned from: chest X-ray (CR, DX), CT, and
-# photographs/dermoscopy (XC); OT/SC for secondary captures. On anything else (MR, US, NM …) their scores mean
-# nothing, so they abstain. Files without a modality (PNG, JPEG, NIfTI) are judged by the modality their pixels
-# look like (forensics.modality): an estimate of MR, MG or OT (none of the known ones) makes them abstain too.
-TRAINED_MODALITIES = frozenset({"CR", "DX", "CT", "XC", "OT", "SC"})
+# DICOM modalities of the images the bundled pixel detectors (cnn, frequency) learned from: chest X-ray (CR, DX),
+# CT, photographs/dermoscopy (XC), brain MRI (MR) and mammography (MG); OT/SC for secondary captures. On anything
+# else (US, NM, PT …) their scores mean nothing, so they abstain. Files without a modality (PNG, JPEG, NIfTI) are
+# judged by the modality their pixels look like (forensics.modality): an estimate of OT (none of the known ones)
+# makes them abstain too.
+TRAINED_MODALITIES = frozenset({"CR", "DX", "CT", "XC", "MR", "MG", "OT", "SC"})
+# Where the real-image (residual) model was fitted: chest X-ray, CT and dermoscopy only.
+RESIDUAL_MODALITIES = TRAINED_MODALITIES - {"MR", "MG"}
 # Where the tamper localizer was trained: chest CT and chest X-ray.
 TAMPER_MODALITIES = frozenset({"CR", "DX", "CT", "OT", "SC"})
 

@@ -25,14 +25,9 @@ def _gunzip(data: bytes, limit: int) -> bytes:
     return out
 
 
-def load_nifti(data: bytes, max_pixels: int) -> dict[str, Any]:
-    """Decode a single-file NIfTI image.
-
-    Returns:
-        Keyword arguments for :class:`MedicalImage`: ``pixels`` float32 (H, W) in [0, 1] (the middle slice along
-        the third axis in closest-canonical RAS orientation, anterior up), ``stored`` (the scaled slice, float32),
-        ``spacing_mm``, ``bit_depth``, ``frames`` (slices), ``metadata``.
-    """
+def _decode(data: bytes, max_pixels: int) -> tuple[Any, tuple[int, ...], Any, np.ndarray]:
+    """(header class, declared shape, closest-canonical image, its 3-D voxel array) of NIfTI bytes, size-checked
+    before decoding."""
     import nibabel as nib  # heavy import; only NIfTI needs it
 
     if data[:2] == b"\x1f\x8b":
@@ -59,19 +54,40 @@ def load_nifti(data: bytes, max_pixels: int) -> dict[str, Any]:
     if len(data) < needed:
         raise InputError("truncated", f"NIfTI voxel data needs {needed} bytes but the file has {len(data)}")
     try:
-        img = klass.from_bytes(data)
-        img = nib.as_closest_canonical(img)
+        img = nib.as_closest_canonical(klass.from_bytes(data))
         vol = np.asanyarray(img.dataobj)
         while vol.ndim > 3:
             vol = vol[..., 0]
         if vol.ndim == 2:
             vol = vol[:, :, None]
+    except Exception as exc:  # noqa: BLE001
+        raise InputError("corrupt_image", f"NIfTI data: {type(exc).__name__}: {exc}") from None
+    return klass, shape, img, vol
+
+
+def decode_volume(data: bytes, max_pixels: int) -> np.ndarray:
+    """The voxels of NIfTI bytes as a 3-D array (x=R, y=A, z=S, closest-canonical orientation), as stored."""
+    return _decode(data, max_pixels)[3]
+
+
+def load_nifti(data: bytes, max_pixels: int) -> dict[str, Any]:
+    """Decode a single-file NIfTI image.
+
+    Returns:
+        Keyword arguments for :class:`MedicalImage`: ``pixels`` float32 (H, W) in [0, 1] (the middle slice along
+        the third axis in closest-canonical RAS orientation, anterior up), ``stored`` (the scaled slice, float32),
+        ``spacing_mm``, ``bit_depth``, ``frames`` (slices), ``metadata``.
+    """
+    import nibabel as nib
+
+    klass, shape, img, vol = _decode(data, max_pixels)
+    header = img.header
+    itemsize = np.dtype(header.get_data_dtype()).itemsize
+    try:
         mid = vol.shape[2] // 2
         # array axes are (x=R, y=A); rows should run anterior -> posterior, columns left -> right of the array
         slice_ = np.flipud(np.asarray(vol[:, :, mid], dtype=np.float32).T)
-        zooms = img.header.get_zooms()
-    except InputError:
-        raise
+        zooms = header.get_zooms()
     except Exception as exc:  # noqa: BLE001
         raise InputError("corrupt_image", f"NIfTI data: {type(exc).__name__}: {exc}") from None
     stored = np.ascontiguousarray(slice_)

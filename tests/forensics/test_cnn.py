@@ -99,7 +99,8 @@ def test_bundled_cnn():
     analyzer = CNNAnalyzer()
     assert analyzer.availability() == (True, "")
     f = analyzer.analyze(_image(np.random.default_rng(0).random((300, 260)).astype(np.float32)))
-    assert f.heatmap.shape == (4, 4) and 0.0 <= f.score <= 1.0
+    grid = json.loads((DEFAULT_WEIGHTS_DIR / "cnn" / "config.json").read_text())["grid"]  # 4 at 128 px, 5 at 256 px
+    assert f.heatmap.shape == (grid, grid) and 0.0 <= f.score <= 1.0
 
 
 def test_blank_image_has_no_score(trained):

@@ -60,7 +60,7 @@ def test_score_abstains_outside_an_analyzers_modalities():
     import pydicom.examples
 
     scanner = Scanner(ScanOptions(analyzers=["frequency"]))
-    result = scanner.score(load(Path(pydicom.examples.get_path("mr"))))
+    result = scanner.score(load(Path(pydicom.examples.get_path("rgb_color"))))  # an ultrasound: never trained on
     (finding,) = result.findings
     assert finding.score is None and finding.kind == "pixel"
     assert finding.evidence[0].code == "frequency.out_of_domain"

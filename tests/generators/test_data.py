@@ -52,7 +52,7 @@ def test_apply_window_range():
 def test_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
-    with pytest.raises(EmptyDatasetError, match="no readable PNG/JPEG/DICOM images"):
+    with pytest.raises(EmptyDatasetError, match="no readable PNG/JPEG/DICOM/PGM/NIfTI images"):
         ImageDataset(tmp_path / "empty")
 
 
@@ -90,3 +90,25 @@ def test_load_frames_reports_the_ct_modality():
 
     (ct,), modality = load_frames(Path(pydicom.examples.get_path("ct")), "lung")
     assert modality == "CT" and ct.shape == (128, 128) and 0 <= ct.min() and ct.max() <= 1
+
+
+def test_nifti_volumes_give_their_axial_slices(tmp_path):
+    import nibabel as nib
+
+    vol = np.zeros((24, 24, 12), np.int16)
+    vol[4:20, 4:20, :9] = 500  # three air slices on top are skipped
+    for name in ("IXI001-HH-1_T1.nii.gz", "IXI002-HH-2_T1.nii.gz"):
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / name))
+    ds = ImageDataset(tmp_path, resolution=16, modality="MR", augment=False)
+    assert len(ds) == 18 and ds.modality == "MR" and ds.images.shape == (18, 1, 16, 16)
+    assert float(ds.images.max()) == pytest.approx(1.0)
+
+
+def test_pgm_mammograms_are_read(tmp_path):
+    import cv2
+
+    for i in (1, 2):
+        cv2.imwrite(str(tmp_path / f"mdb00{i}.pgm"), np.full((40, 30), 60 * i, np.uint8))
+    ds = ImageDataset(tmp_path, resolution=16, augment=False)
+    assert len(ds) == 2 and ds.channels == 1
+    assert float(ds.images[1].mean()) == pytest.approx(120 / 255, abs=1e-3)

@@ -102,7 +102,9 @@ def test_demo_study_is_built_from_shipped_files(tmp_path, monkeypatch, one_torch
         images = s.images_table()
         tampered = s.db.execute("SELECT region FROM images WHERE truth = 'tampered'").fetchall()
     counts = {t: sum(i["truth"] == t for i in images) for t in ("real", "synthetic", "tampered")}
-    assert counts == {"real": 7, "synthetic": 5, "tampered": 1}
+    from generators import list_bundled
+
+    assert counts == {"real": 7, "synthetic": len(list_bundled()), "tampered": 1}  # one sample per bundled generator
     assert all(max(i["width"], i["height"]) == 512 for i in images)  # one display size: size gives nothing away
     assert len(json.loads(tampered[0]["region"])) == 4
     synthetic_risks = [i["risk"] for i in images if i["truth"] == "synthetic"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from forensics.analyzers import register_analyzer
-from forensics.analyzers.base import TRAINED_MODALITIES, Analyzer
+from forensics.analyzers.base import RESIDUAL_MODALITIES, Analyzer
 from forensics.analyzers.residual.features import FEATURE_NAMES, extract_features
 from forensics.analyzers.residual.model import RealModel
 from forensics.formatpath import STANDARD_SIZE, is_flat, standardize
@@ -57,7 +57,7 @@ class ResidualAnalyzer(Analyzer):
     version = "1.0"
     kind = "realness"
     settings = ("weights_dir",)
-    modalities = TRAINED_MODALITIES
+    modalities = RESIDUAL_MODALITIES
     default = False
 
     def __init__(self, weights_dir: str | Path | None = None):
