@@ -253,8 +253,8 @@ def build_dataset(
     Args:
         data_dir: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/`` (or any subset); None or absent
             means no real images (a clear error: a benchmark needs both classes).
-        generators: bundled names or checkpoint dirs (default: every bundled generator whose modality has a data
-            folder).
+        generators: bundled names or checkpoint dirs (default: every bundled generator the detectors train against
+            whose modality has a data folder).
         fakes: samples per generator and split, default ``{"train": 150, "val": 50, "test": 100}``.
         max_real: cap on real files per data folder (first files in sorted order; None = all).
         size: side of the matched images.
@@ -263,7 +263,7 @@ def build_dataset(
         cache_root: where built sets live (None: a temporary folder, not reused).
     """
     from benchmarks.datafiles import image_files
-    from generators import list_bundled
+    from benchmarks.train_detector import bundled_generator_names
 
     if variant not in ("matched", "raw"):
         raise ValueError(f"variant must be 'matched' or 'raw', got {variant!r}")
@@ -275,7 +275,7 @@ def build_dataset(
     folders = [f for f in FOLDER_MODALITY if (data_dir / f).is_dir()]
     if generators is None:
         mods = {FOLDER_MODALITY[f] for f in folders}
-        generators = [b["name"] for b in list_bundled() if b["name"].split("_", 1)[0] in mods]
+        generators = [b for b in bundled_generator_names() if b.split("_", 1)[0] in mods]
     generators = list(generators)
     # reals of a modality without fakes would teach "this modality = real": leave them out
     gen_mods = {_generator_info(g)[0] for g in generators}

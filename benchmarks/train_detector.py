@@ -258,11 +258,17 @@ FAKE_RATIO = 2.0  # generator samples per real source (each fake takes one forma
 REMAKES_PER_IMAGE = 1  # fake-maker remakes per real source (at the real file's size, one format-path draw)
 
 
+#: The generator families the bundled detectors train against. Latent diffusion (256 px, well under one image a
+#: second on a CPU) stays out: enough samples would take hours here, and it remains a family the detectors never saw.
+DETECTOR_FAMILIES = ("gan", "vae", "ddpm")
+
+
 def bundled_generator_names() -> list[str]:
-    """Names of the bundled image generators (the tamper in-painter is not one: ``list_bundled`` leaves it out)."""
+    """Names of the bundled generators the detectors train against (the tamper in-painter is not a generator:
+    ``list_bundled`` leaves it out)."""
     from generators import list_bundled
 
-    return [g["name"] for g in list_bundled()]
+    return [g["name"] for g in list_bundled() if g["family"] in DETECTOR_FAMILIES]
 
 
 def folder_natives(folder: str) -> list[int]:

@@ -141,22 +141,6 @@ def test_cli_generate_class_and_guidance(tmp_path, gray_png_folder):
     assert res.exit_code != 0 and "this model knows: bacterial, viral" in res.output
 
 
-def test_nifti_slices_and_pgm_are_training_frames(tmp_path):
-    import nibabel as nib
-
-    from generators.slices import nifti_axial_slices
-
-    vol = np.zeros((20, 24, 30), np.float32)
-    vol[5:15, 6:18, 10:25] = 100.0  # a block: the slices it crosses carry anatomy
-    vol[5:15, 6:16, 3] = 100.0  # below the widest slices and almost as wide: the "neck", dropped
-    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "head.nii.gz"))
-    cv2.imwrite(str(tmp_path / "mammo.pgm"), np.full((40, 30), 200, np.uint8))
-    frames = nifti_axial_slices(tmp_path / "head.nii.gz")
-    assert len(frames) == 15 and frames[0].shape == (24, 24) and frames[0].max() == 1.0
-    ds = ImageDataset(tmp_path, resolution=16)
-    assert len(ds) == 16 and ds.images.shape[1:] == (1, 16, 16)
-
-
 def test_bundled_plan_excludes_held_out_files_and_reads_cxr_labels(tmp_path):
     from benchmarks.datafiles import is_heldout
     from benchmarks.datasets import is_holdout
