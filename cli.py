@@ -1154,6 +1154,17 @@ def bench_tamper(data_dir, n, db, write_docs):
     _evaluate("tamper", write_docs, db, data=data_dir, n=n)
 
 
+@bench.command("series")
+@_data_option("Brain MRI volumes: mri_brain/*.nii.gz below it (each written as a DICOM series).")
+@click.option("-n", "n", type=click.IntRange(1), default=None, help="IXI volumes to use (default: all).")
+@_bench_db
+@_write_docs
+@_quiet_option
+def bench_series(data_dir, n, db, write_docs):
+    """Series consistency: one tampered slice per tamper method in DICOM series made from real MRI volumes."""
+    _evaluate("series", write_docs, db, data=data_dir, n=n)
+
+
 # --- data --------------------------------------------------------------------------------------------------------
 
 

@@ -261,14 +261,14 @@ def scan_paths(
     items: list[tuple[str, str | None]] = []
     errors: list[ScanResult] = []
     for path, error in iter_inputs(paths):
-        if (None, path) in skip:
-            continue
         if error is not None:
-            errors.append(ScanResult(path=path, status="error", error=ScanError(error.code, error.message)))
+            if (None, path) not in skip:
+                errors.append(ScanResult(path=path, status="error", error=ScanError(error.code, error.message)))
         else:
-            items.append((path, None))
+            items.append((path, None))  # skipped ones too: their slices are the neighbours of those left to scan
     yield from errors
-    yield from scan_items(items, options, workers=workers, progress=progress, engine=engine, scheduler=scheduler)
+    yield from scan_items(items, options, workers=workers, skip=skip, progress=progress, engine=engine,
+                          scheduler=scheduler)
 
 
 def scan_items(

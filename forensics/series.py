@@ -185,30 +185,41 @@ def neighbour_statistics(prev: np.ndarray | None, here: np.ndarray, nxt: np.ndar
         pred, drift, around = one, (one - beyond) if beyond is not None else np.zeros_like(one), _fine(one)
     d = _blur(here - pred, 1.5)
     e = _blur(drift, 1.5)
+    step = _blur(here - (nxt if nxt is not None else prev), 1.5)
     f = _fine(here)
     cov, var_f, var_a = _grid(f * around, cell), _grid(f * f, cell), _grid(around * around, cell)
     grain = cov / np.sqrt(var_f * var_a + 1e-12)
-    return {"departure": _grid(d * d, cell), "drift": _grid(e * e, cell), "grain": grain}
+    return {"departure": _grid(d * d, cell), "drift": _grid(e * e, cell), "step": _grid(step * step, cell),
+            "grain": grain}
 
 
 def compare(stats: dict[str, np.ndarray], cell: int) -> tuple[np.ndarray, np.ndarray]:
     """z maps (slices, gh, gw): each cell's departure from its neighbours, in units of its spread over the series.
 
-    ``content``: log ratio of departure to drift (a slice that differs from neighbours that agree with each other);
-    ``noise`` / ``texture``: log RMS minus the neighbours' mean, either sign; ``grain``: a drop of the residual's
-    correlation with the neighbours. Returns (z, which): the largest z over the statistics, and the index into
-    STATISTICS that gave it.
+    Inner slices: ``content`` is the log ratio of departure to drift (a slice that differs from neighbours that
+    agree with each other); ``noise`` / ``texture``: log RMS minus the neighbours' mean, either sign; ``grain``: a
+    drop of the residual's correlation with the neighbours; each against the inner slices' spread. The two end
+    slices have one neighbour: their change to it (content energy, noise and texture level) is set against the
+    slice-to-slice changes of the whole series; grain is not judged there. Returns (z, which): the largest z over
+    the statistics, and the index into STATISTICS that gave it.
     """
-    departure, drift = stats["departure"], stats["drift"]
+    departure, drift, step = stats["departure"], stats["drift"], stats["step"]
     floor = _floor(departure)
-    zs = [_robust_z(0.5 * (np.log(departure + floor) - np.log(drift + floor)), cell)]
+    inner = slice(1, -1)
+    content = _robust_z(0.5 * (np.log(departure + floor) - np.log(drift + floor)), cell, inner)
+    content[[0, -1]] = _robust_z(0.5 * np.log(step + _floor(step)), cell)[[0, -1]]
+    zs = [content]
     for x in (stats["noise"], stats["texture"]):
         lx = 0.5 * np.log(x + _floor(x))  # log RMS
         d = np.empty_like(lx)
         d[1:-1] = lx[1:-1] - 0.5 * (lx[:-2] + lx[2:])
-        d[0], d[-1] = lx[0] - lx[1], lx[-1] - lx[-2]
-        zs.append(np.abs(_robust_z(d, cell)))
-    zs.append(-_robust_z(np.arctanh(np.clip(stats["grain"], -0.99, 0.99)), cell))
+        z = _robust_z(d, cell, inner)
+        first = np.concatenate([lx[:-1] - lx[1:], lx[-1:] - lx[-2:-1]])  # each slice minus the next (last: previous)
+        z[[0, -1]] = _robust_z(first, cell)[[0, -1]]
+        zs.append(np.abs(z))
+    grain = -_robust_z(np.arctanh(np.clip(stats["grain"], -0.99, 0.99)), cell, inner)
+    grain[[0, -1]] = 0.0
+    zs.append(grain)
     stack = np.stack(zs)
     return stack.max(axis=0), stack.argmax(axis=0)
 
@@ -220,12 +231,13 @@ def _floor(x: np.ndarray) -> float:
     return 0.5 * float(np.median(positive)) if positive.size else 1.0
 
 
-def _robust_z(d: np.ndarray, cell: int) -> np.ndarray:
-    """(d - median) / spread over the slices at each cell. The spread is never below half its median over the
-    cells that vary, nor below the sampling error of a log RMS from cell x cell pixels (about 1.5 / cell): a cell
-    that is flat in most slices (air, padding) must not turn a few stray values into an alarm."""
-    centre = np.median(d, axis=0, keepdims=True)
-    spread = 1.4826 * np.median(np.abs(d - centre), axis=0, keepdims=True)
+def _robust_z(d: np.ndarray, cell: int, among: slice = slice(None)) -> np.ndarray:
+    """(d - median) / spread over the slices ``among`` at each cell. The spread is never below half its median over
+    the cells that vary, nor below the sampling error of a log RMS from cell x cell pixels (about 1.5 / cell): a
+    cell that is flat in most slices (air, padding) must not turn a few stray values into an alarm."""
+    ref = d[among]
+    centre = np.median(ref, axis=0, keepdims=True)
+    spread = 1.4826 * np.median(np.abs(ref - centre), axis=0, keepdims=True)
     varying = spread[spread > 0]
     floor = max(_SPREAD_FLOOR * float(np.median(varying)) if varying.size else 0.0, 1.5 / cell)
     return (d - centre) / np.maximum(spread, floor)
