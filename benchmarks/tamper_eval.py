@@ -27,6 +27,7 @@ the lesion); per negative kind, the share whose finding alone reaches ``medium``
 from __future__ import annotations
 
 import csv
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -212,10 +213,18 @@ def _pixel_stats(heat: np.ndarray | None, mask: np.ndarray) -> dict[str, Any]:
             "up": up}
 
 
-def _level(finding) -> str:
-    from forensics.fusion import FusionConfig, explain, level_of
+@functools.cache
+def _fusion_config():
+    from forensics.fusion import FusionConfig
 
-    config = FusionConfig.for_weights()
+    return FusionConfig.for_weights()
+
+
+def _level(finding) -> str:
+    """The level the finding alone gives (local evidence is bounded: at most ``medium``)."""
+    from forensics.fusion import explain, level_of
+
+    config = _fusion_config()
     return level_of(explain([finding], config).risk, config)
 
 
