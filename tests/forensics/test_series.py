@@ -138,3 +138,22 @@ def test_the_full_scan_runs_the_series_analyzer_by_default(tampered_series):
     by_name = {Path(r.path).name: r for r in results}
     series = {n: [f for f in by_name[n].findings if f.analyzer == "series"][0] for n in names}
     assert all(f.score is not None for f in series.values())
+
+
+def test_scan_cli_reports_the_inconsistent_slice_in_its_json_line(tampered_series):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    folder, _ = tampered_series
+    result = CliRunner().invoke(main, ["scan", str(folder), "--analyzers", "metadata,series", "--workers", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    flagged = [Path(r["path"]).name for r in lines
+               for f in r["findings"] if f["analyzer"] == "series" and f["evidence"]
+               and f["evidence"][0]["code"] == "series.inconsistent_slice"]
+    assert flagged == [f"slice_{TAMPERED:03d}.dcm"]
+    (record,) = [r for r in lines if Path(r["path"]).name == flagged[0]]
+    assert record["level"] == "medium"  # bounded local evidence: review, never high on its own
