@@ -4,11 +4,12 @@ Each NIfTI volume of ``DATA/mri_brain`` (IXI T1, the TCGA glioma case) is writte
 slice along the volume's third axis, its stored integers and rescale slope, positions along the slice normal; the
 header of pydicom's example MR otherwise). The untouched series is surveyed as ``medaudit scan`` of its folder does
 (``forensics.series.survey`` on the files); then, for each tamper method that applies to MRI
-(``generators.tamper.tamper_methods(modality="mri")``), one slice in the middle of the head is tampered (unstamped,
-DICOM in, DICOM out, lesion radius 5 mm x U(0.8, 1.6)) and the series surveyed again. Reported per method: the
-share of tampered slices flagged, of those flagged with the region on the lesion, and the other slices of the
-tampered series that were flagged; for the untouched series, flagged slices and series with any flag. IXI volumes
-split by ``benchmarks.datasets.is_holdout``: the reporting level was set on the others (``forensics/series.json``).
+(``generators.tamper.tamper_methods(modality="mri")``), one slice in the middle of the head is tampered
+(unstamped, DICOM in, DICOM out, lesion radius 5 mm and 10 mm, each x U(0.8, 1.6)) and the series surveyed again.
+Reported per method and radius: the share of tampered slices flagged, of those flagged with the region on the
+lesion, and the other slices of the tampered series that were flagged; for the untouched series, flagged slices and
+series with any flag. IXI volumes split by ``benchmarks.datasets.is_holdout``: the reporting level was set on the
+others (``forensics/series.json``).
 
     medaudit bench series --data DIR --write-docs docs/BENCHMARKS.md
 """
@@ -112,12 +113,12 @@ def _donor(files: list[Path], here: Path, rng: np.random.Generator):
     return img, random_body_point(img.pixels, 4.0, rng)
 
 
-def evaluate(data: Path, n: int | None = None, seed: int = 0, methods: tuple[str, ...] | None = None
-             ) -> dict[str, Any]:
+def evaluate(data: Path, n: int | None = None, seed: int = 0, methods: tuple[str, ...] | None = None,
+             radii_mm: tuple[float, ...] = (5.0, 10.0)) -> dict[str, Any]:
     """Survey each volume's series untouched and once per tamper method; the raw rows and the timing."""
     from benchmarks.datasets import is_holdout
     from forensics.io import load
-    from generators.tamper import default_radius, random_body_point, tamper_file, tamper_method, tamper_methods
+    from generators.tamper import random_body_point, tamper_file, tamper_method, tamper_methods
 
     files = sorted((Path(data) / "mri_brain").glob("*.nii*"))
     files = [f for f in files if f.name.startswith("IXI")][:n] + [f for f in files if "T1.nii" in f.name
@@ -136,10 +137,10 @@ def evaluate(data: Path, n: int | None = None, seed: int = 0, methods: tuple[str
             rows.append({"volume": f.name, "group": group, "method": None, "slices": len(found),
                          "flagged": sum(v.flagged for v in found.values())})
             candidates = _head_slices(paths)
-            for j, name in enumerate(methods):
+            for j, (name, radius_mm) in enumerate((t, r) for r in radii_mm for t in methods):
                 k = int(candidates[int(rng.integers(len(candidates)))])
                 img = load(paths[k])
-                r = default_radius(img.pixels.shape, img.spacing_mm) * float(rng.uniform(0.8, 1.6))
+                r = radius_mm / min(img.spacing_mm or (1.0, 1.0)) * float(rng.uniform(0.8, 1.6))
                 at = random_body_point(img.pixels, r, rng)
                 donor = {}
                 if tamper_method(name).needs_donor:
@@ -154,34 +155,36 @@ def evaluate(data: Path, n: int | None = None, seed: int = 0, methods: tuple[str
                 x0, y0, x1, y1 = info["bbox"] or (0, 0, 0, 0)
                 on_lesion = bool(v is not None and v.flagged and v.box[0] < x1 and x0 < v.box[2] and v.box[1] < y1
                                  and y0 < v.box[3])
-                rows.append({"volume": f.name, "group": group, "method": name, "slices": len(found),
-                             "z": None if v is None else v.z, "detected": bool(v is not None and v.flagged),
-                             "on_lesion": on_lesion,
+                rows.append({"volume": f.name, "group": group, "method": name, "radius_mm": radius_mm,
+                             "slices": len(found), "z": None if v is None else v.z,
+                             "detected": bool(v is not None and v.flagged), "on_lesion": on_lesion,
                              "others_flagged": sum(u.flagged for p, u in found.items() if p != str(paths[k]))})
         print(f"\rseries {i + 1}/{len(files)} {time.time() - t0:.0f}s", end="", file=sys.stderr)
     print(file=sys.stderr)
-    return {"rows": rows, "seconds": round(time.time() - t0, 1), "methods": list(methods)}
+    return {"rows": rows, "seconds": round(time.time() - t0, 1), "methods": list(methods), "radii_mm": list(radii_mm)}
 
 
 def summarize(res: dict[str, Any]) -> dict[str, Any]:
     rows = res["rows"]
-    out: dict[str, Any] = {"untouched": {}, "methods": {}}
+    out: dict[str, Any] = {"untouched": {}, "methods": []}
     for group in ("ixi_holdout", "ixi_calibration", "tcga"):
         real = [r for r in rows if r["method"] is None and r["group"] == group]
         if real:
             out["untouched"][group] = {"series": len(real), "slices": sum(r["slices"] for r in real),
                                        "flagged_slices": sum(r["flagged"] for r in real),
                                        "series_with_flag": sum(r["flagged"] > 0 for r in real)}
-    for m in res["methods"]:
-        done = [r for r in rows if r["method"] == m]
-        if done:
-            out["methods"][m] = {
-                "n": len(done), "detected": float(np.mean([r["detected"] for r in done])),
-                "on_lesion": float(np.mean([r["on_lesion"] for r in done])),
-                "median_z": float(np.median([r["z"] for r in done if r["z"] is not None] or [np.nan])),
-                "others_flagged": sum(r["others_flagged"] for r in done),
-                "other_slices": sum(r["slices"] - 1 for r in done),
-            }
+    for radius in res["radii_mm"]:
+        for m in res["methods"]:
+            done = [r for r in rows if r["method"] == m and r["radius_mm"] == radius]
+            if done:
+                out["methods"].append({
+                    "method": m, "radius_mm": radius, "n": len(done),
+                    "detected": float(np.mean([r["detected"] for r in done])),
+                    "on_lesion": float(np.mean([r["on_lesion"] for r in done])),
+                    "median_z": float(np.median([r["z"] for r in done if r["z"] is not None] or [np.nan])),
+                    "others_flagged": sum(r["others_flagged"] for r in done),
+                    "other_slices": sum(r["slices"] - 1 for r in done),
+                })
     return out
 
 
@@ -192,9 +195,9 @@ def render(res: dict[str, Any], summary: dict[str, Any]) -> str:
     flag = load_calibration()["flag_z"]
     lines = [
         f"Each brain MRI volume of `mri_brain/` written as a DICOM MR series (a file per slice), surveyed as `scan` of "
-        f"its folder does; then one slice per tamper method tampered (unstamped, lesion radius 5 mm x U(0.8, 1.6)) "
-        f"and surveyed again. A slice is flagged at z >= {flag:g} (set on the untouched IXI calibration volumes); "
-        f"{res['seconds']:.0f} s.",
+        f"its folder does; then one slice per tamper method and lesion radius tampered (unstamped, radius x U(0.8, "
+        f"1.6)) and surveyed again. A slice is flagged at z >= {flag:g} (set on the untouched IXI calibration "
+        f"volumes); {res['seconds']:.0f} s.",
         "",
         "| untouched series | series | slices | slices flagged | series with a flag |",
         "|---|---|---|---|---|",
@@ -202,12 +205,13 @@ def render(res: dict[str, Any], summary: dict[str, Any]) -> str:
     for group, u in summary["untouched"].items():
         lines.append(f"| {group} | {u['series']} | {u['slices']} | {u['flagged_slices']} "
                      f"({u['flagged_slices'] / max(u['slices'], 1):.1%}) | {u['series_with_flag']} |")
-    lines += ["", "| tamper method | kind | seen in training | n | tampered slice flagged | flagged on the lesion "
-              "| median z | other slices flagged |", "|---|---|---|---|---|---|---|---|"]
-    for m, s in summary["methods"].items():
-        t = tamper_method(m)
-        lines.append(f"| {m} | {t.kind} | {'no' if t.held_out else 'yes'} | {s['n']} | {s['detected']:.1%} | "
-                     f"{s['on_lesion']:.1%} | {s['median_z']:.1f} | {s['others_flagged']} / {s['other_slices']} |")
+    lines += ["", "| tamper method | kind | held out from training | lesion radius | n | tampered slice flagged "
+              "| flagged on the lesion | median z | other slices flagged |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in summary["methods"]:
+        t = tamper_method(s["method"])
+        lines.append(f"| {s['method']} | {t.kind} | {'yes' if t.held_out else 'no'} | {s['radius_mm']:g} mm | "
+                     f"{s['n']} | {s['detected']:.1%} | {s['on_lesion']:.1%} | {s['median_z']:.1f} | "
+                     f"{s['others_flagged']} / {s['other_slices']} |")
     lines += [
         "",
         "The series comparison is training-free (one threshold set on untouched volumes), so every tamper method is "
@@ -232,7 +236,7 @@ def evaluate_series(record: Recorder, *, data: Path, n: int | None = None, seed:
     for group, u in summary["untouched"].items():
         record(metric="flagged_slices", value=u["flagged_slices"] / max(u["slices"], 1), subset=group,
                n_real=u["slices"])
-    for m, s in summary["methods"].items():
+    for s in summary["methods"]:
         record.figures({"detected": s["detected"], "on_lesion": s["on_lesion"], "median_z": s["median_z"]},
-                       subset=m, n_fake=s["n"])
+                       subset=f"{s['method']}:{s['radius_mm']:g}mm", n_fake=s["n"])
     return Section("series", "DICOM series consistency", render(res, summary))

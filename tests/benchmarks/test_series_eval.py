@@ -34,9 +34,10 @@ def test_a_volume_becomes_a_series_the_loader_reads_in_order(tmp_path):
 def test_bench_series_measures_untouched_and_tampered_series():
     res = evaluate(DATA, n=1, methods=("inject", "remove"))
     summary = summarize(res)
-    assert set(summary["methods"]) == {"inject", "remove"}
-    assert summary["methods"]["inject"]["n"] == 2  # the IXI volume and the TCGA one
+    assert [(s["method"], s["radius_mm"]) for s in summary["methods"]] == [
+        ("inject", 5.0), ("remove", 5.0), ("inject", 10.0), ("remove", 10.0)]
+    assert all(s["n"] == 2 for s in summary["methods"])  # the IXI volume and the TCGA one
     untouched = sum(u["slices"] for u in summary["untouched"].values())
     assert untouched == 90 + 26
     text = render(res, summary)
-    assert "| inject | inject | yes | 2 |" in text and "| remove | remove | yes | 2 |" in text
+    assert "| inject | inject | no | 5 mm | 2 |" in text and "| remove | remove | no | 10 mm | 2 |" in text
