@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.datafiles import source_group
 from benchmarks.datasets import is_holdout
 from benchmarks.evaluations import Recorder, Section, register_evaluation
 from benchmarks.metrics import tpr_at_fpr
@@ -57,6 +58,7 @@ class Scan:
     pixels: np.ndarray
     bits: int = 8
     lesions: list[tuple[float, float, float]] = field(default_factory=list)
+    patient: str = ""  # patient or scan (benchmarks.datafiles.source_group): a paste never takes from the same one
 
 
 # --- real scans --------------------------------------------------------------------------------------------------
@@ -70,18 +72,19 @@ def _work_size(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip(pixels, 0, 1).astype(np.float32), s
 
 
-def _mammo_lesions(data: Path) -> dict[str, list[tuple[float, float, float]]]:
-    """Labelled abnormalities per film: (x, y, r) with the origin at the top-left (labels.csv counts from the
-    bottom-left of the 1024 px film)."""
+def _mammo_labels(data: Path) -> dict[str, tuple[str, list[tuple[float, float, float]]]]:
+    """Per film: the patient and the labelled abnormalities (x, y, r) with the origin at the top-left (labels.csv
+    counts from the bottom-left of the 1024 px film)."""
     path = data / "mammo" / "labels.csv"
-    out: dict[str, list[tuple[float, float, float]]] = {}
+    out: dict[str, tuple[str, list[tuple[float, float, float]]]] = {}
     if not path.is_file():
         return out
     for row in csv.DictReader(path.open()):
+        lesions = out.setdefault(row["file"], (row.get("patient") or row["file"], []))[1]
         xs, ys, rs = (row.get(k) or "" for k in ("x", "y", "radius"))
         for x, y, r in zip(xs.split(";"), ys.split(";"), rs.split(";"), strict=False):
             if x and y and r:
-                out.setdefault(row["file"], []).append((float(x), 1024.0 - float(y), float(r)))
+                lesions.append((float(x), 1024.0 - float(y), float(r)))
     return out
 
 
@@ -98,14 +101,15 @@ def load_scans(data: Path, modality: str, n: int, rng: np.random.Generator, held
     rng.shuffle(files)
     if modality == "mri":
         return _mri_slices(files, n, rng)
-    lesions = _mammo_lesions(data) if modality == "mammo" else {}
+    labels = _mammo_labels(data) if modality == "mammo" else {}
     out = []
     for p in files[:n]:
         raw = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
         if raw is None:
             continue
         pixels, s = _work_size(raw.astype(np.float32) / (255.0 if raw.dtype == np.uint8 else 65535.0))
-        out.append(Scan(modality, p.name, pixels, 8, [(x * s, y * s, r * s) for x, y, r in lesions.get(p.name, [])]))
+        patient, lesions = labels.get(p.name, (source_group(p), []))
+        out.append(Scan(modality, p.name, pixels, 8, [(x * s, y * s, r * s) for x, y, r in lesions], patient))
     return out
 
 
@@ -120,7 +124,8 @@ def _mri_slices(files: list[Path], n: int, rng: np.random.Generator) -> list[Sca
         bits = 8 if vol.max() <= 255 else 16
         tissue = [k for k in range(vol.shape[2]) if np.mean(vol[:, :, k] > 0.1 * top) > 0.25]
         for k in rng.choice(tissue, size=min(per, len(tissue)), replace=False) if tissue else []:
-            out.append(Scan("mri", f"{p.name.split('.')[0]}_z{int(k):03d}", np.clip(vol[:, :, k] / top, 0, 1), bits))
+            out.append(Scan("mri", f"{p.name.split('.')[0]}_z{int(k):03d}", np.clip(vol[:, :, k] / top, 0, 1), bits,
+                            patient=p.name.split("_")[0]))
     rng.shuffle(out)
     return out[:n]
 
@@ -182,11 +187,13 @@ def tampered(scan: Scan, method: str, donor: tuple[np.ndarray, tuple[float, floa
     return load(f"{scan.name}.{method}.png", data=data), mask, info
 
 
-def _donor(donors: list[Scan], rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float], float]:
+def _donor(donors: list[Scan], scan: Scan, rng: np.random.Generator
+           ) -> tuple[np.ndarray, tuple[float, float], float]:
     """A lesion of another patient: a labelled one (mammography) or a point inside the body of a training scan."""
     from generators.tamper import default_radius, random_body_point
 
-    d = donors[int(rng.integers(len(donors)))]
+    others = [d for d in donors if d.patient != scan.patient] or donors
+    d = others[int(rng.integers(len(others)))]
     if d.lesions:
         x, y, r = d.lesions[int(rng.integers(len(d.lesions)))]
         return d.pixels, (float(np.clip(x, 0, d.pixels.shape[1] - 1)), float(np.clip(y, 0, d.pixels.shape[0] - 1))), \
@@ -256,7 +263,7 @@ def evaluate(
                     rows.append({"detector": m, "modality": modality, "scan": scan.name, "kind": neg,
                                  "score": float(f.score or 0.0), "level": _level(f)})
             for j, t in enumerate(kinds):
-                donor = _donor(donors, rng) if tamper_method(t).needs_donor else None
+                donor = _donor(donors, scan, rng) if tamper_method(t).needs_donor else None
                 fake, mask, info = tampered(scan, t, donor, rng, seed=seed + 1000 * k + j)
                 ys, xs = np.nonzero(mask)
                 oy, ox = rng.integers(0, mask.shape[0], 4 * ys.size), rng.integers(0, mask.shape[1], 4 * ys.size)
