@@ -1,25 +1,28 @@
-"""Series consistency: in a DICOM series, a slice whose local content, noise or texture breaks from its neighbours.
+"""Series consistency: in a DICOM series, a slice whose local content, noise or grain breaks from its neighbours.
 
 Anatomy changes slowly from one slice to the next, and the acquisition's noise (its level and grain at a place)
 changes with it; a 2-D edit of one slice (CT-GAN's injected or removed lesion, a slice swapped in from elsewhere)
-does not follow. For each slice, on a grid of cells (about 1/32 of the short side, at least 8 px), three statistics:
+does not follow. For each slice, on a grid of cells (about 1/32 of the short side, at least 8 px), on the stored
+values (HU for CT), four statistics:
 
-* ``content``: RMS of the slice minus the mean of its two neighbours (smoothed, so noise counts little): large where
-  the slice holds something its neighbours do not;
-* ``noise``: log RMS of the fine residual (the slice minus its 1 px blur), the noise level;
-* ``texture``: log RMS of a band-pass (1-3 px blur difference), the grain just above noise.
+* ``content``: the slice minus the mean of its two neighbours (smoothed, so noise counts little), relative to how
+  much the two neighbours differ there: large where the slice holds something neighbours that agree do not;
+* ``noise``: log of the median absolute fine residual (the slice minus its 1 px blur), the noise level, against the
+  neighbours' mean, either sign;
+* ``texture``: the same for a band-pass (1-3 px blur difference), the grain just above noise;
+* ``grain``: a drop of the fine residual's correlation with the neighbours' (edges continue across slices, and
+  overlapping or resampled slices share part of their noise; grain painted in from elsewhere does neither).
 
-Each is compared with what the series says is usual at that cell: ``content`` with its median over the series'
-slices, ``noise`` and ``texture`` as the difference from the neighbours' mean; each difference is divided by its
-robust spread over the series at that cell (never below a share of the spread over all cells, so a flat background
-cell does not alarm on a rounding step). A slice's statistic is the largest such z over its cells and the three
-statistics, kept only where it exceeds the same cell's value in the adjacent slices (an edit of slice k also shows,
+Each is turned into a z-score against the same cell in the other inner slices of the series (median and MAD, never
+below a floor, so a cell of air does not alarm on a rounding step). The two end slices have one neighbour: their
+change to it is set against the series' slice-to-slice changes. A slice's statistic is its largest z over cells and
+statistics, kept only where it exceeds the same cell's z in the adjacent slices (an edit of slice k also shows,
 halved, in the ``content`` of k - 1 and k + 1). Its score is a logistic of that z, set on real series
-(``series.json`` beside this file: medaudit's training split of the IXI T1 volumes); the finding names the slice,
-its neighbours, the cell region and its area, with a heatmap of the z map.
+(``series.json`` beside this file: the IXI T1 volumes outside the benchmarks' held-out split); the finding names the
+slice, its neighbours, the region and its area, with a heatmap of the z map when flagged.
 
-Only series of at least ``MIN_SLICES`` single-frame slices with a common orientation are compared; a slice that
-cannot be read is left out (its own scan reports the error) and the rest of the series is still compared.
+Only series of at least ``MIN_SLICES`` single-frame slices with a common orientation and size are compared; a slice
+that cannot be read is left out (its own scan reports the error) and the rest of the series is still compared.
 """
 
 from __future__ import annotations
