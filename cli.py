@@ -580,36 +580,79 @@ def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet, max_similarity,
         click.echo(json.dumps({"privacy_filter": {**s, "requested": n}}))
 
 
+def _xy(text: str, hint: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter("expected X,Y, e.g. 200,180", param_hint=hint) from None
+    return x, y
+
+
 @main.command()
-@click.argument("mode", type=click.Choice(["inject", "remove"]))
-@click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--at", "at", required=True, metavar="X,Y", help="Centre of the lesion in pixels (column,row).")
+@click.argument("method", required=False)
+@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--list", "list_methods", is_flag=True,
+              help="Print the tamper methods (name, kind, held_out, modalities, needs_donor, summary), one JSON "
+                   "line each, and exit.")
+@click.option("--at", "at", metavar="X,Y", help="Centre of the lesion in pixels (column,row).")
 @click.option("--radius", type=click.FloatRange(1), default=None, help="Lesion radius in pixels (default: by size).")
-@click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
+@click.option("--out", "out", type=click.Path(dir_okay=False),
               help="PNG, or DICOM (.dcm, from DICOM input) keeping the original's metadata.")
+@click.option("--modality", type=click.Choice(["ct", "xray", "mri", "mammo"]), default=None,
+              help="Lesion prior to use (default: from the DICOM modality, mri for NIfTI, else ct or xray guessed).")
+@click.option("--donor", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Another patient's image to take the lesion from (paste_* methods).")
+@click.option("--donor-at", "donor_at", metavar="X,Y", default=None, help="Centre of the lesion in the donor image.")
+@click.option("--donor-radius", "donor_radius", type=click.FloatRange(1), default=None,
+              help="Radius of the donor lesion (default: --radius; the lesion is scaled to --radius).")
+@click.option("--mask", "mask_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the mask of changed pixels (PNG 0/255; default: OUT's stem + .mask.png).")
 @click.option("--no-stamp", is_flag=True, help="Leave the output unlabelled (benchmarks only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_signing_options
 @_watermark_key_option
 @_quiet_option
-def tamper(mode, image, at, radius, out, no_stamp, seed, sign_key, sign_cert, watermark_key):
-    """INJECT a nodule-like lesion into a chest CT or X-ray IMAGE, or REMOVE one (a 2-D CT-GAN attack).
+def tamper(method, image, list_methods, at, radius, out, modality, donor, donor_at, donor_radius, mask_path,
+           no_stamp, seed, sign_key, sign_cert, watermark_key):
+    """Apply tamper METHOD to IMAGE: inject a lesion or remove one (a 2-D CT-GAN attack) on CT, chest X-ray, brain
+    MRI or mammography, and write the mask of changed pixels beside the output.
 
-    The output is stamped as manipulated (watermark, compositeWithTrainedAlgorithmicMedia, DICOM DERIVED with the
-    medaudit private block) unless --no-stamp: the realistic fraud case, for testing detectors.
+    METHOD: inject, remove, or any other registered method (`medaudit tamper --list`): e.g. inject_ae (decoder-made
+    in-painting), paste_poisson (a lesion from --donor), remove_telea (classic in-painting). The output is stamped
+    as manipulated (watermark, compositeWithTrainedAlgorithmicMedia, DICOM DERIVED with the medaudit private block)
+    unless --no-stamp: the realistic fraud case, for testing detectors.
     """
-    from generators.tamper import tamper_file
+    from generators.tamper import tamper_file, tamper_method, tamper_methods
 
+    if list_methods:
+        for name in tamper_methods():
+            click.echo(json.dumps(tamper_method(name).to_dict()))
+        return
+    if method is None or image is None:
+        raise click.UsageError("give METHOD and IMAGE (or --list)")
+    for value, hint in ((at, "--at"), (out, "--out")):
+        if value is None:
+            raise click.UsageError(f"missing option {hint}")
     try:
-        x, y = (float(v) for v in at.split(","))
-    except ValueError:
-        raise click.BadParameter("expected X,Y, e.g. 200,180", param_hint="--at") from None
+        tamper_method(method)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="METHOD") from None
     from forensics.errors import InputError
+    from forensics.io import load
     from forensics.writers import printable
 
+    if donor is not None:
+        try:
+            donor = load(donor)
+        except InputError as exc:
+            raise click.UsageError(f"cannot read the donor {printable(donor)}: {exc.code}: "
+                                   f"{printable(exc.message)}") from None
     try:
-        info = tamper_file(image, out, mode=mode, at=(x, y), radius=radius, stamp=not no_stamp, seed=seed,
-                           signing_key=_load_signing_key(sign_key, sign_cert), watermark_key=watermark_key)
+        info = tamper_file(image, out, method, at=_xy(at, "--at"), radius=radius, stamp=not no_stamp, seed=seed,
+                           modality=modality, signing_key=_load_signing_key(sign_key, sign_cert),
+                           watermark_key=watermark_key, donor=donor,
+                           donor_at=None if donor_at is None else _xy(donor_at, "--donor-at"),
+                           donor_radius=donor_radius, mask_path=mask_path or "auto")
     except InputError as exc:  # not an image, truncated, ...: the input's fault, not a failed run
         raise click.UsageError(f"cannot tamper {printable(image)}: {exc.code}: {printable(exc.message)}") from None
     except (ValueError, FileNotFoundError) as exc:

@@ -215,7 +215,7 @@ def demo_folders(root: Path) -> tuple[dict[str, Path], dict[str, list[float]]]:
     source = next(p for p in reals if p.name == "pydicom_ct.dcm")
     h, w = load(str(source)).pixels.shape[:2]
     out = tampered / "ct_lesion.png"
-    info = tamper_file(source, out, mode="inject", at=(w * 0.62, h * 0.45), stamp=False, seed=0)
+    info = tamper_file(source, out, "inject", at=(w * 0.62, h * 0.45), stamp=False, seed=0, mask_path=None)
     x0, y0, x1, y1 = info["bbox"]
     return ({"real": real, "synthetic": synthetic, "tampered": tampered},
             {str(out): [x0 / w, y0 / h, x1 / w, y1 / h]})

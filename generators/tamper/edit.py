@@ -1,14 +1,13 @@
-"""The edits on a 2-D array: inject a nodule-like lesion, remove one (CT-GAN style, 2-D); see the package README.
+"""The pieces every edit shares: geometry of a lesion outline, low-pass splits, borrowing a neighbour's grain, the
+in-painting network's fill, the result record. The edits themselves are the registered methods (``methods.py``).
 
-Both work on a float array in any units: HU for CT DICOM (``stored``), display values in [0, 1] otherwise. Only
-pixels inside the returned mask change. ``inject`` / ``remove`` take a :class:`~forensics.records.MedicalImage` or
-display pixels; ``tamper_array`` is the one entry that works in any units.
+Everything works on a float array in any units: HU for CT DICOM (``stored``), display values in [0, 1] otherwise.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -17,7 +16,7 @@ import numpy as np
 from forensics.body import body_mask
 from forensics.formatpath import to_gray
 
-from .network import PATCH, load_inpainter
+from .network import PATCH
 
 #: Soft-tissue HU range a CT nodule's density is drawn from.
 _CT_SOFT_TISSUE_HU = (-40.0, 45.0)
@@ -95,13 +94,17 @@ def _smooth_field(shape: tuple[int, int], sigma: float, rng: np.random.Generator
 
 @dataclass
 class TamperResult:
-    """What one tampering did: the new values (same units and shape as the input), the mask of changed pixels."""
+    """What one tampering did: the new values (same units and shape as the input), the mask of changed pixels, the
+    method's kind (``mode``: ``"inject"`` or ``"remove"``), its registered name and what it chose (``details``, e.g.
+    the decoder that made the pixels)."""
 
     values: np.ndarray
     mask: np.ndarray
     center: tuple[int, int]
     radius: float
     mode: str
+    method: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- the edits
@@ -161,50 +164,6 @@ def _prepare(
     return img, cx, cy, r, np.random.default_rng(seed)
 
 
-def _inject(
-    values: np.ndarray,
-    at: tuple[float, float],
-    radius: float | None = None,
-    *,
-    modality: str = "ct",
-    units: str = "display",
-    seed: int = 0,
-) -> TamperResult:
-    img, cx, cy, r, rng = _prepare(values, at, radius, seed)
-    dist, theta = _disk_dist(img.shape, cx, cy)
-    edge = max(0.7, 0.12 * r)
-    rb = _irregular_radius(theta, r, rng)
-    alpha = 1.0 / (1.0 + np.exp(np.clip((dist - rb) / edge, -30, 30)))
-    mask = alpha > 2e-3
-    alpha = np.where(mask, alpha, 0.0).astype(np.float32)
-
-    base = _lowpass(img)
-    res = img - base
-    dyn = float(np.percentile(img, 99.5) - np.percentile(img, 0.5)) or 1.0
-    shape_prof = np.clip(1.0 - (dist / (rb + 1e-6)) ** 2, 0, 1) ** 0.35  # solid, slightly domed
-    texture = _smooth_field(img.shape, max(1.0, r / 4), rng)
-    if modality == "ct":
-        if units == "hu":
-            level = rng.uniform(*_CT_SOFT_TISSUE_HU)
-            tex_amp = 12.0
-        else:
-            level = _soft_tissue_level(img)
-            tex_amp = 0.015 * dyn
-        target = level + tex_amp * texture
-        target = np.maximum(target, base)  # a nodule never darkens what it covers
-        lesion = base + alpha * (target - base) * (0.85 + 0.15 * shape_prof)
-    else:  # projection radiograph: an added opacity, brighter where thicker
-        contrast = rng.uniform(0.10, 0.18) * dyn
-        lesion = base + alpha * contrast * (0.55 + 0.45 * shape_prof) * (1 + 0.08 * texture)
-    donor = _donor_residual(img, res, cx, cy, float(rb.max()), rng, ref=float(np.mean(lesion[alpha > 0.5])))
-    # original grain fades out, donor grain fades in, with weights whose squares sum to one
-    w_orig = 1.0 - alpha
-    w_donor = np.sqrt(np.clip(1.0 - w_orig**2, 0, 1))
-    out = lesion + w_orig * res + w_donor * donor
-    out = np.where(mask, out, img)
-    return TamperResult(out.astype(np.float32), mask, (int(round(cx)), int(round(cy))), r, "inject")
-
-
 def _soft_tissue_level(img: np.ndarray) -> float:
     """Soft-tissue brightness of a windowed CT slice: the median of the body (pixels above Otsu's threshold)."""
     lo, hi = float(img.min()), float(img.max())
@@ -215,149 +174,6 @@ def _soft_tissue_level(img: np.ndarray) -> float:
         return hi
     # bone pulls the median up; the 40th percentile of the bright class sits in muscle / organs
     return float(np.percentile(body, 40))
-
-
-def _remove(
-    values: np.ndarray,
-    at: tuple[float, float],
-    radius: float | None = None,
-    *,
-    seed: int = 0,
-    net: Any = "default",
-) -> TamperResult:
-    img, cx, cy, r, rng = _prepare(values, at, radius, seed)
-    if isinstance(net, str) and net == "default":
-        net = load_inpainter()
-    dist, theta = _disk_dist(img.shape, cx, cy)
-    r_hole = 1.25 * r + 1.0
-    rb = _irregular_radius(theta, r_hole, rng, rough=0.06)
-    feather = max(1.5, 0.2 * r)
-    hole = dist <= rb + feather
-    fill = _network_fill(img, hole, cx, cy, float(rb.max() + feather), net)
-    # Laplacian-style split: the network gives the coarse content, a donor region the grain and fine texture
-    sigma_tex = max(1.2, 0.2 * r)
-    base = _lowpass(img, sigma_tex)
-    res = img - base
-    fill_lp = _lowpass(fill, sigma_tex)
-    donor = _donor_residual(img, res, cx, cy, float(rb.max() + feather), rng, ref=float(fill_lp[hole].mean()))
-    w = np.clip((rb + feather - dist) / feather, 0, 1).astype(np.float32)
-    w = w * w * (3 - 2 * w)  # smoothstep
-    w_donor_noise = np.sqrt(np.clip(1.0 - (1.0 - w) ** 2, 0, 1))
-    # blend low-pass parts linearly; the grain with square-summing weights, as in inject
-    out = (1 - w) * base + w * fill_lp + (1 - w) * res + w_donor_noise * donor
-    mask = w > 0
-    out = np.where(mask, out, img)
-    return TamperResult(out.astype(np.float32), mask, (int(round(cx)), int(round(cy))), r, "remove")
-
-
-def tamper_array(
-    values: np.ndarray,
-    mode: str,
-    at: tuple[float, float],
-    radius: float | None = None,
-    *,
-    modality: str | None = None,
-    units: str = "display",
-    seed: int = 0,
-    lo: float | None = None,
-    hi: float | None = None,
-) -> TamperResult:
-    """Inject or remove on a 2-D float array in any units; values are clipped to [lo, hi] when given.
-
-    Args:
-        values: float (H, W): HU (``units="hu"``) or display values in [0, 1].
-        mode: ``"inject"`` or ``"remove"``.
-        at: (x, y) centre in pixels (column, row).
-        radius: lesion radius in pixels (default: :func:`default_radius`).
-        modality: ``"ct"`` or ``"xray"`` (default: guessed from the image, CT when ``units="hu"``).
-        seed: makes the lesion shape, texture and donor choice reproducible.
-    """
-    values = np.asarray(values, dtype=np.float32)
-    if modality is None:
-        modality = "ct" if units == "hu" else guess_modality(np.clip(values, 0, 1))
-    if mode not in ("inject", "remove"):
-        raise ValueError(f"mode must be 'inject' or 'remove', got {mode!r}")
-    if values.ndim != 2:
-        raise ValueError(f"expected a (H, W) array, got shape {values.shape}")
-    h, w = values.shape
-    r = float(radius) if radius else float(default_radius(values.shape))
-    # work on a window around the target (the donor search reaches ~4.5 radii): fast on big radiographs
-    half = int(math.ceil(7.5 * r + 12))
-    cx, cy = float(at[0]), float(at[1])
-    if not (0 <= cx < w and 0 <= cy < h):
-        raise ValueError(f"position {tuple(at)} is outside the image ({w} x {h})")
-    x0, y0 = max(0, int(cx) - half), max(0, int(cy) - half)
-    x1, y1 = min(w, int(cx) + half + 1), min(h, int(cy) + half + 1)
-    win = values[y0:y1, x0:x1]
-    loc = (cx - x0, cy - y0)
-    if mode == "inject":
-        res = _inject(win, loc, r, modality=modality, units=units, seed=seed)
-    else:
-        res = _remove(win, loc, r, seed=seed)
-    full, mask = values.copy(), np.zeros(values.shape, bool)
-    full[y0:y1, x0:x1], mask[y0:y1, x0:x1] = res.values, res.mask
-    res = TamperResult(full, mask, (int(round(cx)), int(round(cy))), r, mode)
-    if lo is not None or hi is not None:
-        res.values = np.where(res.mask, np.clip(res.values, lo, hi), res.values).astype(np.float32)
-    return res
-
-
-def _as_pixels(image: Any) -> tuple[np.ndarray, Any]:
-    from forensics.records import MedicalImage
-
-    if isinstance(image, MedicalImage):
-        return np.asarray(image.pixels, dtype=np.float32), image
-    return np.asarray(image, dtype=np.float32), None
-
-
-def _apply_display(pixels: np.ndarray, at, radius, mode: str, modality: str | None, seed: int):
-    rgb = pixels.ndim == 3
-    g = to_gray(pixels)
-    res = tamper_array(g, mode, at, radius, modality=modality, seed=seed, lo=0.0, hi=1.0)
-    delta = np.where(res.mask, res.values - g, 0.0).astype(np.float32)
-    out = np.clip(pixels + (delta[..., None] if rgb else delta), 0, 1).astype(np.float32)
-    out = np.where(res.mask[..., None] if rgb else res.mask, out, pixels)
-    return out, res
-
-
-def inject(
-    image: Any, at: tuple[float, float], radius: float | None = None, seed: int = 0, modality: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Paint a nodule-like lesion into a chest CT slice or chest X-ray.
-
-    Args:
-        image: a :class:`~forensics.records.MedicalImage` or pixels float (H, W) / (H, W, 3) in [0, 1].
-        at: (x, y) centre in pixels.
-        radius: lesion radius in pixels (default from the pixel spacing or the image size).
-        seed: reproducible shape, texture and donor.
-        modality: ``"ct"`` or ``"xray"``; default from the DICOM modality, else guessed.
-
-    Returns:
-        (pixels float32 like the input in [0, 1], mask bool (H, W) of the pixels that may have changed).
-    """
-    return _display_edit(image, "inject", at, radius, seed, modality)
-
-
-def remove(
-    image: Any, at: tuple[float, float], radius: float | None = None, seed: int = 0, modality: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Remove what lies in a disk (a nodule), filling it with plausible tissue; arguments and return as `inject`."""
-    return _display_edit(image, "remove", at, radius, seed, modality)
-
-
-def _modality_of(img: Any) -> str | None:
-    if img is None or not img.modality:
-        return None
-    code = str(img.modality).upper()
-    return "ct" if code == "CT" else "xray" if code in ("CR", "DX", "RG") else None
-
-
-def _display_edit(image, mode, at, radius, seed, modality):
-    pixels, img = _as_pixels(image)
-    if radius is None and img is not None:
-        radius = default_radius(pixels.shape, img.spacing_mm)
-    out, res = _apply_display(pixels, at, radius, mode, modality or _modality_of(img), seed)
-    return out, res.mask
 
 
 def random_body_point(gray: np.ndarray, radius: float, rng: np.random.Generator) -> tuple[int, int]:

@@ -15,7 +15,9 @@ import numpy as np
 from forensics.atomic import write_bytes
 
 from .. import provenance
-from .edit import _apply_display, _modality_of, default_radius, guess_modality, tamper_array
+from .apply import _apply_display, modality_of, tamper_array
+from .edit import default_radius, guess_modality
+from .methods import tamper_method
 
 GENERATOR_NAME = "tamper"
 VERSION = "1.0"
@@ -24,7 +26,7 @@ VERSION = "1.0"
 def tamper_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    mode: str = "inject",
+    method: str = "inject",
     at: tuple[float, float] = (0, 0),
     radius: float | None = None,
     stamp: bool = True,
@@ -32,6 +34,11 @@ def tamper_file(
     modality: str | None = None,
     signing_key: Any = None,
     watermark_key: Any = None,
+    *,
+    donor: Any = None,
+    donor_at: tuple[float, float] | None = None,
+    donor_radius: float | None = None,
+    mask_path: str | os.PathLike | None = "auto",
 ) -> dict[str, Any]:
     """Tamper one image file and write the result (PNG or DICOM by ``dst``'s suffix), atomically.
 
@@ -44,22 +51,29 @@ def tamper_file(
     Args:
         src: input image (anything ``forensics.io.load`` reads).
         dst: output path; ``.dcm`` / ``.dicom`` -> DICOM, anything else -> PNG.
-        mode: ``"inject"`` or ``"remove"``.
+        method: a registered tamper method (``generators.tamper.tamper_methods()``: ``inject``, ``remove``, ...).
         at: (x, y) centre in pixels (column, row).
         radius: lesion radius in pixels; default 5 mm from the pixel spacing, else 2 % of the short side.
         stamp: write the provenance watermark and labels.
         seed: reproducible lesion and texture.
-        modality: ``"ct"`` or ``"xray"``; default from the DICOM modality, else guessed from the pixels.
+        modality: ``"ct"``, ``"xray"``, ``"mri"`` or ``"mammo"``; default from the DICOM modality (``"mri"`` for
+            NIfTI), else guessed from the pixels (CT or X-ray).
         signing_key: a ``forensics.signatures.SigningKey``: the output also gets signed provenance (C2PA manifest
             with compositeWithTrainedAlgorithmicMedia in PNG, PS3.15 Digital Signatures in DICOM). Needs ``stamp``.
         watermark_key: a secret ``forensics.watermark.WatermarkKey`` for the mark (default: the public one).
+        donor, donor_at, donor_radius: for methods that paste a lesion from another image: that image (a path,
+            a loaded image or display pixels), the lesion's centre (x, y) and radius in it.
+        mask_path: where to write the mask of changed pixels (PNG, 0 / 255, the image's size, nothing else in it);
+            ``"auto"``: beside the output as ``<stem>.mask.png``; None: not written.
 
     Returns:
-        {"path", "mode", "at", "radius", "mask_pixels", "bbox" [x0, y0, x1, y1], "format", "stamped", "modality"}.
+        {"path", "mode" (the kind: inject / remove), "method", "held_out", "at", "radius", "mask_pixels",
+        "bbox" [x0, y0, x1, y1], "format", "stamped", "modality", "mask_path", ...the method's details}.
 
     Raises:
         forensics.errors.InputError: the input cannot be read; ValueError: bad arguments (DICOM output from a
-        non-DICOM input, a position outside the image, an unknown mode).
+        non-DICOM input, a position outside the image, an unknown method, one that does not apply to the modality,
+        a paste without a donor).
     """
     from forensics.io import load
 
@@ -67,33 +81,66 @@ def tamper_file(
     fmt = "dicom" if dst.suffix.lower() in (".dcm", ".dicom") else "png"
     if signing_key is not None and not stamp:
         raise ValueError("an unstamped output cannot be signed: signing states what made the image")
-    data, info, _mask = tamper_bytes(load(src), fmt, mode, at, radius, stamp=stamp, seed=seed, modality=modality,
-                                     signing_key=signing_key, watermark_key=watermark_key)
+    if isinstance(donor, (str, os.PathLike)):
+        donor = load(donor)
+    data, info, mask = tamper_bytes(load(src), fmt, method, at, radius, stamp=stamp, seed=seed, modality=modality,
+                                    signing_key=signing_key, watermark_key=watermark_key, donor=donor,
+                                    donor_at=donor_at, donor_radius=donor_radius)
+    mask_dst = dst.with_name(dst.stem + ".mask.png") if mask_path == "auto" else mask_path
     write_bytes(dst, data)
-    return {"path": str(dst), **info}
+    if mask_dst is not None:
+        write_bytes(mask_dst, mask_png(mask))
+    return {"path": str(dst), **info, "mask_path": None if mask_dst is None else str(mask_dst)}
 
 
-# DICOM modalities the lesion models are made for (chest CT, radiographs) and secondary captures of them
-_EDITABLE_MODALITIES = frozenset({"CT", "CR", "DX", "RG", "OT", "SC"})
+def mask_png(mask: np.ndarray) -> bytes:
+    """The mask of changed pixels as an 8-bit grey PNG, 255 inside, 0 outside, with no text chunks."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
+    if not ok:
+        raise ValueError("could not encode the mask as PNG")
+    return buf.tobytes()
+
+
+# DICOM modalities the lesion models are made for (CT, radiographs, MR, mammograms) and secondary captures
+_EDITABLE_MODALITIES = frozenset({"CT", "CR", "DX", "RG", "MR", "MG", "OT", "SC"})
 
 
 def _check_editable(img: Any, modality: str | None) -> None:
-    """Refuse images the CT/X-ray lesion models do not apply to, naming what the image is, rather than editing
-    (and labelling) a dermoscopy photograph or an MR as "xray"."""
+    """Refuse images the lesion models do not apply to, naming what the image is, rather than editing (and
+    labelling) a dermoscopy photograph or an ultrasound as "xray"."""
     if modality is not None:
         return  # the caller said what it is
     if img.pixels.ndim == 3:
         raise ValueError(f"{img.path} is a colour image ({img.format.upper()}, {img.pixels.shape[2]} channels: a "
-                         "photograph or dermoscopy?); tamper edits greyscale chest CT and X-ray images only")
-    if img.modality is not None and str(img.modality).upper() not in _EDITABLE_MODALITIES:
-        raise ValueError(f"{img.path} is a DICOM {img.modality} image; tamper edits chest CT and X-ray (CT, CR, DX) "
+                         "photograph or dermoscopy?); tamper edits greyscale CT, X-ray, MRI and mammography images "
                          "only")
+    if img.modality is not None and str(img.modality).upper() not in _EDITABLE_MODALITIES:
+        raise ValueError(f"{img.path} is a DICOM {img.modality} image; tamper edits CT, X-ray (CR, DX), MR and "
+                         "mammography (MG) only")
+
+
+def _donor_values(donor: Any, to_target, sign: float | None = None) -> np.ndarray:
+    """The donor as a 2-D array in the target's units: with ``sign`` (the target is edited in stored units) a
+    single-frame DICOM donor's own stored values (HU on CT: not clipped by its display window), else its display
+    values mapped by ``to_target``."""
+    from forensics.records import MedicalImage
+
+    if not isinstance(donor, MedicalImage):
+        return to_target(np.asarray(donor, dtype=np.float32))
+    if sign is not None and donor.format == "dicom" and donor.stored is not None and donor.stored.ndim == 2:
+        return sign * np.asarray(donor.stored, dtype=np.float32)
+    pixels = donor.pixels
+    if pixels.ndim == 3:
+        pixels = pixels.mean(axis=2)
+    return to_target(np.asarray(pixels, dtype=np.float32))
 
 
 def tamper_bytes(
     img: Any,
     fmt: str,
-    mode: str,
+    method: str,
     at: tuple[float, float],
     radius: float | None = None,
     *,
@@ -102,6 +149,9 @@ def tamper_bytes(
     modality: str | None = None,
     signing_key: Any = None,
     watermark_key: Any = None,
+    donor: Any = None,
+    donor_at: tuple[float, float] | None = None,
+    donor_radius: float | None = None,
 ) -> tuple[bytes, dict[str, Any], np.ndarray]:
     """Tamper a loaded :class:`~forensics.records.MedicalImage` and encode it as ``fmt`` (``png`` or ``dicom``).
 
@@ -112,13 +162,14 @@ def tamper_bytes(
         raise ValueError(f"output format must be png or dicom, got {fmt!r}")
     if fmt == "dicom" and img.format != "dicom":
         raise ValueError("DICOM output needs a DICOM input (the original dataset is what is kept)")
-    if mode not in ("inject", "remove"):
-        raise ValueError(f"mode must be 'inject' or 'remove', got {mode!r}")
+    m = tamper_method(method)
     _check_editable(img, modality)
     if radius is None:
         radius = default_radius(img.pixels.shape, img.spacing_mm)
-    mod = modality or _modality_of(img)
-    info = provenance.provenance_info(GENERATOR_NAME, VERSION, seed, kind="tampered", mode=mode) if stamp else None
+    mod = modality or modality_of(img)
+    info = (provenance.provenance_info(GENERATOR_NAME, VERSION, seed, kind="tampered", mode=m.kind, method=m.name)
+            if stamp else None)
+    paste = {"donor": None, "donor_at": donor_at, "donor_radius": donor_radius}
 
     use_stored = img.format == "dicom" and img.stored is not None and img.pixels.ndim == 2 and img.frames == 1
     new_stored = None
@@ -129,9 +180,11 @@ def tamper_bytes(
         a, b = _linear_display_map(stored, img.pixels)
         # MONOCHROME1 / inverted windows: edit on the display's polarity (a lesion is brighter on screen)
         sign = 1.0 if a >= 0 else -1.0
+        if donor is not None:
+            paste["donor"] = _donor_values(donor, lambda p: sign * (p - b) / a, sign)
         res = tamper_array(
             sign * stored,
-            mode,
+            method,
             at,
             radius,
             modality=mod,
@@ -139,6 +192,7 @@ def tamper_bytes(
             seed=seed,
             lo=float((sign * stored).min()),
             hi=float((sign * stored).max()),
+            **paste,
         )
         new_stored = sign * res.values
         if stamp:
@@ -149,7 +203,10 @@ def tamper_bytes(
         pixels = np.clip(a * new_stored + b, 0, 1).astype(np.float32)
     else:
         mod = mod or guess_modality(img.pixels)
-        pixels, res = _apply_display(np.asarray(img.pixels, dtype=np.float32), at, radius, mode, mod, seed)
+        if donor is not None:
+            paste["donor"] = _donor_values(donor, lambda p: p)
+        pixels, res = _apply_display(np.asarray(img.pixels, dtype=np.float32), at, radius, method, mod, seed,
+                                     **paste)
         if stamp:
             pixels = provenance.stamp(pixels, generator=GENERATOR_NAME, version=VERSION, seed=seed, kind="tampered",
                                       key=watermark_key)
@@ -164,7 +221,9 @@ def tamper_bytes(
     ys, xs = np.nonzero(res.mask)
     bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if xs.size else None
     out = {
-        "mode": mode,
+        "mode": m.kind,
+        "method": m.name,
+        "held_out": m.held_out,
         "at": [int(round(at[0])), int(round(at[1]))],
         "radius": float(radius),
         "mask_pixels": int(res.mask.sum()),
@@ -172,6 +231,7 @@ def tamper_bytes(
         "format": fmt,
         "stamped": bool(stamp),
         "modality": mod,
+        **res.details,
     }
     return data, out, res.mask
 
