@@ -69,3 +69,32 @@ def real_images(data: Path, modality: str, heldout: bool, n: int, rng: np.random
         if len(out) >= n:
             break
     return out[:n]
+
+
+def tampered_pair(gray: np.ndarray, modality: str, method: str, rng: np.random.Generator,
+                  donor: np.ndarray | None = None, fair: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(untouched, tampered, mask) of one unstamped edit by ``method`` at a random body position, radius the default
+    x U(0.6, 1.6). ``fair``: both images then take the *same* random draw of a mild format path (resize, window,
+    JPEG or PNG; ``forensics.formatpath.format_path``), so format is never the cue; else both are quantized to 8 bit.
+    ``donor``: another image of the modality, for the methods that paste a lesion from one."""
+    from forensics.formatpath import format_path
+    from generators import tamper as T
+
+    r = T.default_radius(gray.shape) * float(rng.uniform(0.6, 1.6))
+    at = T.random_body_point(gray, r, rng)
+    extra = {}
+    if T.tamper_method(method).needs_donor:
+        d = donor if donor is not None else gray[:, ::-1]
+        extra = {"donor": d, "donor_at": T.random_body_point(d, r, rng), "donor_radius": r}
+    res = T.tamper_array(gray, method, at, r, modality=modality, seed=int(rng.integers(1 << 30)), lo=0.0, hi=1.0,
+                         **extra)
+    if not fair:
+        return np.round(gray * 255) / 255, np.round(res.values * 255) / 255, res.mask
+    seed = int(rng.integers(1 << 30))
+    kw = dict(p_roundtrip=0.15, p_resize=0.3, p_blur=0.0, p_noise=0.0, p_window=0.3, p_jpeg=0.35)
+    real = format_path(gray, np.random.default_rng(seed), **kw)
+    fake = format_path(res.values, np.random.default_rng(seed), **kw)
+    mask = res.mask
+    if fake.shape != mask.shape:
+        mask = cv2.resize(mask.astype(np.uint8), (fake.shape[1], fake.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return real, fake, mask
