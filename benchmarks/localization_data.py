@@ -72,11 +72,13 @@ def real_images(data: Path, modality: str, heldout: bool, n: int, rng: np.random
 
 
 def tampered_pair(gray: np.ndarray, modality: str, method: str, rng: np.random.Generator,
-                  donor: np.ndarray | None = None, fair: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  donor: np.ndarray | None = None, fair: bool = True,
+                  format_seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(untouched, tampered, mask) of one unstamped edit by ``method`` at a random body position, radius the default
     x U(0.6, 1.6). ``fair``: both images then take the *same* random draw of a mild format path (resize, window,
     JPEG or PNG; ``forensics.formatpath.format_path``), so format is never the cue; else both are quantized to 8 bit.
-    ``donor``: another image of the modality, for the methods that paste a lesion from one."""
+    ``donor``: another image of the modality, for the methods that paste a lesion from one. ``format_seed``: the
+    format path's draw (default: a new one from ``rng``); the same seed gives the same untouched image."""
     from forensics.formatpath import format_path
     from generators import tamper as T
 
@@ -90,7 +92,7 @@ def tampered_pair(gray: np.ndarray, modality: str, method: str, rng: np.random.G
                          **extra)
     if not fair:
         return np.round(gray * 255) / 255, np.round(res.values * 255) / 255, res.mask
-    seed = int(rng.integers(1 << 30))
+    seed = int(rng.integers(1 << 30)) if format_seed is None else format_seed
     kw = dict(p_roundtrip=0.15, p_resize=0.3, p_blur=0.0, p_noise=0.0, p_window=0.3, p_jpeg=0.35)
     real = format_path(gray, np.random.default_rng(seed), **kw)
     fake = format_path(res.values, np.random.default_rng(seed), **kw)

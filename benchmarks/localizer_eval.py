@@ -7,7 +7,8 @@
    fused logistic (``fused.fit_logistic``) is fitted on their three image-level peaks; the operating threshold is
    the score that at most 1 % of these untouched originals reach.
 2. *test* set: held-out files, every method of the modality (training and held-out methods), the untouched
-   originals and one shortcut control of each (down-and-up resize, JPEG q=70, or a light denoise, in turn).
+   originals and one shortcut control of each (down-and-up resize, JPEG q=70, or a light denoise, in turn). One
+   format-path draw per image: its untouched version is the negative for every method applied to it.
    Per method: image AUC (tampered vs every untouched image and control of its modality), TPR at the threshold and
    at 1 % FPR on those negatives, pixel AUC (cells of the heatmap vs the mask, over tampered images).
 3. ``support`` (what fusion reads before a local finding may reach ``high``): false-alarm rate of held-out
@@ -60,7 +61,7 @@ def collect(data: Path, heldout: bool, per_cell: int, seed: int, cache: Path, an
             budget_s: float, max_side: int) -> list[dict[str, Any]]:
     """Feature rows (peaks, and for tampered images the cell map and mask on the cell grid) for each modality x
     method; ``heldout`` picks the test set (all methods, controls) or the fit set (training methods only)."""
-    out_path = cache / f"{'test' if heldout else 'fit'}_{per_cell}_{seed}_{max_side}.json"
+    out_path = cache / f"{'test' if heldout else 'fit'}_{per_cell}_{seed}_{max_side}_{int(budget_s)}.json"
     if out_path.is_file():
         return json.loads(out_path.read_text())
     rng = np.random.default_rng(seed)
@@ -68,26 +69,31 @@ def collect(data: Path, heldout: bool, per_cell: int, seed: int, cache: Path, an
     t0 = time.time()
     net, grain, cal = analyzer._load(), analyzer.grain_model, analyzer.copy_calibration
     pools = {m: [_cap(g, max_side) for g in real_images(data, m, heldout, per_cell + 1, rng)] for m in MODALITY_FOLDERS}
-    # image by image across every modality x method, so a budget cut leaves every method with as many images
+    # image by image across every modality x method, so a budget cut leaves every method with as many images; one
+    # format-path draw per image, so its untouched version (and control) serve as negatives for all its methods
     for i in range(per_cell):
         for mod, imgs in pools.items():
+            if i >= len(imgs) - 1 or time.time() - t0 > budget_s:
+                continue
             methods = T.tamper_methods(modality=mod) if heldout else T.tamper_methods(modality=mod, held_out=False)
-            for method in methods if i < len(imgs) - 1 and time.time() - t0 < budget_s else ():
-                real, fake, mask = tampered_pair(imgs[i], mod, method, rng, donor=imgs[i + 1])
+            fseed = int(rng.integers(1 << 30))
+            real = None
+            for method in methods:
+                real, fake, mask = tampered_pair(imgs[i], mod, method, rng, donor=imgs[i + 1], format_seed=fseed)
                 mf = feature_maps(fake, net, grain, mod, cal)
-                mr = feature_maps(real, net, grain, mod, cal)
                 h, w = mf.cells.shape[1:]
                 m = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.3
-                base = {"modality": mod, "method": method, "held_out": T.tamper_method(method).held_out}
-                rows.append({**base, "label": 1, "peaks": mf.peaks.tolist(),
-                             "cells": mf.cells[:, mf.valid].T.round(3).tolist(), "mask": m[mf.valid].tolist()})
-                rows.append({**base, "label": 0, "kind": "untouched", "peaks": mr.peaks.tolist()})
-                if heldout:
-                    kind, ctl = _control(real, len(rows))
-                    rows.append({**base, "label": 0, "kind": kind,
-                                 "peaks": feature_maps(ctl.astype(np.float32), net, grain, mod, cal).peaks.tolist()})
-                print(f"\r{'test' if heldout else 'fit'} {len(rows)} rows {time.time() - t0:.0f}s", end="",
-                      file=sys.stderr)
+                rows.append({"modality": mod, "method": method, "held_out": T.tamper_method(method).held_out,
+                             "label": 1, "peaks": mf.peaks.tolist(), "cells": mf.cells[:, mf.valid].T.round(3).tolist(),
+                             "mask": m[mf.valid].tolist()})
+            base = {"modality": mod, "image": i}
+            rows.append({**base, "label": 0, "kind": "untouched",
+                         "peaks": feature_maps(real, net, grain, mod, cal).peaks.tolist()})
+            if heldout:
+                kind, ctl = _control(real, i)
+                rows.append({**base, "label": 0, "kind": kind,
+                             "peaks": feature_maps(ctl.astype(np.float32), net, grain, mod, cal).peaks.tolist()})
+            print(f"{'test' if heldout else 'fit'} {len(rows)} rows {time.time() - t0:.0f}s", file=sys.stderr)
     print(file=sys.stderr)
     cache.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(rows))
@@ -115,9 +121,10 @@ def measure(fit_rows: list[dict], test_rows: list[dict]) -> dict[str, Any]:
     for r, s in zip(test_rows, st, strict=True):
         r["score"] = float(s)
     for mod in sorted({r["modality"] for r in test_rows}):
-        neg = np.array([r["score"] for r in test_rows if r["modality"] == mod and r["label"] == 0])
-        for method in sorted({r["method"] for r in test_rows if r["modality"] == mod}):
-            pos_rows = [r for r in test_rows if r["modality"] == mod and r["method"] == method and r["label"] == 1]
+        neg_rows = [r for r in test_rows if r["modality"] == mod and r["label"] == 0]
+        neg = np.array([r["score"] for r in neg_rows])
+        for method in sorted({r["method"] for r in test_rows if r["modality"] == mod and r["label"] == 1}):
+            pos_rows = [r for r in test_rows if r["label"] == 1 and r["modality"] == mod and r["method"] == method]
             pos = np.array([r["score"] for r in pos_rows])
             cells = np.concatenate([np.array(r["cells"]).reshape(-1, len(FEATURES)) for r in pos_rows])
             lab = np.concatenate([np.array(r["mask"], bool) for r in pos_rows])
@@ -128,6 +135,10 @@ def measure(fit_rows: list[dict], test_rows: list[dict]) -> dict[str, Any]:
                 "tpr_at_threshold": float(np.mean(pos >= threshold)),
                 "tpr_at_1pct_fpr": _tpr_at_fpr(neg, pos),
                 "pixel_auc": roc_auc(lab.astype(int), heat) if 0 < lab.sum() < lab.size else None,
+                # each part's image-level peak alone (what fusing them adds)
+                "part_auc": {f: roc_auc(np.r_[np.zeros(len(neg_rows)), np.ones(len(pos_rows))],
+                                        np.r_[[r["peaks"][k] for r in neg_rows], [r["peaks"][k] for r in pos_rows]])
+                             for k, f in enumerate(FEATURES)},
             }
     negs = np.array([r["score"] for r in test_rows if r["label"] == 0])
     held = [v for v in table.values() if v["held_out"]]
@@ -146,12 +157,13 @@ def measure(fit_rows: list[dict], test_rows: list[dict]) -> dict[str, Any]:
 
 
 def render(res: dict[str, Any]) -> str:
-    lines = ["| modality/method | held out | n | image AUC | TPR@thr | TPR@1%FPR | pixel AUC |",
-             "|---|---|---|---|---|---|---|"]
+    head = "| modality/method | held out | n | image AUC | TPR@thr | TPR@1%FPR | pixel AUC | AUC copy / cnn / grain |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for k, v in res["table"].items():
         pa = "n/a" if v["pixel_auc"] is None else f"{v['pixel_auc']:.3f}"
         lines.append(f"| {k} | {'yes' if v['held_out'] else 'no'} | {v['n']} | {v['image_auc']:.3f} | "
-                     f"{v['tpr_at_threshold']:.3f} | {v['tpr_at_1pct_fpr']:.3f} | {pa} |")
+                     f"{v['tpr_at_threshold']:.3f} | {v['tpr_at_1pct_fpr']:.3f} | {pa} | "
+                     + " / ".join(f"{v['part_auc'][f]:.2f}" for f in FEATURES) + " |")
     return "\n".join(lines)
 
 

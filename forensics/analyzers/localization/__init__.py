@@ -1,13 +1,19 @@
 """The ``localization`` analyzer: finds a local manipulation (an injected or removed lesion) in an otherwise real image.
 
-Three methods, one output (a calibrated image score and a heatmap of cells, both in [0, 1]):
+Four methods, one output (a calibrated image score and a heatmap of cells, both in [0, 1]):
 
-* ``copymove`` (default): grain copied from elsewhere in the same image (``copymove.py``). Tools hide an edit by
+* ``fused`` (default): the three below that learned something - copy-move, the patch network and the grain model
+  (``grain.py``, fitted on untouched real scans only) - on one cell grid, weighed by a logistic regression fitted on
+  the training tamper methods (``fused.py``, ``localizer.json``). Its finding also names the regions at or above
+  the operating threshold (box, centre, area in px and mm²) and carries the held-out figures fusion reads before a
+  local finding may reach ``high`` (``data["support"]``).
+* ``copymove``: grain copied from elsewhere in the same image (``copymove.py``). Tools hide an edit by
   pasting a neighbour's noise onto it; the noise *level* then matches, but two regions with pixel-identical residuals
   do not occur in a real scan. Score: a logistic of the log area of the largest copied region.
-* ``cnn`` (experimental, at chance on our tamper benchmark): a fully convolutional patch network (``model.py``;
-  intensity and residuals as input channels, one logit per 8 x 8 pixels) trained by ``benchmarks.train_localization``
-  on crops tampered by ``generators.tamper`` (unstamped) vs untouched crops of real chest CT and CXR.
+* ``cnn``: a fully convolutional patch network (``model.py``; intensity and residuals as input channels, one logit
+  per 8 x 8 pixels) trained by ``benchmarks.train_localization`` on crops tampered by the ``generators.tamper``
+  methods marked for training vs untouched crops (CT, chest X-ray, mammography, brain MRI), both through the same
+  format path.
 * ``noise`` (training-free; catches crude edits such as a smoothed patch): noise-level inconsistency, as in
   splicing forensics (Mahdian & Saic 2009; Lyu et al. 2014). Per window: ``log σ`` of the fine residual (image −
   blur σ=1) and of a band-pass residual (blur σ=1 − blur σ=3), and the kurtosis of the fine residual, each compared
@@ -113,9 +119,10 @@ class LocalizationAnalyzer(Analyzer):
     """Where in an otherwise real image a region was altered: a heatmap and a calibrated image score.
 
     Args:
-        weights_dir: the ``cnn`` method's folder (``weights.safetensors``, ``config.json``, ``calibration.json``);
-            default ``forensics/weights/localization``.
-        method: ``copymove`` (default), ``cnn`` or ``noise`` (see the module docstring).
+        weights_dir: the folder of the ``cnn`` files (``weights.safetensors``, ``config.json``,
+            ``calibration.json``) and the ``fused`` ones (those, ``grain.json``, ``localizer.json``); default
+            ``forensics/weights/localization``.
+        method: ``fused`` (default), ``copymove``, ``cnn`` or ``noise`` (see the module docstring).
         threads: when given, ``torch.set_num_threads(threads)`` at load (``cnn``).
         max_cells: the heatmap has at most this many cells per side (max-pooled; it travels in every JSON line).
     """
@@ -126,7 +133,8 @@ class LocalizationAnalyzer(Analyzer):
     # Opt-in for `scan` (--analyzers ...,localization): the copy search runs at native resolution and takes seconds
     # per chest X-ray on one CPU core, too slow for the default triage; `screen` turns it on.
     default = False
-    modalities = TAMPER_MODALITIES
+    # the fused localizer was fitted on brain MRI and mammography too (copy-move needs no modality)
+    modalities = TAMPER_MODALITIES | {"MR", "MG"}
     METHODS = ("fused", "copymove", "cnn", "noise")
 
     def __init__(
