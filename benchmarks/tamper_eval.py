@@ -246,7 +246,8 @@ def evaluate(
     rng = np.random.default_rng(seed)
     methods = methods or tuple(LocalizationAnalyzer.METHODS)
     analyzers = {m: LocalizationAnalyzer(weights_dir, method=m, max_cells=96) for m in methods}
-    analyzers = {m: a for m, a in analyzers.items() if a.availability()[0]}
+    skipped = {m: a.availability()[1] for m, a in analyzers.items() if not a.availability()[0]}
+    analyzers = {m: a for m, a in analyzers.items() if m not in skipped}
     rows: list[dict[str, Any]] = []
     pix: dict[tuple[str, str, str], dict[str, list]] = {}
     t0 = time.time()
@@ -280,7 +281,7 @@ def evaluate(
             print(f"\r{modality} {k + 1}/{len(scans)} {time.time() - t0:.0f}s", end="", file=sys.stderr)
         print(file=sys.stderr)
     return {"rows": rows, "pix": pix, "seconds": round(time.time() - t0, 1), "n": n,
-            "detectors": list(analyzers)}
+            "detectors": list(analyzers), "skipped": skipped}
 
 
 def _image_figures(pos: list[dict], neg: list[dict]) -> dict[str, float]:
@@ -391,6 +392,7 @@ def render(res: dict[str, Any], summary: dict[str, Any]) -> str:
         "localizer abstains on MRI and mammography (modality gate); here it is run on them to measure it.",
         "",
     ]
+    lines += [f"Not measured: `{m}` ({why})." for m, why in res.get("skipped", {}).items()] + [""]
     return "\n".join(lines)
 
 
