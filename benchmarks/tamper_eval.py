@@ -246,7 +246,8 @@ def evaluate(
     rng = np.random.default_rng(seed)
     methods = methods or tuple(LocalizationAnalyzer.METHODS)
     analyzers = {m: LocalizationAnalyzer(weights_dir, method=m, max_cells=96) for m in methods}
-    skipped = {m: a.availability()[1] for m, a in analyzers.items() if not a.availability()[0]}
+    root = str(Path(__file__).resolve().parents[1]) + "/"  # the messages name weights by path: keep it relative
+    skipped = {m: a.availability()[1].replace(root, "") for m, a in analyzers.items() if not a.availability()[0]}
     analyzers = {m: a for m, a in analyzers.items() if m not in skipped}
     rows: list[dict[str, Any]] = []
     pix: dict[tuple[str, str, str], dict[str, list]] = {}
