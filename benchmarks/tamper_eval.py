@@ -3,8 +3,9 @@
 Per modality (chest CT ``ct_lung_tcia``, chest X-ray ``cxr_kermany``, brain MRI slices of ``mri_brain`` volumes,
 mammography ``mammo``), ``-n`` held-out real scans (``benchmarks.datasets.is_holdout``: never used to train the
 in-painter or the localizer; for MRI the volume's file name decides, slices with brain tissue drawn from them). Every
-scan is reduced to at most 512 px on its longer side (the working size; CT and MRI are smaller already) and then
-passes through one format path, an unstamped PNG written by ``generators.provenance`` and read by
+scan is cut to a native-resolution window of at most 512 x 512 px around the body (the working size; CT and MRI are
+that size already; never resampled, which leaves traces copy-move takes for copied grain), then passes through one
+format path, an unstamped PNG written by ``generators.provenance`` and read by
 ``forensics.io.load``, whichever class it ends in:
 
 * positives: one tampered copy per registered tamper method that applies to the modality
@@ -64,12 +65,16 @@ class Scan:
 # --- real scans --------------------------------------------------------------------------------------------------
 
 
-def _work_size(pixels: np.ndarray) -> tuple[np.ndarray, float]:
+def _work_size(pixels: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """A native-resolution window of at most WORK_PX x WORK_PX around the image's bright content (the body), and its
+    top-left corner. Cropped, never resampled: resampling leaves traces that copy-move takes for copied grain."""
     h, w = pixels.shape
-    s = min(1.0, WORK_PX / max(h, w))
-    if s < 1.0:
-        pixels = cv2.resize(pixels, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    return np.clip(pixels, 0, 1).astype(np.float32), s
+    ch, cw = min(h, WORK_PX), min(w, WORK_PX)
+    ys, xs = np.nonzero(pixels > np.percentile(pixels, 50))
+    cy, cx = (float(np.mean(ys)), float(np.mean(xs))) if ys.size else (h / 2, w / 2)
+    y0 = int(np.clip(round(cy - ch / 2), 0, h - ch))
+    x0 = int(np.clip(round(cx - cw / 2), 0, w - cw))
+    return np.clip(pixels[y0 : y0 + ch, x0 : x0 + cw], 0, 1).astype(np.float32), (x0, y0)
 
 
 def _mammo_labels(data: Path) -> dict[str, tuple[str, list[tuple[float, float, float]]]]:
@@ -107,9 +112,11 @@ def load_scans(data: Path, modality: str, n: int, rng: np.random.Generator, held
         raw = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
         if raw is None:
             continue
-        pixels, s = _work_size(raw.astype(np.float32) / (255.0 if raw.dtype == np.uint8 else 65535.0))
+        pixels, (x0, y0) = _work_size(raw.astype(np.float32) / (255.0 if raw.dtype == np.uint8 else 65535.0))
         patient, lesions = labels.get(p.name, (source_group(p), []))
-        out.append(Scan(modality, p.name, pixels, 8, [(x * s, y * s, r * s) for x, y, r in lesions], patient))
+        h, w = pixels.shape
+        inside = [(x - x0, y - y0, r) for x, y, r in lesions if 0 <= x - x0 < w and 0 <= y - y0 < h]
+        out.append(Scan(modality, p.name, pixels, 8, inside, patient))
     return out
 
 
@@ -349,7 +356,8 @@ def render(res: dict[str, Any], summary: dict[str, Any]) -> str:
     from generators.tamper import tamper_method
 
     lines = [
-        f"Per modality {res['n']} held-out real scans (working size <= {WORK_PX} px), one tampered copy per tamper "
+        f"Per modality {res['n']} held-out real scans (a native-resolution window of at most {WORK_PX} x {WORK_PX} px "
+        "around the body), one tampered copy per tamper "
         "method that applies to the modality; all through one unstamped PNG path. Negatives: the untouched scans "
         "(image AUC and TPR at 1 % FPR are against these, per modality) and their shortcut controls. Pixel level "
         "over tampered scans: pixel AUC of the heatmap against the mask, IoU of heatmap >= 0.5, hit = hottest cell "
