@@ -1148,15 +1148,28 @@ def bench_screen(data_dir, per_kind, db, write_docs):
 
 
 @bench.command("tamper")
-@_data_option()
-@click.option("-n", "n", type=click.IntRange(2), default=100, show_default=True,
-              help="Held-out real images, half of each modality; one tampered copy each.")
+@_data_option("Real scans: ct_lung_tcia/, cxr_kermany/, mri_brain/*.nii.gz, mammo/*.pgm below it (any of them).")
+@click.option("-n", "n", type=click.IntRange(1), default=8, show_default=True,
+              help="Held-out real scans per modality; each gets one tampered copy per tamper method for it.")
+@click.option("--method", "methods", multiple=True, help="Localization method(s) to measure (default: all).")
 @_bench_db
 @_write_docs
 @_quiet_option
-def bench_tamper(data_dir, n, db, write_docs):
-    """Localization analyzer on tampered (unstamped) vs untouched images: image- and pixel-level figures."""
-    _evaluate("tamper", write_docs, db, data=data_dir, n=n)
+def bench_tamper(data_dir, n, methods, db, write_docs):
+    """Localization analyzer per tamper method and modality, seen vs unseen methods, against untouched scans and
+    their shortcut controls (resized, JPEG, denoised): image AUC, TPR at 1% FPR, pixel AUC, IoU, hit."""
+    _evaluate("tamper", write_docs, db, data=data_dir, n=n, methods=tuple(methods) or None)
+
+
+@bench.command("series")
+@_data_option("Brain MRI volumes: mri_brain/*.nii.gz below it (each written as a DICOM series).")
+@click.option("-n", "n", type=click.IntRange(1), default=None, help="IXI volumes to use (default: all).")
+@_bench_db
+@_write_docs
+@_quiet_option
+def bench_series(data_dir, n, db, write_docs):
+    """Series consistency: one tampered slice per tamper method in DICOM series made from real MRI volumes."""
+    _evaluate("series", write_docs, db, data=data_dir, n=n)
 
 
 # --- data --------------------------------------------------------------------------------------------------------

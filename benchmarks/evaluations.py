@@ -30,6 +30,7 @@ register_evaluation = EVALUATIONS.register
 
 #: Modules whose import registers the evaluations.
 _MODULES = ("benchmarks.detector_eval", "benchmarks.reuse_eval", "benchmarks.screen_eval", "benchmarks.tamper_eval",
+            "benchmarks.series_eval",
             "benchmarks.watermark_robustness", "benchmarks.generator_quality", "benchmarks.scan_speed",
             "benchmarks.speed", "benchmarks.cold_start", "benchmarks.third_party", "benchmarks.reader.bench",
             "benchmarks.privacy_eval")

@@ -7,7 +7,13 @@ Three kinds of evidence, used differently (docs/ARCHITECTURE.md; the record fiel
   a bias - fitted on held-out validation data (stored as JSON beside the weights; equal weights until a fit exists);
 - metadata anomalies, reuse matches and local tampering traces raise the risk as bounded evidence: each adds its
   weight's log-odds, and together they can add at most ``rules_cap`` of probability mass, so no amount of header
-  oddity alone reaches ``high``.
+  oddity alone reaches ``high``;
+- except a *supported* local finding (:func:`local_supported`): a localized edit whose localizer was measured, on
+  held-out files and held-out tamper methods, to keep false alarms at or below ``local_high_max_fpr`` while still
+  catching ``local_high_min_tpr`` of every held-out method at its operating threshold, and whose score is at or
+  above that threshold. Its calibrated score then raises the risk like a pixel score (to ``high`` when it is that
+  high). The figures come with the finding (``data["support"]``, from the localizer's ``localizer.json``), not
+  from code here.
 
 Absence of evidence gives risk 0 ("nothing found"), never a claim of authenticity: reports say so. When no pixel
 analyzer scored the image and nothing decisive was found, the image was not assessed: ``explain`` says so
@@ -47,6 +53,9 @@ class FusionConfig:
     pixel_weights: dict[str, float] = field(default_factory=dict)
     pixel_gain: float = 1.0
     pixel_bias: float = 0.0
+    # what a local finding's held-out calibration must show before it may raise the risk past rules_cap
+    local_high_max_fpr: float = 0.01
+    local_high_min_tpr: float = 0.7
 
     def __post_init__(self) -> None:
         if not 0.0 < self.medium < self.high <= 1.0:
@@ -91,6 +100,8 @@ class Fusion:
         contributions: log-odds each finding added, in the order of the findings (0 for those that did not count).
         assessed_by: the pixel analyzers that scored the image.
         decisive: a decisive finding set the risk.
+        local_supported: the analyzers whose local finding was supported (:func:`local_supported`) and counted
+            uncapped.
     """
 
     risk: float
@@ -99,6 +110,7 @@ class Fusion:
     contributions: list[float]
     assessed_by: list[str]
     decisive: bool
+    local_supported: list[str] = field(default_factory=list)
 
     @property
     def scored(self) -> bool:
@@ -119,6 +131,10 @@ def explain(findings: list[Finding], config: FusionConfig) -> Fusion:
     evidence (a capped noisy-OR) moves the log-odds by ``logit(risk) - logit(pixel part)``; that step is shared among
     the bounded findings in proportion to ``-log(1 - score)``, each one's share of the noisy-OR. A decisive finding
     sets the risk: it takes the whole step from the prior, the others add 0.
+
+    A supported local finding (:func:`local_supported`) leaves the bounded group: like a ``realness`` finding it
+    raises the pixel part to its own calibrated score when that is higher, and adds the difference in log-odds (0
+    otherwise), so it can reach ``high``; an unsupported one stays bounded (``medium`` at most).
     """
     contributions = [0.0] * len(findings)
     pixel = [(i, f) for i, f in enumerate(findings) if f.kind == "pixel" and f.score is not None]
@@ -152,8 +168,19 @@ def explain(findings: list[Finding], config: FusionConfig) -> Fusion:
             contributions[i] = _logit(f.score) - base_logit
             base, base_logit, raised = float(f.score), _logit(f.score), True
 
+    # A local finding whose held-out calibration supports it is calibrated evidence, not a hint: it raises the pixel
+    # part to its score as realness does, and leaves the capped group.
+    supported = [(i, f) for i, f in enumerate(findings) if local_supported(f, config)]
+    if supported:
+        i, f = max(supported, key=lambda t: t[1].score)
+        if f.score > base:
+            contributions[i] = _logit(f.score) - base_logit
+            base, base_logit, raised = float(f.score), _logit(f.score), True
+    skip = {i for i, _ in supported}
+
     # Bounded metadata/reuse evidence: noisy-OR of the other scores, capped, then added to what pixels leave.
-    other = [(i, f.score) for i, f in enumerate(findings) if f.kind in _BOUNDED and f.score is not None]
+    other = [(i, f.score) for i, f in enumerate(findings)
+             if f.kind in _BOUNDED and f.score is not None and i not in skip]
     bounded = min(config.rules_cap, 1.0 - math.prod(1.0 - s for _, s in other)) if other else 0.0
     risk = base + (1.0 - base) * bounded
     # without a pixel score the base is 0, not sigmoid(prior): the risk is the bounded evidence alone
@@ -162,7 +189,24 @@ def explain(findings: list[Finding], config: FusionConfig) -> Fusion:
     total = sum(h for _, h in hazards)
     for i, h in hazards:
         contributions[i] = (logit - base_logit) * h / total if total > 0 else 0.0
-    return Fusion(float(risk), logit, prior, contributions, assessed_by, False)
+    return Fusion(float(risk), logit, prior, contributions, assessed_by, False, [f.analyzer for _, f in supported])
+
+
+def local_supported(finding: Finding, config: FusionConfig) -> bool:
+    """True for a local finding that may count beyond ``rules_cap``: it marks at least one region, its score is at or
+    above its localizer's operating threshold, and that localizer's figures on held-out files and held-out tamper
+    methods (``data["support"]``: ``threshold``, ``heldout_fpr``, ``heldout_methods_min_tpr``) meet the config's
+    ``local_high_max_fpr`` and ``local_high_min_tpr``. Anything missing: False (bounded, as before)."""
+    if finding.kind != "local" or finding.score is None or not isinstance(finding.data, dict):
+        return False
+    support = finding.data.get("support") or {}
+    try:
+        threshold = float(support["threshold"])
+        fpr, tpr = float(support["heldout_fpr"]), float(support["heldout_methods_min_tpr"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (bool(finding.data.get("regions")) and finding.score >= threshold
+            and fpr <= config.local_high_max_fpr and tpr >= config.local_high_min_tpr)
 
 
 def _bounded_step(base_logit: float, bounded: float) -> float:

@@ -56,6 +56,9 @@ class ScanOptions:
     # images without a DICOM modality get the one their pixels look like (forensics.modality), and analyzers with
     # `modalities` abstain where it is not theirs; off: they analyse every such image, as before the gate
     modality_gate: bool = True
+    # DICOM slices compared with their series neighbours (forensics.series): filled by scan_items for the files of
+    # the run, path -> Verdict; None: not compared (the series analyzer abstains)
+    series: dict | None = None
 
 
 class Scanner:
@@ -258,14 +261,14 @@ def scan_paths(
     items: list[tuple[str, str | None]] = []
     errors: list[ScanResult] = []
     for path, error in iter_inputs(paths):
-        if (None, path) in skip:
-            continue
         if error is not None:
-            errors.append(ScanResult(path=path, status="error", error=ScanError(error.code, error.message)))
+            if (None, path) not in skip:
+                errors.append(ScanResult(path=path, status="error", error=ScanError(error.code, error.message)))
         else:
-            items.append((path, None))
+            items.append((path, None))  # skipped ones too: their slices are the neighbours of those left to scan
     yield from errors
-    yield from scan_items(items, options, workers=workers, progress=progress, engine=engine, scheduler=scheduler)
+    yield from scan_items(items, options, workers=workers, skip=skip, progress=progress, engine=engine,
+                          scheduler=scheduler)
 
 
 def scan_items(
@@ -283,11 +286,31 @@ def scan_items(
 
     todo = [item for item in items if (item[1], item[0]) not in skip]
     options = options or ScanOptions()
+    if todo:
+        options = _with_series(options, [path for path, _ in items], progress)
     with tqdm(total=len(todo), desc="scan", unit="img", disable=not progress, file=sys.stderr,
               dynamic_ncols=True) as bar:
         for result in _execute(todo, options, workers, engine, scheduler):
             bar.update()
             yield result
+
+
+def _with_series(options: ScanOptions, paths: list[str], progress: bool) -> ScanOptions:
+    """``options`` with the series comparison of the DICOM slices among ``paths`` (all of them, so that a resumed
+    run compares its remaining slices with those already done), when the series analyzer is to run."""
+    from dataclasses import replace
+
+    from forensics.series import survey
+
+    if options.series is not None or (options.analyzers is not None and "series" not in options.analyzers):
+        return options
+    found = survey(list(dict.fromkeys(paths)), max_bytes=options.max_bytes, max_pixels=options.max_pixels,
+                   timeout_s=options.timeout_s, progress=progress)
+    if progress and found:
+        flagged = sum(v.flagged for v in found.values())
+        print(f"series: {len(found)} DICOM slices compared with their neighbours, {flagged} inconsistent",
+              file=sys.stderr)
+    return replace(options, series=found)
 
 
 def _execute(todo, options: ScanOptions, workers: int, engine: str, scheduler: str | None) -> Iterator[ScanResult]:

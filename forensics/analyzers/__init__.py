@@ -24,6 +24,7 @@ _BUILTIN = {
     "residual": "forensics.analyzers.residual",
     "reuse": "forensics.reuse.analyzer",
     "localization": "forensics.analyzers.localization",
+    "series": "forensics.analyzers.series",
 }
 _loaded = False
 

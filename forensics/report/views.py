@@ -258,12 +258,17 @@ def _heat_layers(image: MedicalImage, findings: list[Finding]) -> list[dict[str,
             heat = np.pad(heat, ((0, ph), (0, pw))).reshape(heat.shape[0] // k + (ph > 0), k, -1, k).max(axis=(1, 3))
         rows, cols = heat.shape
         peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        regions = f.data.get("regions") if isinstance(f.data, dict) else None
+        marked = "".join(
+            f" Region at ({r['at'][0]}, {r['at'][1]}) px, box {r['box']}, {r['area_px']} px"
+            + (f" ({r['area_mm2']} mm²)" if "area_mm2" in r else "") + f", peak {r['peak']:.2f}."
+            for r in regions or () if isinstance(r, dict) and {"at", "box", "area_px", "peak"} <= set(r))
         layers.append({
             "id": f"heat-{f.analyzer}", "label": f"{f.analyzer} heatmap", "mode": "heat", "opacity": 0.55,
             "heat": {"rows": rows, "cols": cols, "values": [round(float(v), 3) for v in heat.ravel()],
                      "box": heat_box(f, image)},
             "caption": f"{f.analyzer}: {rows}×{cols} cells on the score's 0–1 scale (same colours as the legend); "
-                       f"highest {float(heat.max()):.2f} at row {peak[0] + 1}, column {peak[1] + 1}.",
+                       f"highest {float(heat.max()):.2f} at row {peak[0] + 1}, column {peak[1] + 1}.{marked}",
         })
     return layers
 
@@ -272,7 +277,7 @@ def _copymove(findings: list[Finding]) -> dict[str, Any] | None:
     """Source and target of the largest copied region the localization analyzer verified."""
     for f in findings:
         d = f.data if isinstance(f.data, dict) else {}
-        if d.get("method") != "copymove" or not d.get("at") or not d.get("source_at"):
+        if d.get("method") not in ("copymove", "fused") or not d.get("at") or not d.get("source_at"):
             continue
         area = float(d.get("area_px") or 0)
         side = max(8.0, math.sqrt(area))

@@ -42,13 +42,18 @@ def settings(tmp_path_factory) -> dict[str, str]:
     shutil.copyfile(_dicom_path(), filed)
     index = d / "reuse.sqlite"
     assert add_paths(index, [filed], "earlier-claim")["added"] == 1
+    from forensics.series import Verdict
     from forensics.signatures import load_trust_list
     from forensics.signatures.throwaway import make_chain
     from forensics.watermark import WatermarkKey
 
     trust = load_trust_list(make_chain(d / "ca")["root"])
+    # the example DICOM as a flagged slice of a series (the series analyzer reports what the scan computed)
+    flagged = Verdict(z=12.0, score=0.97, index=1, n_slices=3, neighbours=["a.dcm", "b.dcm"], statistic="content",
+                      box=[16, 16, 32, 32], area_px=256, cell=8, flagged=True,
+                      grid=[[0.0] * 16 for _ in range(15)] + [[12.0] + [0.0] * 15])
     return {"index_path": str(index), "weights_dir": str(BUNDLED_WEIGHTS), "trust_list": trust,
-            "watermark_key": WatermarkKey("conformance-secret-key")}
+            "watermark_key": WatermarkKey("conformance-secret-key"), "series": {_dicom_path(): flagged}}
 
 
 def _memory(pixels: np.ndarray, name: str) -> MedicalImage:

@@ -1,13 +1,19 @@
 """The ``localization`` analyzer: finds a local manipulation (an injected or removed lesion) in an otherwise real image.
 
-Three methods, one output (a calibrated image score and a heatmap of cells, both in [0, 1]):
+Four methods, one output (a calibrated image score and a heatmap of cells, both in [0, 1]):
 
-* ``copymove`` (default): grain copied from elsewhere in the same image (``copymove.py``). Tools hide an edit by
+* ``fused`` (default): the three below that learned something - copy-move, the patch network and the grain model
+  (``grain.py``, fitted on untouched real scans only) - on one cell grid, weighed by a logistic regression fitted on
+  the training tamper methods (``fused.py``, ``localizer.json``). Its finding also names the regions at or above
+  the operating threshold (box, centre, area in px and mm²) and carries the held-out figures fusion reads before a
+  local finding may reach ``high`` (``data["support"]``).
+* ``copymove``: grain copied from elsewhere in the same image (``copymove.py``). Tools hide an edit by
   pasting a neighbour's noise onto it; the noise *level* then matches, but two regions with pixel-identical residuals
   do not occur in a real scan. Score: a logistic of the log area of the largest copied region.
-* ``cnn`` (experimental, at chance on our tamper benchmark): a fully convolutional patch network (``model.py``;
-  intensity and residuals as input channels, one logit per 8 x 8 pixels) trained by ``benchmarks.train_localization``
-  on crops tampered by ``generators.tamper`` (unstamped) vs untouched crops of real chest CT and CXR.
+* ``cnn``: a fully convolutional patch network (``model.py``; intensity and residuals as input channels, one logit
+  per 8 x 8 pixels) trained by ``benchmarks.train_localization`` on crops tampered by the ``generators.tamper``
+  methods marked for training vs untouched crops (CT, chest X-ray, mammography, brain MRI), both through the same
+  format path.
 * ``noise`` (training-free; catches crude edits such as a smoothed patch): noise-level inconsistency, as in
   splicing forensics (Mahdian & Saic 2009; Lyu et al. 2014). Per window: ``log σ`` of the fine residual (image −
   blur σ=1) and of a band-pass residual (blur σ=1 − blur σ=3), and the kurtosis of the fine residual, each compared
@@ -31,6 +37,9 @@ import numpy as np
 from forensics.analyzers import register_analyzer
 from forensics.analyzers.base import TAMPER_MODALITIES, Analyzer
 from forensics.analyzers.localization.copymove import box_mean, copy_move
+from forensics.analyzers.localization.fused import FEATURES as FUSED_FEATURES
+from forensics.analyzers.localization.fused import LocalizerConfig
+from forensics.analyzers.localization.grain import GrainModel, modality_key
 from forensics.formatpath import to_gray
 from forensics.records import Evidence, Finding, MedicalImage
 
@@ -110,9 +119,10 @@ class LocalizationAnalyzer(Analyzer):
     """Where in an otherwise real image a region was altered: a heatmap and a calibrated image score.
 
     Args:
-        weights_dir: the ``cnn`` method's folder (``weights.safetensors``, ``config.json``, ``calibration.json``);
-            default ``forensics/weights/localization``.
-        method: ``copymove`` (default), ``cnn`` or ``noise`` (see the module docstring).
+        weights_dir: the folder of the ``cnn`` files (``weights.safetensors``, ``config.json``,
+            ``calibration.json``) and the ``fused`` ones (those, ``grain.json``, ``localizer.json``); default
+            ``forensics/weights/localization``.
+        method: ``fused`` (default), ``copymove``, ``cnn`` or ``noise`` (see the module docstring).
         threads: when given, ``torch.set_num_threads(threads)`` at load (``cnn``).
         max_cells: the heatmap has at most this many cells per side (max-pooled; it travels in every JSON line).
     """
@@ -123,11 +133,12 @@ class LocalizationAnalyzer(Analyzer):
     # Opt-in for `scan` (--analyzers ...,localization): the copy search runs at native resolution and takes seconds
     # per chest X-ray on one CPU core, too slow for the default triage; `screen` turns it on.
     default = False
-    modalities = TAMPER_MODALITIES
-    METHODS = ("copymove", "cnn", "noise")
+    # the fused localizer was fitted on brain MRI and mammography too (copy-move needs no modality)
+    modalities = TAMPER_MODALITIES | {"MR", "MG"}
+    METHODS = ("fused", "copymove", "cnn", "noise")
 
     def __init__(
-        self, weights_dir: str | Path | None = None, method: str = "copymove", threads: int | None = None,
+        self, weights_dir: str | Path | None = None, method: str = "fused", threads: int | None = None,
         max_cells: int = 32,
     ):
         if method not in self.METHODS:
@@ -138,6 +149,8 @@ class LocalizationAnalyzer(Analyzer):
         self.max_cells = max_cells
         self._net: Any = None
         self._calibration: dict[str, float] | None = None
+        self._grain: GrainModel | None = None
+        self._fused: LocalizerConfig | None = None
 
     def _dir(self) -> Path:
         return Path(self.weights_dir) if self.weights_dir is not None else DEFAULT_WEIGHTS_DIR
@@ -145,13 +158,30 @@ class LocalizationAnalyzer(Analyzer):
     @property
     def _files(self) -> list[Path]:
         d = self._dir()
-        return [d / "weights.safetensors", d / "config.json", d / "calibration.json"]
+        cnn = [d / "weights.safetensors", d / "config.json", d / "calibration.json"]
+        return cnn + [d / "grain.json", d / "localizer.json"] if self.method == "fused" else cnn
 
     def model_files(self) -> list[Path]:
-        return [p for p in self._files if p.is_file()] if self.method == "cnn" else []
+        return [p for p in self._files if p.is_file()] if self.method in ("cnn", "fused") else []
+
+    @property
+    def grain_model(self) -> GrainModel:
+        if self._grain is None:
+            self._grain = GrainModel.load(self._dir() / "grain.json")
+        return self._grain
+
+    @property
+    def fused_config(self) -> LocalizerConfig:
+        if self._fused is None:
+            self._fused = LocalizerConfig.load(self._dir() / "localizer.json")
+        return self._fused
+
+    @property
+    def copy_calibration(self) -> dict[str, float]:
+        return dict(_COPY_CALIBRATION)
 
     def availability(self) -> tuple[bool, str]:
-        if self.method == "cnn":
+        if self.method in ("cnn", "fused"):
             missing = [str(p) for p in self._files if not p.is_file()]
             if missing:
                 return False, f"localization weights not found: {', '.join(missing)}"
@@ -221,19 +251,53 @@ class LocalizationAnalyzer(Analyzer):
             return self.finding(None, [Evidence("localization.too_small", f"{w}x{h} px is too small", 0.0)])
         if self.method == "copymove":
             return self._copymove(pixels)
+        if self.method == "fused":
+            return self._fused_finding(image, pixels)
         return self._peak_finding(pixels)
 
-    def _copymove(self, pixels: np.ndarray) -> Finding:
+    def _fused_finding(self, image: MedicalImage, pixels: np.ndarray) -> Finding:
+        """Copy-move, the patch network and the grain model on one grid (``fused.py``): a calibrated score, the
+        heatmap on that scale, the regions at or above the operating threshold; copy-move's evidence kept."""
+        from forensics.analyzers.localization.fused import feature_maps, regions
+
         g = to_gray(pixels)
-        s = min(1.0, math.sqrt(_COPY_MAX_PIXELS / g.size))
-        if s < 1.0:
-            g = cv2.resize(g, (round(g.shape[1] * s), round(g.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        found = copy_move(g)
-        score = float(self._prob(math.log(max(found.area, 1))))
-        pool = max(1, math.ceil(max(g.shape) / self.max_cells))
-        heat = self._prob(np.log(np.maximum(_max_pool(found.map, pool), 1.0))).astype(np.float32)
-        data: dict[str, Any] = {"method": "copymove", "area_px": round(found.area / (s * s)),
-                                "cell_px": round(pool / s, 2)}
+        key = modality_key(_modality_code(image))
+        maps = feature_maps(g, self._load(), self.grain_model, key, self.copy_calibration)
+        cfg = self.fused_config
+        score = float(1.0 / (1.0 + math.exp(-float(np.clip(cfg.image_logit(maps.peaks), -50, 50)))))
+        heat = cfg.cell_probability(maps.cells)
+        found_regions = regions(heat, cfg.threshold, maps.cell_px, image.spacing_mm)
+        pool = max(1, math.ceil(max(heat.shape) / self.max_cells))
+        heat_out = _max_pool(heat, pool) if pool > 1 else heat
+        s = maps.copy_scale
+        copy = self._copy_evidence(maps.copy, float(copy_logit_prob(maps.peaks[0])), s)
+        contrib = dict(zip(FUSED_FEATURES, (np.asarray(cfg.weights) * maps.peaks).round(3).tolist(), strict=True))
+        data: dict[str, Any] = {
+            "method": "fused", "modality_model": key, "cell_px": round(maps.cell_px * pool, 2),
+            "threshold": cfg.threshold, "regions": found_regions, "peaks": dict(zip(FUSED_FEATURES,
+                                                                                  maps.peaks.round(3).tolist(),
+                                                                                  strict=True)),
+            "logit_parts": contrib, "support": dict(cfg.support), **copy[1],
+        }
+        evidence = list(copy[0])
+        if score >= cfg.threshold and found_regions:
+            r = found_regions[0]
+            where = f"{r['area_px']} px" + (f" ({r['area_mm2']} mm²)" if "area_mm2" in r else "")
+            evidence.insert(0, Evidence(
+                "localization.edited_region",
+                f"a {where} region at ({r['at'][0]}, {r['at'][1]}) looks locally edited: its grain and texture "
+                f"differ from the tissue around it and from real acquisitions (score {score:.2f}, operating "
+                f"threshold {cfg.threshold:.2f})", round(score, 4)))
+        elif not any(e.weight > 0 for e in evidence):
+            evidence = [Evidence(
+                "localization.weak_region",
+                f"no region above the operating threshold {cfg.threshold:.2f}; score {score:.2f}, not evidence of "
+                f"an edit on its own", 0.0)]
+        return self.finding(score, evidence, heatmap=heat_out.astype(np.float32), data=data)
+
+    def _copy_evidence(self, found: Any, score: float, s: float) -> tuple[list[Evidence], dict[str, Any]]:
+        """Copy-move's evidence and data (copied area, both centres and boxes) at input coordinates."""
+        data: dict[str, Any] = {"area_px": round(found.area / (s * s))}
         evidence = []
         if found.at is not None:
             at = [int(v / s) for v in found.at]
@@ -255,6 +319,19 @@ class LocalizationAnalyzer(Analyzer):
                     f"score {score:.2f}, not evidence of an edit on its own", 0.0))
         else:
             evidence.append(Evidence("localization.no_copy", f"no copied grain found (score {score:.2f})", 0.0))
+        return evidence, data
+
+    def _copymove(self, pixels: np.ndarray) -> Finding:
+        g = to_gray(pixels)
+        s = min(1.0, math.sqrt(_COPY_MAX_PIXELS / g.size))
+        if s < 1.0:
+            g = cv2.resize(g, (round(g.shape[1] * s), round(g.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        found = copy_move(g)
+        score = float(self._prob(math.log(max(found.area, 1))))
+        pool = max(1, math.ceil(max(g.shape) / self.max_cells))
+        heat = self._prob(np.log(np.maximum(_max_pool(found.map, pool), 1.0))).astype(np.float32)
+        evidence, copy_data = self._copy_evidence(found, score, s)
+        data: dict[str, Any] = {"method": "copymove", **copy_data, "cell_px": round(pool / s, 2)}
         return self.finding(score, evidence, heatmap=heat, data=data)
 
     def _peak_finding(self, pixels: np.ndarray) -> Finding:
@@ -296,6 +373,20 @@ class LocalizationAnalyzer(Analyzer):
                 f"(z={(peak - self.calibration['center']) / self.calibration['scale']:.1f}), within what untouched "
                 f"images show; score {score:.2f}, not evidence of an edit on its own", 0.0))
         return self.finding(score, evidence, heatmap=heat, data=data)
+
+
+def _modality_code(image: MedicalImage) -> str | None:
+    """The DICOM modality, else the estimate from the pixels (``forensics.modality``)."""
+    if image.modality is not None:
+        return image.modality
+    from forensics.modality import estimate_for
+
+    est = estimate_for(image)
+    return est["code"] if est else None
+
+
+def copy_logit_prob(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-float(logit)))
 
 
 def _max_pool(a: np.ndarray, k: int) -> np.ndarray:
