@@ -20,7 +20,7 @@ from .edit import default_radius, guess_modality
 from .methods import tamper_method
 
 GENERATOR_NAME = "tamper"
-VERSION = "1.0"
+VERSION = "1.1"  # 1.1: the method registry (inject / remove unchanged)
 
 
 def tamper_file(

@@ -81,8 +81,8 @@ def _mri_mass(img, base, dist, theta, r, rng) -> Lesion:
     """A hyper- or hypo-intense mass with a weaker halo of the same sign (oedema / infiltration) around it."""
     rb = _irregular_radius(theta, r, rng, rough=0.15)
     core = _sigmoid_edge(dist, rb, max(0.8, 0.15 * r))
-    halo_r = rb * rng.uniform(1.35, 1.8)
-    halo = _sigmoid_edge(dist, halo_r, max(1.0, 0.3 * r))
+    halo_r = rb * rng.uniform(1.3, 1.6)
+    halo = _sigmoid_edge(dist, halo_r, max(0.8, 0.2 * r))
     sign = 1.0 if rng.random() < 0.5 else -1.0
     amp = rng.uniform(0.18, 0.32) * robust_range(img)
     texture = _smooth_field(img.shape, max(1.0, r / 3), rng)
@@ -111,7 +111,7 @@ def _spiculated_mass(img, base, dist, theta, r, cx, cy, rng) -> Lesion:
     spic = np.clip(_lowpass(spic, 0.6) * 1.6, 0, 1)
     alpha, mask = _masked(np.clip(np.maximum(core, 0.6 * spic), 0, 1))
     shape_prof = np.clip(1.0 - (dist / (rb + 1e-6)) ** 2, 0, 1) ** 0.4
-    amp = rng.uniform(0.12, 0.22) * robust_range(img)
+    amp = rng.uniform(0.15, 0.28) * robust_range(img)
     lesion = base + alpha * amp * (0.75 + 0.25 * shape_prof)
     return Lesion(lesion.astype(np.float32), alpha, mask, float(max(rb.max(), 1.6 * r)))
 
@@ -172,13 +172,30 @@ def _lag1(x: np.ndarray, where: np.ndarray | None = None) -> float:
     return float(np.mean(out)) if out else 0.0
 
 
-def noise_like(res: np.ndarray, where: np.ndarray, split_sigma: float, rng: np.random.Generator) -> np.ndarray:
+def _mad_sd(v: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation (robust to edges and outliers)."""
+    return 1.4826 * float(np.median(np.abs(v - np.median(v)))) if v.size else 0.0
+
+
+def noise_like(res: np.ndarray, where: np.ndarray, split_sigma: float, rng: np.random.Generator,
+               level: np.ndarray | None = None, ref: float | None = None) -> np.ndarray:
     """Fresh grain with the level and correlation of ``res`` (a high-pass residual split at ``split_sigma``) over
     ``where``: white noise, blurred to the matching lag-1 correlation, high-passed the same way, scaled to the
-    robust standard deviation. Nothing is copied from the image."""
-    v = res[where] if where.sum() >= 16 else res.ravel()
-    sd = 1.4826 * float(np.median(np.abs(v - np.median(v))))
-    rho = _lag1(res, where if where.sum() >= 16 else None)
+    robust standard deviation. Nothing is copied from the image.
+
+    Measured on the part of ``where`` most like the edited tissue: with ``level`` (the low-pass image) and ``ref``
+    the half closest to that intensity (noise depends on it: air, lung, bone), and of that the calmer three
+    quarters, since an edge crossing the ring (a lung border, the skin line) would pass for strong, coarse grain."""
+    if where.sum() >= 32:
+        if level is not None and ref is not None:
+            near = np.abs(level - ref)
+            where = where & (near <= np.median(near[where]))
+        activity = cv2.GaussianBlur(np.abs(res).astype(np.float32), (0, 0), 4.0)
+        where = where & (activity <= np.percentile(activity[where], 75))
+    if where.sum() < 16:
+        where = np.ones(res.shape, bool)
+    sd = _mad_sd(res[where])
+    rho = _lag1(res, where)
     table = _blur_table(round(float(split_sigma), 2))
     s = _BLURS[int(np.argmin([abs(t - rho) for t in table]))]
     n = _highpass(_blurred(rng.standard_normal(res.shape).astype(np.float32), s), split_sigma)
@@ -220,24 +237,26 @@ def decode(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return (y * span + lo).astype(np.float32), name
 
 
-def decoder_grain(x: np.ndarray, box: tuple[int, int, int, int], split_sigma: float, sd: float,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """(low-pass, grain, decoder name) of ``x`` re-synthesized by a decoder inside ``box`` (x0, y0, x1, y1); the
-    decoder's own high-pass texture is scaled to ``sd``, the surroundings' grain level (the L1-trained decoders
-    smooth it). Outside the box: ``x``'s own split."""
+def decoder_grain(x: np.ndarray, box: tuple[int, int, int, int], inside: np.ndarray, split_sigma: float,
+                  fresh: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    """(low-pass, grain, decoder name) of ``x`` re-synthesized by a decoder inside ``box`` (x0, y0, x1, y1).
+
+    The L1-trained decoders smooth grain away: their own high-pass texture is scaled up (at most 3x) toward the
+    level of ``fresh`` (noise-model grain at the surroundings' level) over ``inside`` (the edited region), and where
+    it is still fainter than that, the rest is made up from ``fresh``, so the region's noise level matches its
+    surroundings. Outside the box: ``x``'s own split."""
     x0, y0, x1, y1 = box
     dec = x.copy()
     dec[y0:y1, x0:x1], name = decode(x[y0:y1, x0:x1], rng)
     lp = _lowpass(dec, split_sigma)
     grain = dec - lp
-    inner = grain[y0:y1, x0:x1]
-    gain = float(np.clip(sd / (float(inner.std()) + 1e-8), 0.5, 4.0))
-    return lp, (grain * gain).astype(np.float32), name
-
-
-def grain_level(res: np.ndarray, where: np.ndarray) -> float:
-    v = res[where] if where.sum() >= 16 else res.ravel()
-    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+    # robust levels: the lesion's own edge is in the decoder's high-pass too, and is not grain
+    sd, sd_dec = _mad_sd(fresh[inside]) + 1e-8, _mad_sd(grain[inside]) + 1e-8
+    gain = float(np.clip(sd / sd_dec, 1.0, 3.0))
+    # made up where it is missing: the decoder's texture is uneven (strong on edges, faint in flat parts)
+    local_var = cv2.GaussianBlur((gain * grain) ** 2, (0, 0), 1.5)
+    top_up = np.sqrt(np.clip(1.0 - local_var / sd**2, 0, 1))
+    return lp, (gain * grain + top_up * fresh).astype(np.float32), name
 
 
 # ------------------------------------------------------------------------------------------------- paste

@@ -25,7 +25,6 @@ from .lesions import (
     Lesion,
     calcification_cluster,
     decoder_grain,
-    grain_level,
     lesion_prior,
     match_to,
     noise_like,
@@ -132,6 +131,12 @@ def _painted(img, cx, cy, r, a: EditArgs) -> tuple[np.ndarray, np.ndarray, Lesio
     return base, img - base, lesion_prior(img, base, cx, cy, r, a.modality, a.units, a.rng)
 
 
+def _fresh_grain(base, res, cx, cy, les: Lesion, rng) -> np.ndarray:
+    """Noise-model grain of the tissue the lesion sits on (its surroundings, at the target's intensity)."""
+    ref = float(base[int(round(cy)), int(round(cx))])
+    return noise_like(res, _surroundings(base.shape, cx, cy, les.reach), _SPLIT, rng, base, ref)
+
+
 @register_method("inject", kind="inject", held_out=False,
                  summary="modality lesion prior on the low-pass image, grain copied from a neighbouring region")
 def _inject(img, cx, cy, r, a: EditArgs):
@@ -145,9 +150,8 @@ def _inject(img, cx, cy, r, a: EditArgs):
 @register_method("inject_noise", kind="inject", held_out=False,
                  summary="modality lesion prior, fresh grain from a noise model of the surroundings (nothing copied)")
 def _inject_noise(img, cx, cy, r, a: EditArgs):
-    _base, res, les = _painted(img, cx, cy, r, a)
-    fresh = noise_like(res, _surroundings(img.shape, cx, cy, les.reach), _SPLIT, a.rng)
-    return _regrain(img, les, res, fresh), les.mask, {}
+    base, res, les = _painted(img, cx, cy, r, a)
+    return _regrain(img, les, res, _fresh_grain(base, res, cx, cy, les, a.rng)), les.mask, {}
 
 
 @register_method("inject_ae", kind="inject", held_out=True,
@@ -155,10 +159,10 @@ def _inject_noise(img, cx, cy, r, a: EditArgs):
                          "decoder (generative in-painting: every pixel in it decoder-made)")
 def _inject_ae(img, cx, cy, r, a: EditArgs):
     base, res, les = _painted(img, cx, cy, r, a)
-    around = _surroundings(img.shape, cx, cy, les.reach)
-    draft = _regrain(img, les, res, noise_like(res, around, _SPLIT, a.rng))
+    draft = _regrain(img, les, res, _fresh_grain(base, res, cx, cy, les, a.rng))
     box = _crop_box(cx, cy, int(math.ceil(1.5 * les.reach + 8)), img.shape)
-    lp, grain, name = decoder_grain(draft, box, _SPLIT, grain_level(res, around), a.rng)
+    lp, grain, name = decoder_grain(draft, box, les.alpha > 0.5, _SPLIT, _fresh_grain(base, res, cx, cy, les, a.rng),
+                                    a.rng)
     w = les.alpha
     out = (1 - w) * base + w * lp + (1 - w) * res + np.sqrt(np.clip(1 - (1 - w) ** 2, 0, 1)) * grain
     return np.where(les.mask, out, img).astype(np.float32), les.mask, {"decoder": name}
@@ -236,25 +240,35 @@ def _network(img, hole, cx, cy, reach):
 
 
 def _telea(img, hole, cx, cy, reach):
-    """OpenCV's Telea in-painting on the float values: each hole pixel from a weighted average of known ones,
-    marching inward from the border."""
-    return cv2.inpaint(img.astype(np.float32), hole.astype(np.uint8), max(3, int(round(0.25 * reach))),
-                       cv2.INPAINT_TELEA)
+    """OpenCV's Telea in-painting: each hole pixel from a weighted average of known ones, marching inward from the
+    border. On float32 it is run on a 0-255 scale: on values near [0, 1] OpenCV's float path darkens the fill."""
+    lo, hi = float(img.min()), float(img.max())
+    span = (hi - lo) or 1.0
+    z = ((img - lo) * (255.0 / span)).astype(np.float32)
+    f = cv2.inpaint(z, hole.astype(np.uint8), max(3, int(round(0.25 * reach))), cv2.INPAINT_TELEA)
+    return f * (span / 255.0) + lo
 
 
 def _donor_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
     return fill_lp, _donor_residual(img, res, cx, cy, reach, a.rng, ref=float(fill_lp[hole].mean())), {}
 
 
+def _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, rng) -> np.ndarray:
+    """Noise-model grain of the surroundings at the fill's intensity."""
+    level = img - res  # the low-pass image
+    return noise_like(res, _surroundings(img.shape, cx, cy, reach), sigma, rng, level, float(fill_lp[hole].mean()))
+
+
 def _noise_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
-    return fill_lp, noise_like(res, _surroundings(img.shape, cx, cy, reach), sigma, a.rng), {}
+    return fill_lp, _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng), {}
 
 
 def _decoder_made(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
-    around = _surroundings(img.shape, cx, cy, reach)
-    draft = np.where(hole, fill_lp + noise_like(res, around, sigma, a.rng), img).astype(np.float32)
+    fresh = _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng)
+    draft = np.where(hole, fill_lp + fresh, img).astype(np.float32)
     box = _crop_box(cx, cy, int(math.ceil(1.5 * reach + 8)), img.shape)
-    lp, grain, name = decoder_grain(draft, box, sigma, grain_level(res, around), a.rng)
+    top_up = _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng)
+    lp, grain, name = decoder_grain(draft, box, hole, sigma, top_up, a.rng)
     return lp, grain, {"decoder": name}
 
 
@@ -276,3 +290,41 @@ def _remove_telea(img, cx, cy, r, a: EditArgs):
                          "autoencoder's decoder (decoder-made texture, nothing copied)")
 def _remove_ae(img, cx, cy, r, a: EditArgs):
     return _erase(img, cx, cy, r, a, _network, _decoder_made)
+
+
+@register_method("remove_clone", kind="remove", held_out=True,
+                 summary="clone stamp: healthy tissue from elsewhere in the same image, the patch whose surroundings "
+                         "best match the hole's, feathered over it")
+def _remove_clone(img, cx, cy, r, a: EditArgs):
+    dist, theta = _disk_dist(img.shape, cx, cy)
+    rb = _irregular_radius(theta, 1.25 * r + 1.0, a.rng, rough=0.06)
+    feather = max(1.5, 0.3 * r)
+    reach = float(rb.max() + feather)
+    context = ring(img.shape, cx, cy, reach, 1.6 * reach + 2)
+    hole = dist <= reach
+    level = float(np.median(img[context]))
+    h, w = img.shape
+    best, best_cost = None, np.inf
+    # what a person with a clone tool does: try sources around the lesion, keep the one whose context lines up and
+    # whose inside looks like the tissue around the hole
+    for angle in a.rng.permutation(16) * (2 * np.pi / 16):
+        for scale in (2.1, 2.6, 3.2, 3.8):
+            dx, dy = int(round(math.cos(angle) * scale * reach)), int(round(math.sin(angle) * scale * reach))
+            sx, sy, span = cx + dx, cy + dy, 1.6 * reach + 2
+            if not (span <= sx < w - span and span <= sy < h - span):
+                continue
+            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            # shifted(y, x) = img(y + dy, x + dx)
+            shifted = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REFLECT)
+            cost = float(np.mean((shifted[context] - img[context]) ** 2)) + float(
+                np.mean((shifted[hole] - level) ** 2))
+            if cost < best_cost:
+                best, best_cost = shifted, cost
+    if best is None:
+        raise ValueError(f"no room around ({cx:.0f}, {cy:.0f}) for a clone source: the image is too small for "
+                         f"radius {r:g}")
+    wgt = np.clip((rb + feather - dist) / feather, 0, 1).astype(np.float32)
+    wgt = wgt * wgt * (3 - 2 * wgt)
+    mask = wgt > 0
+    return np.where(mask, (1 - wgt) * img + wgt * best, img).astype(np.float32), mask, {}
