@@ -109,14 +109,14 @@ def measure(fit_rows: list[dict], test_rows: list[dict]) -> dict[str, Any]:
     """Fit on ``fit_rows``, measure on ``test_rows``: the config to write and the per-method table."""
     x = np.array([r["peaks"] for r in fit_rows])
     y = np.array([r["label"] for r in fit_rows])
-    w, b = fit_logistic(x, y)
+    mods = np.array([r["modality"] for r in fit_rows])
+    w, b = fit_logistic(x, y, mods)
     cfg = LocalizerConfig(w.tolist(), b, 0.5, {}, {})
-    s_fit = cfg.image_logit(x)
+    s_fit = np.array([cfg.image_logit(p, m) for p, m in zip(x, mods, strict=True)])
     thr_logit = float(np.quantile(s_fit[y == 0], 0.99, method="higher"))
     threshold = float(1 / (1 + np.exp(-thr_logit)))
     cfg.threshold = threshold
-    xt = np.array([r["peaks"] for r in test_rows])
-    st = 1 / (1 + np.exp(-cfg.image_logit(xt)))
+    st = [1 / (1 + np.exp(-cfg.image_logit(np.array(r["peaks"]), r["modality"]))) for r in test_rows]
     table: dict[str, Any] = {}
     for r, s in zip(test_rows, st, strict=True):
         r["score"] = float(s)
@@ -128,7 +128,7 @@ def measure(fit_rows: list[dict], test_rows: list[dict]) -> dict[str, Any]:
             pos = np.array([r["score"] for r in pos_rows])
             cells = np.concatenate([np.array(r["cells"]).reshape(-1, len(FEATURES)) for r in pos_rows])
             lab = np.concatenate([np.array(r["mask"], bool) for r in pos_rows])
-            heat = cfg.cell_probability(cells.T[:, :, None])[:, 0]
+            heat = cfg.cell_probability(cells.T[:, :, None], mod)[:, 0]
             table[f"{mod}/{method}"] = {
                 "held_out": pos_rows[0]["held_out"], "n": len(pos),
                 "image_auc": roc_auc(np.r_[np.zeros(neg.size), np.ones(pos.size)], np.r_[neg, pos]),
@@ -152,7 +152,8 @@ def measure(fit_rows: list[dict], test_rows: list[dict]) -> dict[str, Any]:
         "heldout_methods_min_tpr": round(min(v["tpr_at_threshold"] for v in held), 4) if held else 0.0,
         "heldout_methods_mean_tpr": round(float(np.mean([v["tpr_at_threshold"] for v in held])), 4) if held else 0.0,
     }
-    return {"weights": [round(v, 5) for v in w.tolist()], "bias": round(b, 5), "threshold": round(threshold, 4),
+    return {"weights": [round(v, 5) for v in w.tolist()], "bias": {k: round(v, 5) for k, v in b.items()},
+            "threshold": round(threshold, 4),
             "support": support, "table": table, "fit_rows": len(fit_rows), "test_rows": len(test_rows)}
 
 

@@ -234,7 +234,7 @@ def _fused_dir(tmp_path, grain_model, **support):
     (tmp_path / "grain.json").write_text(grain_model.to_json())
     sup = {"threshold": 0.5, "heldout_fpr": 0.005, "heldout_methods_min_tpr": 0.8, **support}
     (tmp_path / "localizer.json").write_text(json.dumps(
-        {"weights": [1.0, 0.0, 0.0], "bias": 0.0, "threshold": 0.5, "support": sup}))
+        {"weights": [1.0, 0.0, 0.0], "bias": {"any": 0.0}, "threshold": 0.5, "support": sup}))
     return tmp_path
 
 
@@ -308,3 +308,4 @@ def test_bundled_localizer_config_carries_its_support_figures():
     cfg = LocalizerConfig.load(path)
     assert len(cfg.weights) == 3 and all(w >= 0 for w in cfg.weights) and 0 < cfg.threshold < 1
     assert {"threshold", "heldout_fpr", "heldout_methods_min_tpr"} <= set(cfg.support)
+    assert LocalizationAnalyzer(method="fused").availability()[0]

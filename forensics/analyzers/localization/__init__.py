@@ -2,12 +2,13 @@
 
 Four methods, one output (a calibrated image score and a heatmap of cells, both in [0, 1]):
 
-* ``fused`` (default): the three below that learned something - copy-move, the patch network and the grain model
-  (``grain.py``, fitted on untouched real scans only) - on one cell grid, weighed by a logistic regression fitted on
+* ``fused`` (opt-in until its held-out figures beat copy-move's; docs/BENCHMARKS.md): the three below that learned
+  something - copy-move, the patch network and the grain model (``grain.py``, fitted on untouched real scans
+  only) - on one cell grid, weighed by a logistic regression fitted on
   the training tamper methods (``fused.py``, ``localizer.json``). Its finding also names the regions at or above
   the operating threshold (box, centre, area in px and mm²) and carries the held-out figures fusion reads before a
   local finding may reach ``high`` (``data["support"]``).
-* ``copymove``: grain copied from elsewhere in the same image (``copymove.py``). Tools hide an edit by
+* ``copymove`` (default): grain copied from elsewhere in the same image (``copymove.py``). Tools hide an edit by
   pasting a neighbour's noise onto it; the noise *level* then matches, but two regions with pixel-identical residuals
   do not occur in a real scan. Score: a logistic of the log area of the largest copied region.
 * ``cnn``: a fully convolutional patch network (``model.py``; intensity and residuals as input channels, one logit
@@ -122,7 +123,7 @@ class LocalizationAnalyzer(Analyzer):
         weights_dir: the folder of the ``cnn`` files (``weights.safetensors``, ``config.json``,
             ``calibration.json``) and the ``fused`` ones (those, ``grain.json``, ``localizer.json``); default
             ``forensics/weights/localization``.
-        method: ``fused`` (default), ``copymove``, ``cnn`` or ``noise`` (see the module docstring).
+        method: ``copymove`` (default), ``fused``, ``cnn`` or ``noise`` (see the module docstring).
         threads: when given, ``torch.set_num_threads(threads)`` at load (``cnn``).
         max_cells: the heatmap has at most this many cells per side (max-pooled; it travels in every JSON line).
     """
@@ -133,12 +134,11 @@ class LocalizationAnalyzer(Analyzer):
     # Opt-in for `scan` (--analyzers ...,localization): the copy search runs at native resolution and takes seconds
     # per chest X-ray on one CPU core, too slow for the default triage; `screen` turns it on.
     default = False
-    # the fused localizer was fitted on brain MRI and mammography too (copy-move needs no modality)
-    modalities = TAMPER_MODALITIES | {"MR", "MG"}
+    modalities = TAMPER_MODALITIES
     METHODS = ("fused", "copymove", "cnn", "noise")
 
     def __init__(
-        self, weights_dir: str | Path | None = None, method: str = "fused", threads: int | None = None,
+        self, weights_dir: str | Path | None = None, method: str = "copymove", threads: int | None = None,
         max_cells: int = 32,
     ):
         if method not in self.METHODS:
@@ -264,8 +264,8 @@ class LocalizationAnalyzer(Analyzer):
         key = modality_key(_modality_code(image))
         maps = feature_maps(g, self._load(), self.grain_model, key, self.copy_calibration)
         cfg = self.fused_config
-        score = float(1.0 / (1.0 + math.exp(-float(np.clip(cfg.image_logit(maps.peaks), -50, 50)))))
-        heat = cfg.cell_probability(maps.cells)
+        score = float(1.0 / (1.0 + math.exp(-float(np.clip(cfg.image_logit(maps.peaks, key), -50, 50)))))
+        heat = cfg.cell_probability(maps.cells, key)
         found_regions = regions(heat, cfg.threshold, maps.cell_px, image.spacing_mm)
         pool = max(1, math.ceil(max(heat.shape) / self.max_cells))
         heat_out = _max_pool(heat, pool) if pool > 1 else heat

@@ -89,10 +89,12 @@ def feature_maps(gray: np.ndarray, net: Any, grain: GrainModel, modality: str,
 
 @dataclass
 class LocalizerConfig:
-    """``localizer.json``: the logistic's weights over FEATURES and bias, the operating threshold, the support."""
+    """``localizer.json``: the logistic's weights over FEATURES, its bias per modality (grain-model keys; ``any``
+    for the rest: copied grain and network peaks sit at different levels on each modality), the operating threshold
+    and the support figures."""
 
     weights: list[float]
-    bias: float
+    bias: dict[str, float]
     threshold: float
     support: dict[str, Any]
     info: dict[str, Any]
@@ -100,15 +102,20 @@ class LocalizerConfig:
     @classmethod
     def load(cls, path: str | Path) -> LocalizerConfig:
         d = json.loads(Path(path).read_text())
-        return cls([float(v) for v in d["weights"]], float(d["bias"]), float(d["threshold"]), d.get("support", {}),
+        b = d["bias"]
+        bias = {k: float(v) for k, v in b.items()} if isinstance(b, dict) else {"any": float(b)}
+        return cls([float(v) for v in d["weights"]], bias, float(d["threshold"]), d.get("support", {}),
                    d.get("info", {}))
 
-    def image_logit(self, peaks: np.ndarray) -> np.ndarray:
-        """Calibrated log-odds of (n, 3) or (3,) image-level peaks."""
-        return np.asarray(peaks, np.float64) @ np.asarray(self.weights) + self.bias
+    def _bias(self, modality: str) -> float:
+        return self.bias.get(modality, self.bias.get("any", 0.0))
 
-    def cell_probability(self, cells: np.ndarray) -> np.ndarray:
-        z = np.tensordot(np.asarray(self.weights, np.float32), cells, axes=1) + self.bias
+    def image_logit(self, peaks: np.ndarray, modality: str) -> np.ndarray:
+        """Calibrated log-odds of (n, 3) or (3,) image-level peaks."""
+        return np.asarray(peaks, np.float64) @ np.asarray(self.weights) + self._bias(modality)
+
+    def cell_probability(self, cells: np.ndarray, modality: str) -> np.ndarray:
+        z = np.tensordot(np.asarray(self.weights, np.float32), cells, axes=1) + self._bias(modality)
         return (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
 
 
@@ -134,17 +141,23 @@ def regions(heat: np.ndarray, threshold: float, cell_px: float, spacing_mm: tupl
     return sorted(out, key=lambda r: -r["peak"])[:limit]
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 500) -> tuple[np.ndarray, float]:
-    """Weights (non-negative: more evidence never lowers the score) and bias of a logistic regression, by projected
-    gradient descent on standardized features; ``x`` (n, k), ``y`` (n,) in {0, 1}, classes weighted equally."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, groups: np.ndarray, l2: float = 1e-2,
+                 steps: int = 2000) -> tuple[np.ndarray, dict[str, float]]:
+    """Weights (non-negative: more evidence never lowers the score) and one bias per group (modality) of a logistic
+    regression, by projected gradient descent on standardized features; ``x`` (n, k), ``y`` (n,) in {0, 1},
+    ``groups`` (n,) names; classes weighted equally. The ``any`` bias is the groups' mean."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    names = sorted(set(groups.tolist()))
+    onehot = np.stack([groups == g for g in names], 1).astype(np.float64)
     mu, sd = x.mean(0), x.std(0) + 1e-6
     xs = (x - mu) / sd
     cw = np.where(y > 0.5, 0.5 / max(y.mean(), 1e-6), 0.5 / max(1 - y.mean(), 1e-6))
-    w, b = np.zeros(x.shape[1]), 0.0
+    w, b = np.zeros(x.shape[1]), np.zeros(len(names))
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-(xs @ w + b)))
+        p = 1 / (1 + np.exp(-(xs @ w + onehot @ b)))
         g = cw * (p - y) / len(y)
         w = np.maximum(w - 1.0 * (xs.T @ g + l2 * w), 0.0)
-        b -= 1.0 * g.sum()
-    return w / sd, float(b - (w / sd) @ mu)
+        b -= 4.0 * (onehot.T @ g)
+    bias = {n: float(v - (w / sd) @ mu) for n, v in zip(names, b, strict=True)}
+    bias["any"] = float(np.mean(list(bias.values())))
+    return w / sd, bias
