@@ -32,7 +32,7 @@ register_evaluation = EVALUATIONS.register
 _MODULES = ("benchmarks.detector_eval", "benchmarks.reuse_eval", "benchmarks.screen_eval", "benchmarks.tamper_eval",
             "benchmarks.watermark_robustness", "benchmarks.generator_quality", "benchmarks.scan_speed",
             "benchmarks.speed", "benchmarks.cold_start", "benchmarks.third_party", "benchmarks.reader.bench",
-            "benchmarks.privacy_eval")
+            "benchmarks.privacy_eval", "benchmarks.utility_eval")
 
 
 @dataclass(frozen=True)
