@@ -780,6 +780,8 @@ def _task_generators(ctx: click.Context, param: click.Parameter, value: tuple[st
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds (AUC is their mean).")
 @click.option("--n-boot", type=click.IntRange(1), default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--guidance", type=float, default=None, help="Classifier-free guidance [default: the generator's].")
+@click.option("--sampling-steps", type=click.IntRange(1), default=None,
+              help="DDIM steps of the synthetic images [default: the generator's].")
 @click.option("--max-real", type=click.IntRange(2), default=None,
               help="Cap each task's real training images (a fixed class-stratified subsample).")
 @click.option("--max-synthetic", type=click.IntRange(0), default=None,
@@ -787,15 +789,17 @@ def _task_generators(ctx: click.Context, param: click.Parameter, value: tuple[st
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".cache/medaudit-bench/utility"), show_default=True,
               help="Generated images, kept between runs (keyed by the generator's weights hash).")
+@click.option("--generate-only", is_flag=True, help="Only fill the cache with the synthetic images the run needs.")
 @_bench_db
 @_write_docs
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-def bench_utility(data_dir, generators, tasks, size, steps, batch, seeds, n_boot, guidance, max_real, max_synthetic,
-                  cache, db, write_docs, quiet):
+def bench_utility(data_dir, generators, tasks, size, steps, batch, seeds, n_boot, guidance, sampling_steps, max_real,
+                  max_synthetic, cache, generate_only, db, write_docs, quiet):
     """Synthetic data utility: classifier AUC on held-out real images, trained on real, synthetic and mixes."""
     _evaluate("utility", write_docs, db, data=data_dir, generators=generators, tasks=tuple(tasks.split(",")),
               size=size, steps=steps, batch=batch, seeds=tuple(int(s) for s in seeds.split(",")), n_boot=n_boot,
-              guidance=guidance, max_real=max_real, max_synthetic=max_synthetic, cache=cache, progress=not quiet)
+              guidance=guidance, sampling_steps=sampling_steps, max_real=max_real, max_synthetic=max_synthetic,
+              cache=cache, generate_only=generate_only, progress=not quiet)
 
 
 @bench.command("watermark")

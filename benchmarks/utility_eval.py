@@ -99,6 +99,8 @@ CONDITIONS = (
     Condition("50% real + synthetic", 0.5, None),
 )
 BASELINE = CONDITIONS[0].name
+#: Reference row when ``max_real`` caps the real training images: all of them, no synthetic.
+REFERENCE = "all real images (no cap)"
 #: The bundled class-conditional generators of each task (``--generator TASK=NAME`` overrides).
 DEFAULT_GENERATORS = {"cxr": "cxr_ldm", "derm": "derm_ldm", "mammo": "mammo_ldm"}
 
@@ -235,25 +237,54 @@ def generator_classes(cfg: dict[str, Any]) -> list[str] | None:
     return None
 
 
+def sampling_variant(generator: str, steps: int, cache: Path) -> str:
+    """A checkpoint dir that samples ``generator``'s weights with ``steps`` DDIM steps (its ``config.json`` with
+    ``params.num_inference_steps`` changed, the weights file linked), so the images still come from ``generate``."""
+    import json
+    import os
+    import shutil
+
+    from generators.api import _resolve
+    from generators.base import CONFIG_FILE, WEIGHTS_FILE, read_config
+    from generators.sources import file_sha256
+
+    name, path = _resolve(generator)
+    cfg = read_config(path)
+    if "num_inference_steps" not in (cfg.get("params") or {}):
+        raise ValueError(f"generator {generator!r} ({cfg.get('family')}) has no sampling steps to set")
+    out = cache / "checkpoints" / f"{name}-{file_sha256(path / WEIGHTS_FILE)[:12]}-steps{steps}"
+    if not (out / WEIGHTS_FILE).is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        cfg["params"]["num_inference_steps"] = int(steps)
+        cfg["name"] = f"{name}-steps{steps}"
+        (out / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        try:
+            os.link(path / WEIGHTS_FILE, out / WEIGHTS_FILE)
+        except OSError:  # another file system
+            shutil.copyfile(path / WEIGHTS_FILE, out / WEIGHTS_FILE)
+    return str(out)
+
+
 def synthetic_pool(generator: str, task: Task, per_class: list[int], *, cache: Path, guidance: float | None,
-                   seed: int, progress: bool) -> list[list[Path]]:
+                   progress: bool) -> list[list[Path]]:
     """Files of ``per_class[c]`` samples of each task class (generator classes in equal shares, interleaved),
-    generated into ``cache`` where missing."""
+    generated into ``cache`` where missing: one folder per weights hash, sampling settings, class and guidance."""
     from generators.api import _resolve, generate
     from generators.base import WEIGHTS_FILE
     from generators.sources import file_sha256
 
+    name, path = _resolve(generator)
     # keyed by the weights' hash: retrained weights never reuse an older model's images
-    folder = cache / f"{Path(generator).name}-{file_sha256(_resolve(generator)[1] / WEIGHTS_FILE)[:12]}"
+    folder = cache / "pools" / f"{name}-{file_sha256(path / WEIGHTS_FILE)[:12]}"
     pools: list[list[Path]] = []
     for c, n in enumerate(per_class):
         parts = task.generator_classes[c]
         shares = [n // len(parts) + (k < n % len(parts)) for k in range(len(parts))]
         lists = []
         for k, (label, m) in enumerate(zip(parts, shares, strict=True)):
-            out = folder / f"{label}_g{guidance if guidance is not None else 'default'}_s{seed}"
+            out = folder / f"{label}_guidance-{guidance if guidance is not None else 'default'}"
             kw = {"class_label": label} | ({"guidance": guidance} if guidance is not None else {})
-            lists.append(generate(generator, m, out, fmt=task.fmt, seed=seed * 1009 + 10 * c + k, device="cpu",
+            lists.append(generate(generator, m, out, fmt=task.fmt, seed=10 * c + k, device="cpu",
                                   progress=progress, **kw) if m else [])
         pools.append([p for group in _interleave(lists) for p in group])
     return pools
@@ -363,9 +394,38 @@ def _subset(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(pool, size=n, replace=False)) if n < len(pool) else pool
 
 
-def run_task(task: Task, data: Path, generator: str | None, *, size: int, steps: int, batch: int,
-             seeds: tuple[int, ...], n_boot: int, guidance: float | None, max_real: int | None,
-             max_synthetic: int | None, cache: Path, progress: bool = True) -> TaskResult:
+@dataclass(frozen=True)
+class Settings:
+    """How every task is measured (the options of ``medaudit bench utility``)."""
+
+    size: int = 64
+    steps: int = 200
+    batch: int = 32
+    seeds: tuple[int, ...] = (0,)
+    n_boot: int = 1000
+    guidance: float | None = None
+    sampling_steps: int | None = None
+    max_real: int | None = None
+    max_synthetic: int | None = None
+    cache: Path = DEFAULT_CACHE
+    generate_only: bool = False
+    progress: bool = True
+
+
+def _plan(n_class: list[int], max_synthetic: int | None) -> tuple[dict[str, list], dict[str, tuple[list, str]]]:
+    """({condition: [(real, synthetic) per class]} to run, {condition: (counts, why)} left out)."""
+    plan, skipped = {}, {}
+    for cond in CONDITIONS:
+        counts = [cond.counts(n) for n in n_class]
+        total = sum(s for _, s in counts)
+        if max_synthetic is not None and total > max_synthetic:
+            skipped[cond.name] = (counts, f"needs {total} synthetic images, over --max-synthetic {max_synthetic}")
+        else:
+            plan[cond.name] = counts
+    return plan, skipped
+
+
+def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> TaskResult:
     """Every condition of :data:`CONDITIONS` on one task (see the module docstring)."""
     res = TaskResult(task.name)
     folder = data / task.folder
@@ -382,80 +442,100 @@ def run_task(task: Task, data: Path, generator: str | None, *, size: int, steps:
     items = list_items(task, folder)
     train, test = split_by_patient(items)
     y_all = np.array([it.label for it in train])
-    if max_real is not None and len(train) > max_real:  # a fixed, class-stratified subsample (seed 0)
+    capped = np.arange(len(train))
+    if opts.max_real is not None and len(train) > opts.max_real:  # a fixed, class-stratified subsample (seed 0)
         rng = np.random.default_rng(0)
-        keep = np.concatenate([_subset(np.flatnonzero(y_all == c), round(max_real * np.mean(y_all == c)), rng)
-                               for c in (0, 1)])
-        train = [train[i] for i in np.sort(keep)]
+        capped = np.sort(np.concatenate([_subset(np.flatnonzero(y_all == c),
+                                                 round(opts.max_real * np.mean(y_all == c)), rng) for c in (0, 1)]))
     y_test = np.array([it.label for it in test])
-    n_class = [sum(it.label == c for it in train) for c in (0, 1)]
+    n_class = [int((y_all[capped] == c).sum()) for c in (0, 1)]
     if min(n_class) == 0 or len(set(y_test.tolist())) < 2:
         res.not_measured = (f"too few labelled images: training {n_class[0]} {task.classes[0]} / {n_class[1]} "
                             f"{task.classes[1]}, test {int((y_test == 0).sum())} / {int((y_test == 1).sum())}")
         return res
-    plan, skipped = {}, {}
-    for cond in CONDITIONS:
-        counts = [cond.counts(n) for n in n_class]
-        total_syn = sum(s for _, s in counts)
-        if max_synthetic is not None and total_syn > max_synthetic:
-            skipped[cond.name] = (counts, f"needs {total_syn} synthetic images, over --max-synthetic {max_synthetic}")
-        else:
-            plan[cond.name] = counts
+    plan, skipped = _plan(n_class, opts.max_synthetic)
     need = [max((c[k][1] for c in plan.values()), default=0) for k in (0, 1)]
-    t0 = time.perf_counter()
-    pool_paths = synthetic_pool(generator, task, need, cache=cache, guidance=guidance, seed=0, progress=progress)
-    res.notes.append(f"synthetic pool: {need[0]} {task.classes[0]} + {need[1]} {task.classes[1]} from "
-                     f"`{Path(generator).name}` (guidance {guidance if guidance is not None else 'default'}), "
-                     f"{time.perf_counter() - t0:.0f} s to generate what was not cached")
-    x_real, ok = load_all([it.path for it in train], size, task.channels)
-    train = [train[i] for i in ok]
-    x_test, ok = load_all([it.path for it in test], size, task.channels)
+    sampler = generator if opts.sampling_steps is None else sampling_variant(generator, opts.sampling_steps,
+                                                                              opts.cache)
+    t0, c0 = time.perf_counter(), time.process_time()
+    pool_paths = synthetic_pool(sampler, task, need, cache=opts.cache, guidance=opts.guidance,
+                                progress=opts.progress)
+    res.notes.append(
+        f"synthetic pool: {need[0]} {task.classes[0]} + {need[1]} {task.classes[1]} from `{Path(generator).name}` "
+        f"(guidance {opts.guidance if opts.guidance is not None else 'default'}, sampling steps "
+        f"{opts.sampling_steps or 'default'}); generating what was not cached took {time.perf_counter() - t0:.0f} s "
+        f"wall, {time.process_time() - c0:.0f} s CPU")
+    if opts.generate_only:
+        res.not_measured = "synthetic images generated only (--generate-only)"
+        return res
+    t0, c0 = time.perf_counter(), time.process_time()
+    x_all, ok = load_all([it.path for it in train], opts.size, task.channels)
+    y_all = y_all[ok]
+    capped = np.flatnonzero(np.isin(ok, capped))
+    x_test, ok = load_all([it.path for it in test], opts.size, task.channels)
     test = [test[i] for i in ok]
-    y_real, y_test = np.array([it.label for it in train]), np.array([it.label for it in test])
-    syn = [load_all(p, size, task.channels)[0] for p in pool_paths]
-    resamples = cluster_resamples([it.patient for it in test], n_boot, seed=0)
+    y_test = y_test[ok]
+    syn = [load_all(p, opts.size, task.channels)[0] for p in pool_paths]
+    resamples = cluster_resamples([it.patient for it in test], opts.n_boot, seed=0)
+    if len(capped) < len(y_all):  # the ceiling: every real training image, no synthetic
+        plan[REFERENCE] = [(int((y_all == c).sum()), 0) for c in (0, 1)]
     scores: dict[str, list[np.ndarray]] = {}
     for name, counts in plan.items():
+        pool_real = np.arange(len(y_all)) if name == REFERENCE else capped
         scores[name] = []
-        for seed in seeds:
+        for seed in opts.seeds:
             rng = np.random.default_rng(seed)
             parts_x, parts_y = [], []
             for c, (n_r, n_s) in enumerate(counts):
-                real_c = _subset(np.flatnonzero(y_real == c), min(n_r, int((y_real == c).sum())), rng)
+                own = pool_real[y_all[pool_real] == c]
+                real_c = _subset(own, min(n_r, len(own)), rng)
                 syn_c = _subset(np.arange(len(syn[c])), min(n_s, len(syn[c])), rng)
-                parts_x += [x_real[real_c], syn[c][syn_c]]
+                parts_x += [x_all[real_c], syn[c][syn_c]]
                 parts_y += [np.full(len(real_c) + len(syn_c), c)]
             t1 = time.perf_counter()
             s = train_and_score(np.concatenate(parts_x), np.concatenate(parts_y), x_test, channels=task.channels,
-                                steps=steps, batch=batch, seed=seed, hflip=task.hflip)
+                                steps=opts.steps, batch=opts.batch, seed=seed, hflip=task.hflip)
             scores[name].append(s)
-            if progress:
+            if opts.progress:
                 print(f"utility {task.name} | {name} | seed {seed}: AUC {mean_auc(y_test, [s]):.3f} "
                       f"({time.perf_counter() - t1:.0f} s)", file=sys.stderr, flush=True)
-    base = scores.get(BASELINE)
-    for cond in CONDITIONS:
-        counts = plan.get(cond.name) or skipped[cond.name][0]
-        row = {"condition": cond.name, "n_real": sum(r for r, _ in counts), "n_synthetic": sum(s for _, s in counts)}
-        if cond.name in skipped:
-            res.rows.append({**row, "not_measured": skipped[cond.name][1]})
+    base = scores[BASELINE]
+    for name in [c.name for c in CONDITIONS] + [REFERENCE]:
+        counts = plan.get(name) or (skipped[name][0] if name in skipped else None)
+        if counts is None:
             continue
-        fig = auc_with_ci(y_test, scores[cond.name], resamples, baseline=None if cond.name == BASELINE else base)
-        res.rows.append({**row, **fig, "seed_sd": float(np.std([mean_auc(y_test, [s]) for s in scores[cond.name]]))})
-    res.notes.append(_data_note(task, generator, items, train, test, n_class))
+        row = {"condition": name, "n_real": sum(r for r, _ in counts), "n_synthetic": sum(s for _, s in counts)}
+        if name in skipped:
+            res.rows.append({**row, "not_measured": skipped[name][1]})
+            continue
+        fig = auc_with_ci(y_test, scores[name], resamples, baseline=None if name == BASELINE else base)
+        res.rows.append({**row, **fig, "seed_sd": float(np.std([mean_auc(y_test, [s]) for s in scores[name]]))})
+    res.notes.append(f"classifier training and testing: {time.perf_counter() - t0:.0f} s wall, "
+                     f"{time.process_time() - c0:.0f} s CPU")
+    res.notes.append(_data_note(task, generator, train, test, n_class, len(y_all)))
     return res
 
 
-def _data_note(task: Task, generator: str, items: list[Item], train: list[Item], test: list[Item],
-               n_class: list[int]) -> str:
+def _data_note(task: Task, generator: str, train: list[Item], test: list[Item], n_class: list[int],
+               n_train_all: int) -> str:
+    """Counts of the split, and whether the generator could have seen the test images."""
+    from benchmarks.datafiles import is_heldout
     from generators.api import generator_config
 
     n_test = [sum(it.label == c for it in test) for c in (0, 1)]
-    n_gen = (generator_config(generator).get("data") or {}).get("n_images")
-    seen = ("; the generator was trained on "
-            f"{n_gen} images of {task.folder}/, which can include test images" if n_gen else "")
-    return (f"real training: {n_class[0]} {task.classes[0]} / {n_class[1]} {task.classes[1]} "
-            f"({len({it.patient for it in train})} patients); test: {n_test[0]} / {n_test[1]} "
-            f"({len({it.patient for it in test})} patients, held out by patient){seen}")
+    data = generator_config(generator).get("data") or {}
+    cap = f" (a class-stratified subsample of {n_train_all})" if sum(n_class) < n_train_all else ""
+    if "held_out_files_excluded" in data:
+        unsure = sum(not is_heldout(it.path) for it in test)
+        seen = ("the generator's training excluded every test image" if not unsure else
+                f"the generator's training excluded the held-out files; {unsure} test images (held out with their "
+                f"patient, not by their own file) may have been in it")
+    else:
+        seen = f"the generator was trained on {data.get('n_images', 'an unknown number of')} images of " \
+               f"{task.folder}/, which can include the test images"
+    return (f"real training: {n_class[0]} {task.classes[0]} / {n_class[1]} {task.classes[1]}{cap}, "
+            f"{len({it.patient for it in train})} patients in the training split; test: {n_test[0]} / {n_test[1]} "
+            f"({len({it.patient for it in test})} patients); {seen}")
 
 
 # --- report -------------------------------------------------------------------------------------------------------
@@ -470,34 +550,42 @@ def verdict(task: Task, res: TaskResult) -> str:
     """One plain sentence per task from the paired differences to real only."""
     if res.not_measured:
         return f"**{task.name}**: not measured ({res.not_measured})."
-    rows = [r for r in res.rows if r["condition"] != BASELINE and "not_measured" not in r]
+    rows = [r for r in res.rows if r["condition"] not in (BASELINE, REFERENCE) and "not_measured" not in r]
     helps = [r["condition"] for r in rows if r.get("delta_lo", math.nan) > 0]
     hurts = [r["condition"] for r in rows if r.get("delta_hi", math.nan) < 0]
     same = [r["condition"] for r in rows if r["condition"] not in helps + hurts]
     base = next(r for r in res.rows if r["condition"] == BASELINE)
-    best = max(rows + [base], key=lambda r: r["auc"] if math.isfinite(r["auc"]) else -1)
-    parts = [f"**{task.name}** ({task.description}): real only reaches AUC {base['auc']:.3f}"]
+    best = max([base] + rows, key=lambda r: r["auc"] if math.isfinite(r["auc"]) else -1)
+    parts = [f"**{task.name}** ({task.description}): real only reaches AUC {base['auc']:.3f} with "
+             f"{base['n_real']} images"]
+    ref = next((r for r in res.rows if r["condition"] == REFERENCE), None)
+    if ref:
+        parts[0] += f" ({ref['auc']:.3f} with all {ref['n_real']})"
     if helps:
-        parts.append(f"synthetic data helps in {', '.join(helps)}")
+        parts.append(f"synthetic data helps in {', '.join(helps)} (the paired 95% interval of the gain excludes 0)")
     if hurts:
         parts.append(f"it hurts in {', '.join(hurts)}")
     if same:
-        parts.append(f"no difference to real only can be told apart from test-sampling noise in {', '.join(same)}")
+        parts.append(f"{', '.join(same)}: no difference to real only beyond test-sampling noise")
     parts.append(f"highest point AUC: {best['condition']} ({best['auc']:.3f})")
     return "; ".join(parts) + "."
 
 
-def to_markdown(results: list[TaskResult], settings: dict[str, Any]) -> str:
+def to_markdown(results: list[TaskResult], opts: Settings) -> str:
+    guidance = opts.guidance if opts.guidance is not None else "as the model ships"
+    sampling = f"guidance {guidance}, {opts.sampling_steps or 'the model’s'} sampling steps"
     lines = [
-        "How much class-conditional synthetic images are worth to a classifier: a timm "
-        f"`{settings['arch']}` trained from random weights at {settings['size']} px, {settings['steps']} steps of "
-        f"{settings['batch']} class-balanced images (the same for every condition), seeds "
-        f"{', '.join(map(str, settings['seeds']))}, CPU, one thread. Tested on held-out **real** images only (split "
-        "by patient with the project's held-out rule, `benchmarks.datafiles.is_heldout`, applied per patient). "
-        "Synthetic images come from `generators.api.generate` (stamped files in the task's real format, read back "
-        "like the real ones). AUC: mean over seeds, [95% bootstrap interval over test patients, "
-        f"{settings['n_boot']} resamples]; Δ: paired difference to real only. n real / n synthetic: training images "
-        "per condition (the synthetic class mix follows the real training split).",
+        f"How much class-conditional synthetic images are worth to a classifier: a timm `{ARCH}` trained from random "
+        f"weights at {opts.size} px, {opts.steps} steps of {opts.batch} class-balanced images (the same for every "
+        f"condition), seeds {', '.join(map(str, opts.seeds))}, CPU, one thread. Tested on held-out **real** images "
+        "only (split by patient with the project's held-out rule, `benchmarks.datafiles.is_heldout`, applied per "
+        "patient). Synthetic images come from `generators.api.generate` "
+        f"({sampling}; stamped files in the task's real format, read back like the real ones). AUC: mean over "
+        f"seeds [95% bootstrap interval over test patients, {opts.n_boot} resamples]; Δ: paired difference to real "
+        "only. n real / n synthetic: training images per condition (the synthetic class mix follows the real "
+        "training split)."
+        + (f" Real training images capped at {opts.max_real} per task (`{REFERENCE}`: the uncapped reference)."
+           if opts.max_real else ""),
         "",
     ]
     for res in results:
@@ -505,7 +593,7 @@ def to_markdown(results: list[TaskResult], settings: dict[str, Any]) -> str:
         lines.append(f"### {task.name}: {task.description}")
         lines.append("")
         if res.not_measured:
-            lines += [f"Not measured: {res.not_measured}.", ""]
+            lines += [f"Not measured: {res.not_measured}.", *[f"- {n}" for n in res.notes], ""]
             continue
         lines += ["| condition | n real | n synthetic | AUC [95% CI] | Δ vs real only [95% CI] |",
                   "|---|--:|--:|--:|--:|"]
@@ -521,19 +609,14 @@ def to_markdown(results: list[TaskResult], settings: dict[str, Any]) -> str:
 
 @register_evaluation("utility")
 def evaluate_utility(record: Recorder, *, data: Path, generators: dict[str, str] | None = None,
-                     tasks: tuple[str, ...] = tuple(TASKS), size: int = 64, steps: int = 200, batch: int = 32,
-                     seeds: tuple[int, ...] = (0,), n_boot: int = 1000, guidance: float | None = None,
-                     max_real: int | None = None, max_synthetic: int | None = None, cache: Path = DEFAULT_CACHE,
-                     threads: int | None = 1, progress: bool = True) -> Section:
+                     tasks: tuple[str, ...] = tuple(TASKS), threads: int | None = 1, **settings: Any) -> Section:
     """Classifier AUC on held-out real images per task and training condition (see the module docstring).
 
     Args:
         data: the folder holding cxr_kermany/, derm_isic/, mammo/.
         generators: task -> class-conditional generator (bundled name or checkpoint dir); a task without one is
             reported as not measured.
-        max_real: cap on each task's real training images (a fixed class-stratified subsample).
-        max_synthetic: conditions needing more synthetic images than this are reported as not measured.
-        cache: where generated images are kept between runs.
+        settings: the fields of :class:`Settings` (size, steps, seeds, max_real, max_synthetic, cache ...).
     """
     import torch
 
@@ -542,21 +625,19 @@ def evaluate_utility(record: Recorder, *, data: Path, generators: dict[str, str]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task {', '.join(unknown)}; known: {', '.join(TASKS)}")
+    opts = Settings(**settings)
     generators = generators or {}
     results = []
     for name in tasks:
         print(f"utility: {name}", file=sys.stderr, flush=True)
-        res = run_task(TASKS[name], Path(data), generators.get(name), size=size, steps=steps, batch=batch,
-                       seeds=tuple(seeds), n_boot=n_boot, guidance=guidance, max_real=max_real,
-                       max_synthetic=max_synthetic, cache=Path(cache), progress=progress)
+        res = run_task(TASKS[name], Path(data), generators.get(name), opts)
         results.append(res)
         if res.not_measured:
             record(kind="skip", detector=name, reason=res.not_measured)
         for r in (r for r in res.rows if "not_measured" not in r):
-            record(metric="auc", value=r["auc"], lo=r["auc_lo"], hi=r["auc_hi"], subset=name,
-                   perturbation=r["condition"], n_real=r["n_real"], n_fake=r["n_synthetic"])
+            common = {"subset": name, "perturbation": r["condition"], "n_real": r["n_real"],
+                      "n_fake": r["n_synthetic"]}
+            record(metric="auc", value=r["auc"], lo=r["auc_lo"], hi=r["auc_hi"], **common)
             if "delta" in r:
-                record(metric="auc_delta_vs_real", value=r["delta"], lo=r["delta_lo"], hi=r["delta_hi"],
-                       subset=name, perturbation=r["condition"], n_real=r["n_real"], n_fake=r["n_synthetic"])
-    settings = {"arch": ARCH, "size": size, "steps": steps, "batch": batch, "seeds": seeds, "n_boot": n_boot}
-    return Section("utility", "Synthetic data utility", to_markdown(results, settings))
+                record(metric="auc_delta_vs_real", value=r["delta"], lo=r["delta_lo"], hi=r["delta_hi"], **common)
+    return Section("utility", "Synthetic data utility", to_markdown(results, opts))

@@ -100,7 +100,7 @@ def test_bench_detectors_hands_its_options_to_the_evaluation(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("command", ["detectors", "reuse", "screen", "tamper", "generators", "watermark", "run",
-                                     "resampling"])
+                                     "resampling", "utility"])
 def test_data_commands_say_what_is_missing_without_a_data_folder(command, monkeypatch):
     monkeypatch.delenv("MEDAUDIT_DATA", raising=False)
     result = CliRunner().invoke(main, ["bench", command])

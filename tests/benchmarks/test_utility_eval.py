@@ -159,14 +159,17 @@ def test_bench_utility_end_to_end_on_a_tiny_task(tmp_path, double_ckpt, monkeypa
     doc, db, cache = tmp_path / "B.md", tmp_path / "r.sqlite", tmp_path / "cache"
     args = ["bench", "utility", "--data", str(tmp_path / "data"), "--generator", f"cxr={double_ckpt}",
             "--generator", "derm=no_such_generator", "--size", "32", "--steps", "3", "--batch", "8", "--n-boot", "50",
-            "--max-synthetic", "70", "--cache", str(cache), "--db", str(db), "--write-docs", str(doc), "-q"]
+            "--max-synthetic", "70", "--max-real", "10", "--cache", str(cache), "--db", str(db), "--write-docs", str(doc), "-q"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     text = doc.read_text()
     assert "<!-- section:utility -->\n## Synthetic data utility" in text
     items = U.list_items(U.TASKS["cxr"], tmp_path / "data" / "cxr_kermany")
-    train_items, test_items = U.split_by_patient(items)
-    n_class = [sum(it.label == c for it in train_items) for c in (0, 1)]
+    train_items, _ = U.split_by_patient(items)
+    n_all = [sum(it.label == c for it in train_items) for c in (0, 1)]
+    n_class = [round(10 * n / sum(n_all)) for n in n_all]  # --max-real 10: a class-stratified subsample
+    assert sum(n_class) == 10 < sum(n_all)
+    assert f"| {U.REFERENCE} | {sum(n_all)} | 0 | " in text  # the uncapped reference row
     measured = 0
     for cond in U.CONDITIONS:
         counts = [cond.counts(n) for n in n_class]
@@ -179,7 +182,7 @@ def test_bench_utility_end_to_end_on_a_tiny_task(tmp_path, double_ckpt, monkeypa
         else:
             measured += 1
             assert "not measured" not in line and [r + s for r, s in counts] in [list(c) for c in seen]
-    assert measured == len(seen) >= 4
+    assert measured + 1 == len(seen) >= 5 and n_all in [list(c) for c in seen]
     # the tasks without a generator or data say so, and say why
     assert "Not measured: generator 'no_such_generator' not available" in text
     assert "### mammo" in text and "Not measured: no data folder mammo/" in text
@@ -192,8 +195,8 @@ def test_bench_utility_end_to_end_on_a_tiny_task(tmp_path, double_ckpt, monkeypa
     with ResultStore(db) as store:
         run_id = store.latest_run(evaluation="utility")
         rows = store.results(run_id, metric="auc")
-        assert {r["perturbation"] for r in rows} == {c.name for c in U.CONDITIONS
-                                                     if sum(s for _, s in (c.counts(n) for n in n_class)) <= 70}
+        assert {r["perturbation"] for r in rows} == {U.REFERENCE} | {
+            c.name for c in U.CONDITIONS if sum(s for _, s in (c.counts(n) for n in n_class)) <= 70}
         assert all(r["lo"] <= r["value"] <= r["hi"] for r in rows)
         assert {s["detector"] for s in store.skipped(run_id)} == {"derm", "mammo"}
     # a rerun reuses the cached synthetic images (none rewritten)
