@@ -541,10 +541,14 @@ def demo(out_dir, quiet):
 @click.option("--reference", "reference", multiple=True, type=click.Path(exists=True),
               help="The images the model was trained on (folder; repeatable), for --max-similarity.")
 @click.option("--max-attempts", type=click.IntRange(1), default=None, help="Filter cap on draws [default: 10 × N].")
+@click.option("--class", "class_label", default=None,
+              help="Class to draw, for a class-conditional generator (e.g. cxr_ldm: bacterial, viral).")
+@click.option("--guidance", type=click.FloatRange(0), default=None,
+              help="Classifier-free guidance scale with --class (1: none; the model's default otherwise).")
 @_signing_options
 @_watermark_key_option
 def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet, max_similarity, reference, max_attempts,
-             sign_key, sign_cert, watermark_key):
+             class_label, guidance, sign_key, sign_cert, watermark_key):
     """Sample N synthetic images from a bundled generator (see `medaudit list`) or a checkpoint folder.
 
     Every image is stamped: an invisible watermark plus labels (PNG iTXt/XMP; DICOM Conversion Type SYN); with
@@ -567,7 +571,7 @@ def generate(name_or_ckpt, n, out_dir, fmt, seed, device, quiet, max_similarity,
             privacy = filter_for(name_or_ckpt, list(reference), max_similarity, progress=not quiet)
         written = sample_to_files(name_or_ckpt, n, out_dir, fmt=fmt, seed=seed, device=device, progress=not quiet,
                                   signing_key=signing_key, watermark_key=watermark_key, privacy=privacy,
-                                  max_attempts=max_attempts)
+                                  max_attempts=max_attempts, class_label=class_label, guidance=guidance)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     for path in written:
@@ -623,12 +627,13 @@ def train():
 
 
 @train.command("generator")
-@click.argument("family", type=click.Choice(["gan", "vae", "ddpm"]))
+@click.argument("family", type=click.Choice(["gan", "vae", "ddpm", "ldm"]))
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
               help="Folder (or DICOM series) of training images; repeatable.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
               help="Checkpoint folder (weights.safetensors + config.json); an existing one is resumed.")
-@click.option("--resolution", type=click.Choice(["32", "64", "128"]), default="64", show_default=True)
+@click.option("--resolution", type=click.Choice(["32", "64", "128", "256"]), default="64", show_default=True,
+              help="Training and output side in pixels (ldm: 256).")
 @click.option("--max-steps", type=click.IntRange(1), default=None)
 @click.option("--time-budget", "time_budget", type=click.FloatRange(0), default=None, help="Seconds.")
 @click.option("--batch-size", type=click.IntRange(1), default=None)

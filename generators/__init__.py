@@ -5,7 +5,8 @@ Public API::
     from generators import train_generator, generate, list_generators, list_bundled, load_generator
     from generators import create_generator, register_generator, ImageDataset
 
-Families: ``gan`` (DCGAN), ``vae`` (convolutional VAE), ``ddpm`` (small UNet, DDPM training, DDIM sampling).
+Families: ``gan`` (DCGAN), ``vae`` (convolutional VAE), ``ddpm`` (small UNet, DDPM training, DDIM sampling), ``ldm``
+(latent diffusion with class conditioning and classifier-free guidance).
 Bundled checkpoints live in ``generators/weights/<name>/`` (``list_bundled()``).
 """
 
@@ -16,6 +17,7 @@ from .base import Generator, resolve_device
 from .data import EmptyDatasetError, ImageDataset
 from .ddpm import DDPMGenerator
 from .gan import GANGenerator
+from .ldm import LDMGenerator
 from .registry import create_generator, list_generators, register_generator
 from .vae import VAEGenerator
 
@@ -25,6 +27,7 @@ __all__ = [
     "GANGenerator",
     "Generator",
     "ImageDataset",
+    "LDMGenerator",
     "VAEGenerator",
     "create_generator",
     "generate",

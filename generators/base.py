@@ -207,12 +207,18 @@ class Generator:
     def _train_step(self, batch: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
-    def _sample_tensor(self, noise_gen: torch.Generator, n: int) -> torch.Tensor:
-        """Return (n, C, H, W) in [0, 1] on ``self.device``."""
+    def _sample_tensor(self, noise_gen: torch.Generator, n: int, **condition: Any) -> torch.Tensor:
+        """Return (n, C, H, W) in [0, 1] on ``self.device``; ``condition`` is what a conditional ``sample`` takes."""
         raise NotImplementedError
 
     def _before_sampling(self) -> None:
         """Hook (e.g. BatchNorm recalibration) run before sample grids and saves."""
+
+    def _training_data(self, dataset):
+        """Hook: what ``fit`` draws batches from (``sample_batch(batch_size, generator)`` -> a tensor or a tuple
+        of tensors, handed to ``_train_step``); the dataset itself by default, pre-encoded latents for latent
+        diffusion."""
+        return dataset
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -264,13 +270,15 @@ class Generator:
         if max_steps is None and time_budget_s is None:
             max_steps = self.default_steps
         bs = self.batch_size or self.default_batch_size
+        source = self._training_data(dataset)
         # batches continue where a resumed run stopped instead of repeating its first ones
         rng = torch.Generator().manual_seed(seed * 1_000_003 + self.steps_)
         for m in self._modules().values():
             m.train()
 
         def step(_: int) -> dict[str, float]:
-            batch = dataset.sample_batch(bs, rng).to(dev)
+            batch = source.sample_batch(bs, rng)
+            batch = tuple(b.to(dev) for b in batch) if isinstance(batch, tuple) else batch.to(dev)
             t0 = time.monotonic()
             logs = self._train_step(batch)
             self.steps_ += 1
@@ -301,7 +309,7 @@ class Generator:
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+    def sample(self, n: int, seed: int = 0, **condition: Any) -> np.ndarray:
         """Draw ``n`` images.
 
         Returns:
@@ -314,7 +322,7 @@ class Generator:
         for m in self._modules().values():
             m.eval()
         g = torch.Generator().manual_seed(int(seed))
-        x = self._sample_tensor(g, int(n)).float().clamp(0, 1)
+        x = self._sample_tensor(g, int(n), **condition).float().clamp(0, 1)
         if self.output_resolution and self.output_resolution != self.resolution:
             # bicubic: a 32 px model still gives images big enough for the watermark and for viewers
             x = torch.nn.functional.interpolate(

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 from forensics.io import has_image_suffix, load
 
+from . import slices
+
 # HU windows as (center, width)
 WINDOWS = {"lung": (-600.0, 1500.0), "soft_tissue": (40.0, 400.0), "bone": (400.0, 1800.0)}
 
@@ -63,7 +65,7 @@ def _candidate_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
                     if name.startswith("."):
                         continue
                     f = Path(root) / name
-                    if has_image_suffix(f) or (f.suffix == "" and _is_dicom(f)):
+                    if has_image_suffix(f) or slices.handles(f) or (f.suffix == "" and _is_dicom(f)):
                         files.append(f)
         elif p.is_file():
             files.append(p)
@@ -77,8 +79,11 @@ def load_frames(
 ) -> tuple[list[np.ndarray], str | None]:
     """Read one file as a list of frames float32 (H, W) or (H, W, 3) in [0, 1], plus its DICOM modality.
 
-    Uses ``forensics.io.load``; CT DICOM goes through the HU window from ``MedicalImage.stored``.
+    Uses ``forensics.io.load``; CT DICOM goes through the HU window from ``MedicalImage.stored``; NIfTI volumes give
+    their axial slices and PGM its picture (``generators.slices``).
     """
+    if slices.handles(path):
+        return slices.load_frames(path), None
     img = load(Path(path))
     modality = getattr(img, "modality", None)
     stored = getattr(img, "stored", None)

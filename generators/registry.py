@@ -20,7 +20,7 @@ def register_generator(name: str | Callable | None = None) -> Callable:
 
 
 def create_generator(name: str, **cfg: Any):
-    """Build an unfitted generator of family ``name`` (``gan``, ``vae``, ``ddpm``) from constructor args."""
+    """Build an unfitted generator of family ``name`` (``gan``, ``vae``, ``ddpm``, ``ldm``) from constructor args."""
     return _REGISTRY.create(name, **cfg)
 
 

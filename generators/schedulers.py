@@ -13,15 +13,19 @@ import torch
 
 
 def betas_for(schedule: str, num_train_timesteps: int) -> torch.Tensor:
-    """β_t for ``"linear"`` (1e-4 .. 0.02) or ``"cosine"`` (Nichol & Dhariwal 2021, clipped at 0.999)."""
+    """β_t for ``"linear"`` (1e-4 .. 0.02), ``"scaled_linear"`` (linear in sqrt β, 0.00085 .. 0.012: latent
+    diffusion's, whose last ᾱ stays near 0.005 so the first DDIM step does not divide by ~0) or ``"cosine"``
+    (Nichol & Dhariwal 2021, clipped at 0.999)."""
     if schedule == "linear":
         return torch.linspace(1e-4, 0.02, num_train_timesteps, dtype=torch.float64)
+    if schedule == "scaled_linear":
+        return torch.linspace(0.00085**0.5, 0.012**0.5, num_train_timesteps, dtype=torch.float64) ** 2
     if schedule == "cosine":
         s = 0.008
         steps = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
         f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
         return (1 - f[1:] / f[:-1]).clamp(max=0.999)
-    raise ValueError(f"unknown beta schedule {schedule!r}; use 'linear' or 'cosine'")
+    raise ValueError(f"unknown beta schedule {schedule!r}; use 'linear', 'scaled_linear' or 'cosine'")
 
 
 class DDPMScheduler:
@@ -43,11 +47,17 @@ class DDIMScheduler(DDPMScheduler):
     """DDIM sampler (Song et al. 2021) over the DDPM schedule."""
 
     def __init__(
-        self, num_train_timesteps: int = 1000, beta_schedule: str = "cosine", eta: float = 0.0, clip_sample: bool = True
+        self,
+        num_train_timesteps: int = 1000,
+        beta_schedule: str = "cosine",
+        eta: float = 0.0,
+        clip_sample: bool = True,
+        clip_range: float = 1.0,
     ):
         super().__init__(num_train_timesteps, beta_schedule)
         self.eta = eta
         self.clip_sample = clip_sample
+        self.clip_range = clip_range  # |x_0| bound: 1 for pixels in [-1, 1], a few std for normalised latents
         self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
 
     def set_timesteps(self, num_inference_steps: int) -> None:
@@ -68,7 +78,7 @@ class DDIMScheduler(DDPMScheduler):
         a_prev = float(ac[prev]) if prev >= 0 else 1.0
         x0 = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
         if self.clip_sample:
-            x0 = x0.clamp(-1, 1)
+            x0 = x0.clamp(-self.clip_range, self.clip_range)
             eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
         sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
         x_prev = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps

@@ -31,7 +31,19 @@ LICENCES = {
         "(Lung-PET-CT-Dx), The Cancer Imaging Archive",
     ),
     "derm_isic": ("CC0", "ISIC Archive (UDA-1)"),
+    "mri_brain": (
+        "CC BY-SA 3.0",
+        "IXI dataset (Information eXtraction from Images, EPSRC GR/S21533/02), brain-development.org/ixi-dataset; "
+        "subset from CBICA/NiChart_Project",
+    ),
+    "mammo": (
+        "MIAS MiniMammographic Database licence: research use only (weights trained on it are research-use only)",
+        "Suckling J. et al. (1994), The Mammographic Image Analysis Society Digital Mammogram Database, Excerpta "
+        "Medica Int. Congress Series 1069:375-378 (mini-MIAS)",
+    ),
 }
+
+_LDM = {"batch_size": 8}
 
 # name: (family, data folder, train resolution, generator kwargs, dataset kwargs, budget s, max steps, modality)
 PLAN = {
@@ -49,7 +61,48 @@ PLAN = {
     ),
     "ct_gan": ("gan", "ct_lung_tcia", 64, {"batch_size": 32}, {}, 420, 4000, "CT"),
     "derm_vae": ("vae", "derm_isic", 64, {"batch_size": 32}, {"hflip": True, "vflip": True}, 720, 4000, "XC"),
+    # latent diffusion at 256 px; dataset kwargs "labels" / "include" / "exclude_heldout" are read by training_files
+    "cxr_ldm": ("ldm", "cxr_kermany", 256, _LDM, {"labels": "file_name", "exclude_heldout": True}, 380, 3000, "DX"),
+    "ct_ldm": ("ldm", "ct_lung_tcia", 256, _LDM, {"exclude_heldout": True}, 380, 3000, "CT"),
+    "derm_ldm": ("ldm", "derm_isic", 256, _LDM,
+                 {"labels": "labels.csv", "hflip": True, "vflip": True, "exclude_heldout": True}, 380, 3000, "XC"),
+    "mri_ldm": ("ldm", "mri_brain", 256, _LDM, {"include": "IXI*", "exclude_heldout": True}, 380, 3000, "MR"),
+    # MLO views of left and right breasts are mirror images: horizontal flips are fair
+    "mammo_ldm": ("ldm", "mammo", 256, _LDM,
+                  {"labels": "labels.csv", "include": "*.pgm", "hflip": True, "exclude_heldout": True}, 380, 3000,
+                  "MG"),
 }
+
+
+def cxr_labels_from_names(files: list[Path]) -> dict[str, str]:
+    """Kermany file names say the pneumonia type: ``person<N>_bacteria_<M>`` / ``person<N>_virus_<M>``."""
+    kinds = {"bacteria": "bacterial", "virus": "viral"}
+    return {f.name: kinds[k] for f in files for k in kinds if f"_{k}_" in f.name}
+
+
+def training_files(folder: Path, dkw: dict) -> tuple[list[Path] | Path, dict, dict]:
+    """Resolve the PLAN's data options: (files or folder, ImageDataset kwargs, what to record in config.json).
+
+    ``include`` keeps files matching a glob; ``exclude_heldout`` drops the files of both held-out splits
+    (``benchmarks.datafiles.is_heldout``, detectors and the privacy benchmark; ``benchmarks.datasets.is_holdout``,
+    tamper and localizer); ``labels`` is ``file_name`` (Kermany names) or a CSV inside the data folder.
+    """
+    dkw = dict(dkw)
+    include, exclude, labels = dkw.pop("include", None), dkw.pop("exclude_heldout", False), dkw.pop("labels", None)
+    if not (include or exclude or labels):
+        return folder, dkw, {}
+    from benchmarks.datafiles import is_heldout
+    from benchmarks.datasets import is_holdout
+    from generators.data import _candidate_files
+
+    files = [f for f in _candidate_files([folder]) if include is None or f.match(include)]
+    kept = [f for f in files if not (exclude and (is_heldout(f) or is_holdout(f.name)))]
+    record = {"held_out_files_excluded": len(files) - len(kept)} if exclude else {}
+    if labels == "file_name":
+        dkw["labels"] = cxr_labels_from_names(kept)
+    elif labels:
+        dkw["labels"] = folder / labels
+    return kept, dkw, record
 
 
 def cpu_name() -> str:
@@ -65,14 +118,15 @@ def cpu_name() -> str:
 def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: float, threads: int, device: str) -> dict:
     import torch
 
-    from generators.base import Generator, write_grid
+    from generators.base import Generator
     from generators.data import ImageDataset
     from generators.registry import create_generator
 
     torch.set_num_threads(threads)
     family, folder, res, gkw, dkw, budget, steps, modality = PLAN[name]
     licence, attribution = LICENCES[folder]
-    ds = ImageDataset(data_root / folder, resolution=res, modality=modality, name=folder, licence=licence, **dkw)
+    files, dkw, data_record = training_files(data_root / folder, dkw)
+    ds = ImageDataset(files, resolution=res, modality=modality, name=folder, licence=licence, **dkw)
     ckpt = work / name
     dest = dest_root / name
     wall_file = ckpt / "wall_time.json"  # wall time of earlier (resumed) calls
@@ -92,7 +146,7 @@ def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: fl
         device=device,
         seed=0,
         progress=True,
-        sample_every=500 if family == "ddpm" else 250,
+        sample_every={"ddpm": 500, "ldm": None}.get(family, 250),  # an ldm grid costs a minute of CPU
         out_dir=ckpt,
     )
     wall = time.monotonic() - t0 + wall_before
@@ -109,11 +163,12 @@ def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: fl
         "wall_time_s": round(wall, 1),
         "budget_s": budget * scale,  # of the last call
         "trained_with": "python -m generators.train_bundled",
+        **data_record,
     }
     gen.save(dest, inference_only=True, half=True, extra=extra)
     # the grid from the exported (float16) weights, what users will get
     shipped = Generator.load(dest, device="cpu")
-    write_grid(dest / "samples.png", shipped.sample(36, seed=0))
+    write_sample_grid(shipped, dest / "samples.png")
     info = {
         "name": name,
         "family": family,
@@ -124,6 +179,17 @@ def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: fl
     }
     print(json.dumps(info), flush=True)
     return info
+
+
+def write_sample_grid(gen, path: Path) -> None:
+    """``samples.png``: 36 draws (seed 0); for latent diffusion at 256 px one row of 3 per class (6 without classes):
+    a 6 x 6 grid would weigh 1-4 MB."""
+    from generators.base import write_grid
+
+    if gen.family == "ldm":
+        gen._write_samples(path, 6)
+    else:
+        write_grid(path, gen.sample(36, seed=0))
 
 
 def card_table(dest: Path) -> str:
@@ -154,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[1].strip(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", type=Path, default=os.environ.get("MEDAUDIT_DATA"),
-                    help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/ [env var: MEDAUDIT_DATA]")
+                    help="folder holding cxr_kermany/, ct_lung_tcia/, derm_isic/, mri_brain/, mammo/ "
+                         "[env var: MEDAUDIT_DATA]")
     ap.add_argument("--work", type=Path, default=Path("build/train_bundled"), help="full (resumable) checkpoints")
     ap.add_argument("--dest", type=Path, default=None,
                     help="export folder (required to train; --cards reads the bundled weights when not given)")

@@ -1,7 +1,8 @@
 """A small 2D UNet for ε-prediction (diffusers ``UNet2DModel``-like, no attention by default).
 
 ``TinyUNet(in_channels=1, block_out_channels=(32, 64, 64), layers_per_block=1)`` is ~1M parameters; test
-configs use ``block_out_channels=(4, 8), norm_num_groups=4`` on 8x8 inputs.
+configs use ``block_out_channels=(4, 8), norm_num_groups=4`` on 8x8 inputs. With ``num_classes`` > 0 a class
+embedding is added to the time embedding; index ``num_classes`` is the null class of classifier-free guidance.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class TinyUNet(nn.Module):
         layers_per_block: residual blocks per level on the way down (one more on the way up).
         norm_num_groups: GroupNorm groups (capped by the width).
         attention_levels: indices of levels with self-attention after each block (none by default: CPU).
+        num_classes: class labels 0..num_classes-1 (+ the null label ``num_classes``); 0: unconditional.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class TinyUNet(nn.Module):
         layers_per_block: int = 1,
         norm_num_groups: int = 8,
         attention_levels: tuple[int, ...] = (),
+        num_classes: int = 0,
     ):
         super().__init__()
         ch = list(block_out_channels)
@@ -78,6 +81,8 @@ class TinyUNet(nn.Module):
         temb = ch[0] * 4
         self.temb_dim = ch[0]
         self.time_mlp = nn.Sequential(nn.Linear(ch[0], temb), nn.SiLU(), nn.Linear(temb, temb))
+        self.num_classes = num_classes
+        self.class_emb = nn.Embedding(num_classes + 1, temb) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, ch[0], 3, 1, 1)
         self.down = nn.ModuleList()
         self.down_attn = nn.ModuleList()
@@ -111,8 +116,13 @@ class TinyUNet(nn.Module):
         self.levels = len(ch)
         self.layers_per_block = layers_per_block
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``y`` (B,) class indices (``num_classes`` = null); None: the null class (or no class embedding)."""
         emb = self.time_mlp(timestep_embedding(t, self.temb_dim))
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
+            emb = emb + self.class_emb(y)
         h = self.conv_in(x)
         hs = [h]
         k = 0

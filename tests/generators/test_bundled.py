@@ -12,6 +12,9 @@ from generators import list_bundled, load_generator
 
 BUNDLED = {b["name"]: b for b in list_bundled()}
 EXPECTED = {"cxr_gan", "cxr_vae", "cxr_ddpm", "ct_gan", "derm_vae"}
+#: latent diffusion at 256 px, and the classes each was trained with
+LDM = {"cxr_ldm": ["bacterial", "viral"], "ct_ldm": [], "derm_ldm": ["benign", "malignant"], "mri_ldm": [],
+       "mammo_ldm": ["benign", "malignant", "normal"]}
 
 
 def test_bundled_names():
@@ -44,10 +47,31 @@ def test_bundled_loads_and_samples(name):
     assert 0 <= x.min() and x.max() <= 1 and x.std() > 0.01
 
 
+def test_bundled_ldm_weights_fit_their_share():
+    ldm = [b for b in BUNDLED.values() if b["family"] == "ldm"]
+    weights = sum((Path(b["path"]) / "weights.safetensors").stat().st_size for b in ldm)
+    assert weights <= 12 * 10**6, f"bundled latent diffusion weights take {weights / 1e6:.1f} MB > 12 MB"
+
+
+@pytest.mark.parametrize("name", sorted(LDM))
+def test_bundled_ldm_samples_256px_per_class(name):
+    if name not in BUNDLED:
+        pytest.skip(f"{name} not bundled in this checkout")
+    gen = load_generator(name, device="cpu")
+    assert gen.classes == LDM[name] and gen.resolution == 256
+    gen.num_inference_steps = 2  # the network and the decoder at full size, not the full 50-step chain
+    channels = (3,) if BUNDLED[name]["channels"] == 3 else ()
+    for label in gen.classes or [None]:
+        x = gen.sample(1, seed=0, class_label=label)
+        assert x.shape == (1, 256, 256, *channels) and x.std() > 0.01
+    with pytest.raises(ValueError, match="unknown class|unconditional"):
+        gen.sample(1, class_label="no_such_class")
+
+
 def test_training_plan_covers_the_bundled_names():
     from generators.train_bundled import LICENCES, PLAN
 
-    assert set(PLAN) == EXPECTED
+    assert set(PLAN) == EXPECTED | set(LDM)
     assert all(folder in LICENCES for _, folder, *_ in PLAN.values())
 
 
