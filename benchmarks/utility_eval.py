@@ -523,9 +523,10 @@ def _data_note(task: Task, generator: str, train: list[Item], test: list[Item], 
     from generators.api import generator_config
 
     n_test = [sum(it.label == c for it in test) for c in (0, 1)]
-    data = generator_config(generator).get("data") or {}
+    cfg = generator_config(generator)
+    data = cfg.get("data") or {}
     cap = f" (a class-stratified subsample of {n_train_all})" if sum(n_class) < n_train_all else ""
-    if "held_out_files_excluded" in data:
+    if "held_out_files_excluded" in cfg or "held_out_files_excluded" in data:
         unsure = sum(not is_heldout(it.path) for it in test)
         seen = ("the generator's training excluded every test image" if not unsure else
                 f"the generator's training excluded the held-out files; {unsure} test images (held out with their "
