@@ -159,7 +159,8 @@ def test_bench_utility_end_to_end_on_a_tiny_task(tmp_path, double_ckpt, monkeypa
     doc, db, cache = tmp_path / "B.md", tmp_path / "r.sqlite", tmp_path / "cache"
     args = ["bench", "utility", "--data", str(tmp_path / "data"), "--generator", f"cxr={double_ckpt}",
             "--generator", "derm=no_such_generator", "--size", "32", "--steps", "3", "--batch", "8", "--n-boot", "50",
-            "--max-synthetic", "70", "--max-real", "10", "--cache", str(cache), "--db", str(db), "--write-docs", str(doc), "-q"]
+            "--max-synthetic", "70", "--max-real", "10", "--cache", str(cache), "--db", str(db),
+            "--write-docs", str(doc), "-q"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     text = doc.read_text()
@@ -211,3 +212,31 @@ def test_an_unconditional_generator_is_reported_not_measured(tmp_path):
     name = next(b["name"] for b in list_bundled() if b["name"] == "cxr_gan")
     why = U.check_conditional(name, U.TASKS["cxr"])
     assert why and "unconditional" in why
+
+
+def test_bench_utility_with_a_tiny_latent_diffusion_model_and_fewer_sampling_steps(tmp_path):
+    """The real class-conditional family, trained one step, sampled with --sampling-steps through generate."""
+    import json
+
+    from generators import ImageDataset, create_generator
+
+    folder = _cxr_folder(tmp_path / "data", n_patients=12, per_patient=1)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,class\n" + "".join(f"{p.name},{'viral' if '_virus_' in p.name else 'bacterial'}\n"
+                                               for p in sorted(folder.iterdir())))
+    ckpt = tmp_path / "ldm"
+    create_generator("ldm", resolution=64, block_out_channels=(8, 16), norm_num_groups=4, num_train_timesteps=50,
+                     num_inference_steps=5, batch_size=4).fit(
+        ImageDataset(folder, resolution=64, labels=labels), max_steps=1, progress=False, out_dir=ckpt)
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(main, ["bench", "utility", "--data", str(tmp_path / "data"), "--tasks", "cxr",
+                                       "--generator", f"cxr={ckpt}", "--sampling-steps", "2", "--size", "32",
+                                       "--steps", "2", "--batch", "4", "--n-boot", "20", "--max-synthetic", "25",
+                                       "--cache", str(cache), "--db", str(tmp_path / "r.sqlite"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "| real + synthetic 1:1 |" in result.stdout and "2 sampling steps" in result.stdout
+    variant = next((cache / "checkpoints").iterdir())
+    assert json.loads((variant / "config.json").read_text())["params"]["num_inference_steps"] == 2
+    assert json.loads((ckpt / "config.json").read_text())["params"]["num_inference_steps"] == 5  # input untouched
+    written = list((cache / "pools").rglob("*.jpg"))
+    assert {p.parent.name for p in written} == {"bacterial_guidance-default", "viral_guidance-default"}
