@@ -696,12 +696,13 @@ def _evaluate(name: str, write_docs: str | None, db: Path, **params) -> None:
     from benchmarks.evaluations import run_evaluation
 
     command = shlex.join(["medaudit", *sys.argv[1:]])
-    run_id, section = run_evaluation(name, db=db, command=command, **params)
-    click.echo(section.markdown)
-    if write_docs:
-        from benchmarks.docs import update_section
+    run_id, sections = run_evaluation(name, db=db, command=command, **params)
+    for section in sections if isinstance(sections, list) else [sections]:  # one section, or one per subject
+        click.echo(section.markdown)
+        if write_docs:
+            from benchmarks.docs import update_section
 
-        update_section(write_docs, section.name, section.title, section.markdown, command=command)
+            update_section(write_docs, section.name, section.title, section.markdown, command=command)
     click.echo(f"run {run_id} stored in {db}", err=True)
 
 

@@ -572,7 +572,9 @@ def verdict(task: Task, res: TaskResult) -> str:
     return "; ".join(parts) + "."
 
 
-def to_markdown(results: list[TaskResult], opts: Settings) -> str:
+def to_markdown(res: TaskResult, opts: Settings) -> str:
+    """The docs section of one task: method, table, notes and the verdict."""
+    task = TASKS[res.task]
     guidance = opts.guidance if opts.guidance is not None else "as the model ships"
     sampling = f"guidance {guidance}, {opts.sampling_steps or 'the model’s'} sampling steps"
     lines = [
@@ -585,33 +587,28 @@ def to_markdown(results: list[TaskResult], opts: Settings) -> str:
         f"seeds [95% bootstrap interval over test patients, {opts.n_boot} resamples]; Δ: paired difference to real "
         "only. n real / n synthetic: training images per condition (the synthetic class mix follows the real "
         "training split)."
-        + (f" Real training images capped at {opts.max_real} per task (`{REFERENCE}`: the uncapped reference)."
+        + (f" Real training images capped at {opts.max_real} (`{REFERENCE}`: the uncapped reference)."
            if opts.max_real else ""),
         "",
     ]
-    for res in results:
-        task = TASKS[res.task]
-        lines.append(f"### {task.name}: {task.description}")
-        lines.append("")
-        if res.not_measured:
-            lines += [f"Not measured: {res.not_measured}.", *[f"- {n}" for n in res.notes], ""]
-            continue
-        lines += ["| condition | n real | n synthetic | AUC [95% CI] | Δ vs real only [95% CI] |",
-                  "|---|--:|--:|--:|--:|"]
-        for r in res.rows:
-            figures = (f"not measured: {r['not_measured']} | –" if "not_measured" in r else
-                       f"{_ci(r, 'auc')} | {_ci(r, 'delta', signed=True)}")
-            lines.append(f"| {r['condition']} | {r['n_real']} | {r['n_synthetic']} | {figures} |")
-        lines += ["", *[f"- {n}" for n in res.notes], ""]
-    lines += ["**Where synthetic data helps**", ""]
-    lines += [f"- {verdict(TASKS[r.task], r)}" for r in results]
+    if res.not_measured:
+        lines += [f"Not measured: {res.not_measured}.", *[f"- {n}" for n in res.notes]]
+        return "\n".join(lines) + "\n"
+    lines += ["| condition | n real | n synthetic | AUC [95% CI] | Δ vs real only [95% CI] |", "|---|--:|--:|--:|--:|"]
+    for r in res.rows:
+        figures = (f"not measured: {r['not_measured']} | –" if "not_measured" in r else
+                   f"{_ci(r, 'auc')} | {_ci(r, 'delta', signed=True)}")
+        lines.append(f"| {r['condition']} | {r['n_real']} | {r['n_synthetic']} | {figures} |")
+    lines += ["", *[f"- {n}" for n in res.notes], "", verdict(task, res)]
     return "\n".join(lines) + "\n"
 
 
 @register_evaluation("utility")
 def evaluate_utility(record: Recorder, *, data: Path, generators: dict[str, str] | None = None,
-                     tasks: tuple[str, ...] = tuple(TASKS), threads: int | None = 1, **settings: Any) -> Section:
-    """Classifier AUC on held-out real images per task and training condition (see the module docstring).
+                     tasks: tuple[str, ...] = tuple(TASKS), threads: int | None = 1,
+                     **settings: Any) -> list[Section]:
+    """Classifier AUC on held-out real images per task and training condition (see the module docstring); one
+    docs section per task (``utility-cxr`` ...), so tasks measured at different times each keep their own.
 
     Args:
         data: the folder holding cxr_kermany/, derm_isic/, mammo/.
@@ -628,11 +625,13 @@ def evaluate_utility(record: Recorder, *, data: Path, generators: dict[str, str]
         raise ValueError(f"unknown task {', '.join(unknown)}; known: {', '.join(TASKS)}")
     opts = Settings(**settings)
     generators = generators or {}
-    results = []
+    sections = []
     for name in tasks:
         print(f"utility: {name}", file=sys.stderr, flush=True)
         res = run_task(TASKS[name], Path(data), generators.get(name), opts)
-        results.append(res)
+        task = TASKS[name]
+        sections.append(Section(f"utility-{name}", f"Synthetic data utility: {task.description}",
+                                to_markdown(res, opts)))
         if res.not_measured:
             record(kind="skip", detector=name, reason=res.not_measured)
         for r in (r for r in res.rows if "not_measured" not in r):
@@ -641,4 +640,4 @@ def evaluate_utility(record: Recorder, *, data: Path, generators: dict[str, str]
             record(metric="auc", value=r["auc"], lo=r["auc_lo"], hi=r["auc_hi"], **common)
             if "delta" in r:
                 record(metric="auc_delta_vs_real", value=r["delta"], lo=r["delta_lo"], hi=r["delta_hi"], **common)
-    return Section("utility", "Synthetic data utility", to_markdown(results, opts))
+    return sections

@@ -164,7 +164,8 @@ def test_bench_utility_end_to_end_on_a_tiny_task(tmp_path, double_ckpt, monkeypa
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     text = doc.read_text()
-    assert "<!-- section:utility -->\n## Synthetic data utility" in text
+    # one section per task, so a task measured later replaces only its own
+    assert "<!-- section:utility-cxr -->\n## Synthetic data utility: chest X-ray, bacterial vs viral pneumonia" in text
     items = U.list_items(U.TASKS["cxr"], tmp_path / "data" / "cxr_kermany")
     train_items, _ = U.split_by_patient(items)
     n_all = [sum(it.label == c for it in train_items) for c in (0, 1)]
@@ -185,9 +186,10 @@ def test_bench_utility_end_to_end_on_a_tiny_task(tmp_path, double_ckpt, monkeypa
             assert "not measured" not in line and [r + s for r, s in counts] in [list(c) for c in seen]
     assert measured + 1 == len(seen) >= 5 and n_all in [list(c) for c in seen]
     # the tasks without a generator or data say so, and say why
-    assert "Not measured: generator 'no_such_generator' not available" in text
-    assert "### mammo" in text and "Not measured: no data folder mammo/" in text
-    assert "**derm**: not measured" in text and "**cxr** (" in text
+    derm = text[text.index("<!-- section:utility-derm -->"):text.index("<!-- /section:utility-derm -->")]
+    assert "Not measured: generator 'no_such_generator' not available" in derm and "| real only |" not in derm
+    assert "<!-- section:utility-mammo -->" in text and "Not measured: no data folder mammo/" in text
+    assert "**cxr** (chest X-ray, bacterial vs viral pneumonia): real only reaches AUC" in text
     # synthetic images were written through generate (stamped files with labels.csv), in the task's format
     files = list(cache.rglob("*.jpg"))
     assert files and all((f.parent / "labels.csv").is_file() for f in files)
