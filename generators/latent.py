@@ -3,8 +3,10 @@
 It reuses a bundled fake-maker autoencoder (``generators/fakemakers``: grayscale, stride 8, 4 latent channels,
 L1 ~0.013 on real crops) instead of training one per model: it is fully convolutional and was trained on chest
 X-ray, CT and dermoscopy intensities, so it encodes any grayscale modality at 256 px. Colour images go through it
-one channel at a time (RGB -> 3 x 4 = 12 latent channels): the decoder only reconstructs intensities, so each
-colour plane comes back as well as a grayscale image does, and no RGB autoencoder has to be trained on a CPU budget.
+one plane at a time (3 x 4 = 12 latent channels), so no RGB autoencoder has to be trained on a CPU budget; the
+planes are luma and two chroma differences (full-range YCbCr), not R, G and B: the chroma latents have a small
+spread, so after normalisation a diffusion error there is a small colour error, where independent errors in R, G
+and B latents (the first derm_ldm run) came out as coloured blotches.
 The autoencoder has no KL term, so its latents are brought to zero mean and unit variance per channel with
 statistics measured on the training set (the role of Stable Diffusion's scale factor).
 """
@@ -15,6 +17,11 @@ import json
 
 import torch
 from torch import nn
+
+
+#: ITU-R BT.601 full range: luma and the two chroma differences (offset by 0.5 to stay in [0, 1]).
+_RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_CHROMA_OFFSET = torch.tensor([0.0, 0.5, 0.5])
 
 
 def load_fake_maker_autoencoder(name: str) -> nn.Module:
@@ -75,6 +82,8 @@ class FirstStage(nn.Module):
         self.norm = LatentNorm(self.latent_channels)
 
     def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels == 3:
+            x = torch.einsum("oc,bchw->bohw", _RGB_TO_YCBCR.to(x), x) + _CHROMA_OFFSET.to(x).view(1, 3, 1, 1)
         b, c, h, w = x.shape
         z = self.encoder(x.reshape(b * c, 1, h, w))
         return z.reshape(b, c * z.shape[1], *z.shape[2:])
@@ -86,4 +95,8 @@ class FirstStage(nn.Module):
         z = self.norm.inverse(z)
         b, _, h, w = z.shape
         x = torch.sigmoid(self.decoder(z.reshape(b * self.channels, self.latent_per_channel, h, w)))
-        return x.reshape(b, self.channels, *x.shape[2:])
+        x = x.reshape(b, self.channels, *x.shape[2:])
+        if self.channels == 3:
+            x = x - _CHROMA_OFFSET.to(x).view(1, 3, 1, 1)
+            x = torch.einsum("oc,bchw->bohw", torch.linalg.inv(_RGB_TO_YCBCR).to(x), x).clamp(0, 1)
+        return x
