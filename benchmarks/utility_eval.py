@@ -529,7 +529,7 @@ def _data_note(task: Task, generator: str, train: list[Item], test: list[Item], 
     if "held_out_files_excluded" in cfg or "held_out_files_excluded" in data:
         unsure = sum(not is_heldout(it.path) for it in test)
         seen = ("the generator's training excluded every test image" if not unsure else
-                f"the generator's training excluded the held-out files; {unsure} test images (held out with their "
+                f"the generator's training excluded the held-out files; {unsure} test image(s) (held out with their "
                 f"patient, not by their own file) may have been in it")
     else:
         seen = f"the generator was trained on {data.get('n_images', 'an unknown number of')} images of " \
@@ -584,9 +584,10 @@ def to_markdown(res: TaskResult, opts: Settings) -> str:
         "only (split by patient with the project's held-out rule, `benchmarks.datafiles.is_heldout`, applied per "
         "patient). Synthetic images come from `generators.api.generate` "
         f"({sampling}; stamped files in the task's real format, read back like the real ones). AUC: mean over "
-        f"seeds [95% bootstrap interval over test patients, {opts.n_boot} resamples]; Δ: paired difference to real "
-        "only. n real / n synthetic: training images per condition (the synthetic class mix follows the real "
-        "training split)."
+        f"seeds [95% bootstrap interval over test patients, {opts.n_boot} resamples"
+        + ("; one seed, so the intervals cover test sampling, not training-seed variation" if len(opts.seeds) == 1
+           else "") + "]; Δ: paired difference to real only. n real / n synthetic: training images per condition "
+        "(the synthetic class mix follows the real training split)."
         + (f" Real training images capped at {opts.max_real} (`{REFERENCE}`: the uncapped reference)."
            if opts.max_real else ""),
         "",
