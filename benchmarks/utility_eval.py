@@ -462,9 +462,9 @@ def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> T
                                 progress=opts.progress)
     res.notes.append(
         f"synthetic pool: {need[0]} {task.classes[0]} + {need[1]} {task.classes[1]} from `{Path(generator).name}` "
-        f"(guidance {opts.guidance if opts.guidance is not None else 'default'}, sampling steps "
-        f"{opts.sampling_steps or 'default'}); generating what was not cached took {time.perf_counter() - t0:.0f} s "
-        f"wall, {time.process_time() - c0:.0f} s CPU")
+        f"({_model_line(generator)}; guidance {opts.guidance if opts.guidance is not None else 'default'}, sampling "
+        f"steps {opts.sampling_steps or 'default'}); generating what was not cached took "
+        f"{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU")
     if opts.generate_only:
         res.not_measured = "synthetic images generated only (--generate-only)"
         return res
@@ -514,6 +514,17 @@ def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> T
                      f"{time.process_time() - c0:.0f} s CPU")
     res.notes.append(_data_note(task, generator, train, test, n_class, len(y_all)))
     return res
+
+
+def _model_line(generator: str) -> str:
+    """Which weights: training steps and the weights file's hash (the synthetic cache is keyed by it)."""
+    from generators.api import _resolve, generator_config
+    from generators.base import WEIGHTS_FILE
+    from generators.sources import file_sha256
+
+    cfg = generator_config(generator)
+    return (f"{cfg.get('family')}, {cfg.get('steps')} training steps, weights sha256 "
+            f"{file_sha256(_resolve(generator)[1] / WEIGHTS_FILE)[:12]}")
 
 
 def _data_note(task: Task, generator: str, train: list[Item], test: list[Item], n_class: list[int],
