@@ -61,13 +61,15 @@ class Task:
     #: Horizontal flips as augmentation (not for chest X-rays: the heart is on the left).
     hflip: bool
     description: str
+    #: What one split group is (the patient where the data says who it is).
+    group: str = "patients"
 
 
 TASKS: dict[str, Task] = {
     "cxr": Task("cxr", "cxr_kermany", ("bacterial", "viral"), (("bacterial",), ("viral",)), 1, "jpeg", False,
                 "chest X-ray, bacterial vs viral pneumonia"),
     "derm": Task("derm", "derm_isic", ("benign", "malignant"), (("benign",), ("malignant",)), 3, "jpeg", True,
-                 "dermoscopy, benign naevus vs melanoma"),
+                 "dermoscopy, benign naevus vs melanoma", "images (the labels name no patient)"),
     "mammo": Task("mammo", "mammo", ("normal", "abnormal"), (("normal",), ("benign", "malignant")), 1, "png", True,
                   "mammography, normal vs abnormal (benign or malignant)"),
 }
@@ -546,8 +548,8 @@ def _data_note(task: Task, generator: str, train: list[Item], test: list[Item], 
         seen = f"the generator was trained on {data.get('n_images', 'an unknown number of')} images of " \
                f"{task.folder}/, which can include the test images"
     return (f"real training: {n_class[0]} {task.classes[0]} / {n_class[1]} {task.classes[1]}{cap}, "
-            f"{len({it.patient for it in train})} patients in the training split; test: {n_test[0]} / {n_test[1]} "
-            f"({len({it.patient for it in test})} patients); {seen}")
+            f"{len({it.patient for it in train})} {task.group} in the training split; test: {n_test[0]} / "
+            f"{n_test[1]} ({len({it.patient for it in test})} {task.group}); {seen}")
 
 
 # --- report -------------------------------------------------------------------------------------------------------
