@@ -597,7 +597,7 @@ def to_markdown(res: TaskResult, opts: Settings) -> str:
         "only (split by patient with the project's held-out rule, `benchmarks.datafiles.is_heldout`, applied per "
         "patient). Synthetic images come from `generators.api.generate` "
         f"({sampling}; stamped files in the task's real format, read back like the real ones). AUC: mean over "
-        f"seeds [95% bootstrap interval over test patients, {opts.n_boot} resamples"
+        f"seeds [95% bootstrap interval over test {task.group}, {opts.n_boot} resamples"
         + ("; one seed, so the intervals cover test sampling, not training-seed variation" if len(opts.seeds) == 1
            else "") + "]; Δ: paired difference to real only. n real / n synthetic: training images per condition "
         "(the synthetic class mix follows the real training split)."
