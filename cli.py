@@ -739,12 +739,13 @@ def _evaluate(name: str, write_docs: str | None, db: Path, **params) -> None:
     from benchmarks.evaluations import run_evaluation
 
     command = shlex.join(["medaudit", *sys.argv[1:]])
-    run_id, section = run_evaluation(name, db=db, command=command, **params)
-    click.echo(section.markdown)
-    if write_docs:
-        from benchmarks.docs import update_section
+    run_id, sections = run_evaluation(name, db=db, command=command, **params)
+    for section in sections if isinstance(sections, list) else [sections]:  # one section, or one per subject
+        click.echo(section.markdown)
+        if write_docs:
+            from benchmarks.docs import update_section
 
-        update_section(write_docs, section.name, section.title, section.markdown, command=command)
+            update_section(write_docs, section.name, section.title, section.markdown, command=command)
     click.echo(f"run {run_id} stored in {db}", err=True)
 
 
@@ -800,6 +801,54 @@ def bench_privacy(data_dir, n, models, threshold, db, write_docs):
     """Memorization: samples' nearest training image (NCC) vs the real-vs-real floor, near copies, filter drops."""
     _evaluate("privacy", write_docs, db, data=data_dir, n=n, threshold=threshold,
               models=tuple(models.split(",")) if models else None)
+
+
+def _task_generators(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    from benchmarks.utility_eval import DEFAULT_GENERATORS, TASKS
+
+    out = dict(DEFAULT_GENERATORS)
+    for spec in value:
+        task, sep, name = spec.partition("=")
+        if not sep or task not in TASKS or not name:
+            raise click.BadParameter(f"{spec!r}: give TASK=NAME with TASK one of {', '.join(TASKS)}", ctx, param)
+        out[task] = name
+    return out
+
+
+@bench.command("utility")
+@_data_option("Real images: cxr_kermany/, derm_isic/, mammo/ below it.")
+@click.option("--generator", "generators", multiple=True, callback=_task_generators,
+              help="TASK=NAME: the class-conditional generator (bundled name or checkpoint dir) of a task; "
+                   "repeatable [default: cxr=cxr_ldm, derm=derm_ldm, mammo=mammo_ldm]. A task whose generator is "
+                   "missing or unconditional is reported as not measured.")
+@click.option("--tasks", default="cxr,derm,mammo", show_default=True, help="Comma-separated: cxr, derm, mammo.")
+@click.option("--size", type=click.IntRange(16, 512), default=64, show_default=True, help="Classifier input side.")
+@click.option("--steps", type=click.IntRange(1), default=200, show_default=True,
+              help="Training steps per condition (the same for every condition).")
+@click.option("--batch", type=click.IntRange(2), default=32, show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds (AUC is their mean).")
+@click.option("--n-boot", type=click.IntRange(1), default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--guidance", type=float, default=None, help="Classifier-free guidance [default: the generator's].")
+@click.option("--sampling-steps", type=click.IntRange(1), default=None,
+              help="DDIM steps of the synthetic images [default: the generator's].")
+@click.option("--max-real", type=click.IntRange(2), default=None,
+              help="Cap each task's real training images (a fixed class-stratified subsample).")
+@click.option("--max-synthetic", type=click.IntRange(0), default=None,
+              help="Conditions needing more synthetic images per task are reported as not measured.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".cache/medaudit-bench/utility"), show_default=True,
+              help="Generated images, kept between runs (keyed by the generator's weights hash).")
+@click.option("--generate-only", is_flag=True, help="Only fill the cache with the synthetic images the run needs.")
+@_bench_db
+@_write_docs
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def bench_utility(data_dir, generators, tasks, size, steps, batch, seeds, n_boot, guidance, sampling_steps, max_real,
+                  max_synthetic, cache, generate_only, db, write_docs, quiet):
+    """Synthetic data utility: classifier AUC on held-out real images, trained on real, synthetic and mixes."""
+    _evaluate("utility", write_docs, db, data=data_dir, generators=generators, tasks=tuple(tasks.split(",")),
+              size=size, steps=steps, batch=batch, seeds=tuple(int(s) for s in seeds.split(",")), n_boot=n_boot,
+              guidance=guidance, sampling_steps=sampling_steps, max_real=max_real, max_synthetic=max_synthetic,
+              cache=cache, generate_only=generate_only, progress=not quiet)
 
 
 @bench.command("watermark")

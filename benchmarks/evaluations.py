@@ -2,7 +2,7 @@
 
 An evaluation is a function whose first argument is a :class:`Recorder` and whose other parameters are keyword-only
 and typed. It measures, hands every figure to the recorder (rows of the results store, :mod:`benchmarks.store`)
-and returns the :class:`Section` of docs/BENCHMARKS.md it owns::
+and returns the :class:`Section` of docs/BENCHMARKS.md it owns (or a list of them, e.g. one per task)::
 
     @register_evaluation("reuse")
     def evaluate_reuse(record: Recorder, *, data: Path, n_pos: int = 40, seed: int = 0) -> Section: ...
@@ -33,7 +33,7 @@ _MODULES = ("benchmarks.detector_eval", "benchmarks.reuse_eval", "benchmarks.scr
             "benchmarks.series_eval",
             "benchmarks.watermark_robustness", "benchmarks.generator_quality", "benchmarks.scan_speed",
             "benchmarks.speed", "benchmarks.cold_start", "benchmarks.third_party", "benchmarks.reader.bench",
-            "benchmarks.privacy_eval")
+            "benchmarks.privacy_eval", "benchmarks.utility_eval")
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,13 @@ def list_evaluations(pattern: str = "*") -> list[str]:
     return EVALUATIONS.names(pattern)
 
 
-def run_evaluation(name: str, *, db: str | Path = DEFAULT_DB, command: str = "", **params: Any) -> tuple[str, Section]:
+def run_evaluation(name: str, *, db: str | Path = DEFAULT_DB, command: str = "",
+                   **params: Any) -> tuple[str, Section | list[Section]]:
     """Run evaluation ``name`` with ``params`` as one new run of the results store at ``db``.
 
     Returns:
-        (run id, the docs section). A failing evaluation leaves its run marked ``failed`` with what it had stored.
+        (run id, the docs section or sections). A failing evaluation leaves its run marked ``failed`` with what it
+        had stored.
     """
     from benchmarks.docs import machine
 

@@ -100,7 +100,7 @@ def test_bench_detectors_hands_its_options_to_the_evaluation(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("command", ["detectors", "reuse", "screen", "tamper", "generators", "watermark", "run",
-                                     "resampling", "series"])
+                                     "resampling", "series", "utility"])
 def test_data_commands_say_what_is_missing_without_a_data_folder(command, monkeypatch):
     monkeypatch.delenv("MEDAUDIT_DATA", raising=False)
     result = CliRunner().invoke(main, ["bench", command])
@@ -126,5 +126,5 @@ def test_every_bench_command_is_a_registered_evaluation():
     from benchmarks.evaluations import list_evaluations
 
     assert list_evaluations() == ["cold_start", "detectors", "generators", "privacy", "reader", "resampling_controls",
-                                  "reuse", "scan_speed", "screen", "series", "speed", "tamper", "third_party",
+                                  "reuse", "scan_speed", "screen", "series", "speed", "tamper", "third_party", "utility",
                                   "watermark"]
