@@ -126,5 +126,5 @@ def test_every_bench_command_is_a_registered_evaluation():
     from benchmarks.evaluations import list_evaluations
 
     assert list_evaluations() == ["cold_start", "detectors", "generators", "privacy", "reader", "resampling_controls",
-                                  "reuse", "scan_speed", "screen", "series", "speed", "tamper", "third_party", "utility",
-                                  "watermark"]
+                                  "reuse", "scan_speed", "screen", "series", "speed", "tamper", "third_party",
+                                  "utility", "watermark"]
