@@ -302,7 +302,8 @@ def _with_series(options: ScanOptions, paths: list[str], progress: bool) -> Scan
 
     from forensics.series import survey
 
-    if options.series is not None or (options.analyzers is not None and "series" not in options.analyzers):
+    # opt-in: only a run that names the series analyzer pays for reading every slice twice
+    if options.series is not None or "series" not in (options.analyzers or ()):
         return options
     found = survey(list(dict.fromkeys(paths)), max_bytes=options.max_bytes, max_pixels=options.max_pixels,
                    timeout_s=options.timeout_s, progress=progress)

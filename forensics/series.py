@@ -378,7 +378,7 @@ def verdicts(items, cal: dict[str, float] | None = None) -> dict[str, Verdict]:
         box, area = _region(peaks[k], gy, gx, cell, cal["flag_z"] / 2)
         out[path] = Verdict(
             z=round(zk, 2), score=score_of(zk, cal), index=k, n_slices=len(paths),
-            neighbours=[paths[j] for j in (k - 1, k + 1) if 0 <= j < len(paths)],
+            neighbours=[os.path.basename(paths[j]) for j in (k - 1, k + 1) if 0 <= j < len(paths)],
             statistic=STATISTICS[int(which[k][gy, gx])], box=box, area_px=area, cell=cell,
             flagged=zk >= cal["flag_z"], grid=np.round(peaks[k], 2).tolist() if zk >= cal["flag_z"] else [],
         )

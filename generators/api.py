@@ -210,6 +210,8 @@ def generate(
     if condition and not set(condition) <= set(inspect.signature(gen.sample).parameters):
         raise ValueError(f"{name} is an unconditional {gen.family} generator: it takes no "
                          f"{' or '.join('--' + k.replace('_label', '') for k in condition)}")
+    if class_label is not None and guidance is None:  # record the scale the model will use, not "none"
+        guidance = getattr(gen, "guidance", None)
     version = f"{gen.config()['version']}"
     weights_sha256 = file_sha256(_resolve(name_or_ckpt)[1] / WEIGHTS_FILE)
     out_dir = Path(out_dir)

@@ -344,9 +344,11 @@ def decode_raster(data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
 
     stored = None
     if arr.dtype == np.uint8:
+        # a PGM/PPM may declare a maximum below 255 (a 4-bit scan): full scale is what it declares
+        full = facts.get("maxval", 255)
         pixels = arr.astype(np.float32)
-        pixels *= np.float32(1 / 255)
-        bit_depth = 8
+        pixels *= np.float32(1 / full)
+        bit_depth = int(full).bit_length()
     elif arr.dtype == np.uint16:
         # a 12-bit PGM keeps its samples on 0..maxval: full scale is the declared maximum, not 65535
         full = facts.get("maxval", 65535)

@@ -545,6 +545,12 @@ def test_pgm_12_bit_is_scaled_by_its_declared_maximum(tmp_path):
     assert im.stored.tolist() == [[0, 2048, 4095]]
 
 
+def test_pgm_with_a_small_maximum_reaches_full_scale(tmp_path):
+    (tmp_path / "b.pgm").write_bytes(_pnm(b"P5", np.array([[0, 8, 15]], np.uint8), 15))
+    im = load(tmp_path / "b.pgm")
+    assert im.bit_depth == 4 and np.allclose(im.pixels, [[0.0, 8 / 15, 1.0]], atol=1e-6)
+
+
 def test_truncated_pgm_is_an_error_not_a_grey_image(tmp_path):
     data = _pnm(b"P5", np.zeros((40, 40), np.uint8), 255)
     (tmp_path / "t.pgm").write_bytes(data[:-100])

@@ -130,12 +130,18 @@ def test_a_slice_scanned_alone_and_other_images_are_not_compared(tampered_series
     assert result.findings[0].score is None
 
 
-def test_the_series_comparison_is_opt_in_and_sees_only_the_run_s_slices(tampered_series):
+def test_the_series_comparison_is_opt_in_and_sees_only_the_run_s_slices(tampered_series, monkeypatch):
+    import forensics.series
+
     folder, _ = tampered_series
     names = [f"slice_{k:03d}.dcm" for k in (TAMPERED - 1, TAMPERED, TAMPERED + 1)]
     paths = [folder / n for n in names]
-    # on real series it costs more false alarms than it finds edits (docs/BENCHMARKS.md): not a default analyzer
+    # on real series it costs more false alarms than it finds edits (docs/BENCHMARKS.md): not a default analyzer,
+    # and a default run does not even read the slices for it
+    real_survey = forensics.series.survey
+    monkeypatch.setattr(forensics.series, "survey", lambda *a, **k: pytest.fail("surveyed without being asked"))
     assert not any(f.analyzer == "series" for r in scan_paths(paths, ScanOptions()) for f in r.findings)
+    monkeypatch.setattr(forensics.series, "survey", real_survey)
     # three slices are a series of their own: the comparison sees only what the run was given
     results = list(scan_paths(paths, ScanOptions(analyzers=["metadata", "series"])))
     series = [f for r in results for f in r.findings if f.analyzer == "series"]

@@ -136,6 +136,11 @@ def test_cli_generate_class_and_guidance(tmp_path, gray_png_folder):
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(tmp_path / "o" / "labels.csv")))
     assert {(r["class"], r["guidance"]) for r in rows} == {("bacterial", "1.5")}
+    res = runner.invoke(cli.main, ["generate", str(tmp_path / "ck"), "-n", "1", "--class", "viral", "--out",
+                                   str(tmp_path / "o3"), "-q"])
+    assert res.exit_code == 0, res.output
+    (row,) = csv.DictReader(open(tmp_path / "o3" / "labels.csv"))
+    assert float(row["guidance"]) == 3.0  # the model's default scale is what was used, and what is recorded
     res = runner.invoke(cli.main, ["generate", str(tmp_path / "ck"), "--class", "fungal", "--out",
                                    str(tmp_path / "o2"), "-q"])
     assert res.exit_code != 0 and "this model knows: bacterial, viral" in res.output
