@@ -240,7 +240,8 @@ def test_generate_and_tamper_outputs_follow_the_umask(tmp_path):
                               cwd=os.path.dirname(os.path.dirname(__file__)), preexec_fn=lambda: os.umask(0o027))
         assert done.returncode == 0, done.stderr
     written = [*(tmp_path / "t").iterdir(), *(tmp_path / "g").iterdir()]
-    assert len(written) == 3 and {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o640}  # image, labels, tamper
+    # generated image and labels, tampered image and its mask
+    assert len(written) == 4 and {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o640}
 
 
 def test_every_command_takes_quiet():

@@ -15,8 +15,8 @@ from forensics.records import Evidence, Finding, MedicalImage
 TRAINED_MODALITIES = frozenset({"CR", "DX", "CT", "XC", "MR", "MG", "OT", "SC"})
 # Where the real-image (residual) model was fitted: chest X-ray, CT and dermoscopy only.
 RESIDUAL_MODALITIES = TRAINED_MODALITIES - {"MR", "MG"}
-# Where the tamper localizer was trained: chest CT and chest X-ray.
-TAMPER_MODALITIES = frozenset({"CR", "DX", "CT", "OT", "SC"})
+# Where the tamper localizer was fitted and measured: chest CT, chest X-ray, brain MRI, mammography.
+TAMPER_MODALITIES = frozenset({"CR", "DX", "CT", "MR", "MG", "OT", "SC"})
 
 
 class Analyzer:
