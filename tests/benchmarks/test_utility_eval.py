@@ -91,7 +91,7 @@ def test_split_is_by_patient_and_follows_the_heldout_rule(tmp_path):
     d = tmp_path / "mammo"
     d.mkdir()
     rows = []
-    for k in range(1, 61):
+    for k in range(1, 121):  # 60 women: enough that the held-out rule picks some
         (d / f"mdb{k:03d}.pgm").write_bytes(b"P5\n4 4\n255\n" + bytes(16))
         rows.append({"file": f"mdb{k:03d}.pgm", "patient": f"P{(k + 1) // 2:03d}",
                      "label": ("normal", "benign", "malignant")[k % 3]})
