@@ -121,18 +121,18 @@ def load_scans(data: Path, modality: str, n: int, rng: np.random.Generator, held
 
 
 def _mri_slices(files: list[Path], n: int, rng: np.random.Generator) -> list[Scan]:
+    """Axial slices as the detectors and generators see them (``forensics.io.training_sources``), a few per volume."""
     import nibabel as nib
+
+    from forensics.io.training_sources import volume_slices
 
     out: list[Scan] = []
     per = max(1, -(-n // max(1, len(files))))
     for p in files:
-        vol = np.asanyarray(nib.load(str(p)).dataobj.get_unscaled()).astype(np.float32)
-        top = float(np.percentile(vol, 99.9)) or 1.0
-        bits = 8 if vol.max() <= 255 else 16
-        tissue = [k for k in range(vol.shape[2]) if np.mean(vol[:, :, k] > 0.1 * top) > 0.25]
-        for k in rng.choice(tissue, size=min(per, len(tissue)), replace=False) if tissue else []:
-            out.append(Scan("mri", f"{p.name.split('.')[0]}_z{int(k):03d}", np.clip(vol[:, :, k] / top, 0, 1), bits,
-                            patient=p.name.split("_")[0]))
+        bits = 8 * nib.load(str(p)).get_data_dtype().itemsize
+        slices = volume_slices(p)
+        for k in rng.choice(len(slices), size=min(per, len(slices)), replace=False) if slices else []:
+            out.append(Scan("mri", f"{p.name.split('.')[0]}_s{int(k):03d}", slices[k], bits, patient=source_group(p)))
     rng.shuffle(out)
     return out[:n]
 
