@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from benchmarks.evaluations import Recorder, Section, register_evaluation
 
@@ -129,7 +130,7 @@ def evaluate(data: Path, n: int | None = None, seed: int = 0, methods: tuple[str
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     t0 = time.time()
-    for i, f in enumerate(files):
+    for i, f in enumerate(tqdm(files, desc="series", file=sys.stderr, leave=False)):  # -q: TQDM_DISABLE
         group = "tcga" if f.name.startswith("TCGA") else "ixi_holdout" if is_holdout(f.name) else "ixi_calibration"
         with tempfile.TemporaryDirectory() as tmp:
             paths = nifti_series(f, Path(tmp) / "series", seed=seed + i)
@@ -159,8 +160,6 @@ def evaluate(data: Path, n: int | None = None, seed: int = 0, methods: tuple[str
                              "slices": len(found), "z": None if v is None else v.z,
                              "detected": bool(v is not None and v.flagged), "on_lesion": on_lesion,
                              "others_flagged": sum(u.flagged for p, u in found.items() if p != str(paths[k]))})
-        print(f"\rseries {i + 1}/{len(files)} {time.time() - t0:.0f}s", end="", file=sys.stderr)
-    print(file=sys.stderr)
     return {"rows": rows, "seconds": round(time.time() - t0, 1), "methods": list(methods), "radii_mm": list(radii_mm)}
 
 

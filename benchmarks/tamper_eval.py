@@ -37,6 +37,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from benchmarks.datafiles import source_group
 from benchmarks.datasets import is_holdout
@@ -265,7 +266,8 @@ def evaluate(
         if modality == "mammo":
             donors = [d for d in donors if d.lesions] or donors
         kinds = [t for t in (tamper or tamper_methods(modality=modality)) if modality in tamper_method(t).modalities]
-        for k, scan in enumerate(scans):
+        # tqdm: -q silences it (TQDM_DISABLE), like every bench
+        for k, scan in enumerate(tqdm(scans, desc=f"tamper {modality}", file=sys.stderr, leave=False)):
             for neg, img in negatives(scan).items():
                 for m, a in analyzers.items():
                     f = a.analyze(img)
@@ -286,8 +288,6 @@ def evaluate(
                     rows.append({"detector": m, "modality": modality, "scan": scan.name, "kind": "tampered",
                                  "tamper": t, "held_out": bool(info["held_out"]), "score": float(f.score or 0.0),
                                  "level": _level(f), "iou": st["iou"], "hit": st["hit"]})
-            print(f"\r{modality} {k + 1}/{len(scans)} {time.time() - t0:.0f}s", end="", file=sys.stderr)
-        print(file=sys.stderr)
     return {"rows": rows, "pix": pix, "seconds": round(time.time() - t0, 1), "n": n,
             "detectors": list(analyzers), "skipped": skipped}
 

@@ -270,7 +270,7 @@ class LocalizationAnalyzer(Analyzer):
         pool = max(1, math.ceil(max(heat.shape) / self.max_cells))
         heat_out = _max_pool(heat, pool) if pool > 1 else heat
         s = maps.copy_scale
-        copy = self._copy_evidence(maps.copy, float(copy_logit_prob(maps.peaks[0])), s)
+        copy = self._copy_evidence(maps.copy, _sigmoid(maps.peaks[0]), s)
         contrib = dict(zip(FUSED_FEATURES, (np.asarray(cfg.weights) * maps.peaks).round(3).tolist(), strict=True))
         data: dict[str, Any] = {
             "method": "fused", "modality_model": key, "cell_px": round(maps.cell_px * pool, 2),
@@ -385,7 +385,7 @@ def _modality_code(image: MedicalImage) -> str | None:
     return est["code"] if est else None
 
 
-def copy_logit_prob(logit: float) -> float:
+def _sigmoid(logit: float) -> float:
     return 1.0 / (1.0 + math.exp(-float(logit)))
 
 

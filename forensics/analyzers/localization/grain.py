@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 
 from forensics.analyzers.localization.copymove import box_mean
+from forensics.analyzers.localization.model import STRIDE  # one cell per 8 x 8 analysis pixels: the cnn grid
 
-STRIDE = 8  # one cell per 8 x 8 analysis pixels (the cnn's grid)
 WINDOW = 16  # statistics over 16 x 16 pixels around each cell
 BINS = 12  # brightness bins
 N_FEATURES = 5
@@ -104,8 +104,8 @@ def _image_medians(v: np.ndarray, bins: np.ndarray, valid: np.ndarray) -> np.nda
 
 
 def deviations(stats: CellStats, shape_medians: np.ndarray) -> np.ndarray:
-    """(7, h, w) deviations: the four raw statistics against the image's own cells at the same brightness, and the
-    three shape statistics against the real-acquisition medians ``shape_medians`` (3, BINS)."""
+    """(N_FEATURES, h, w) deviations: the three raw statistics against the image's own cells at the same brightness,
+    and the two shape statistics against the real-acquisition medians ``shape_medians``."""
     bins = _bin_index(stats.mu)
     raw, valid = stats.raw, stats.valid
     within = np.stack([raw[k] - _image_medians(raw[k], bins, valid) for k in range(3)])
