@@ -39,7 +39,7 @@ from forensics.analyzers import register_analyzer
 from forensics.analyzers.base import TAMPER_MODALITIES, Analyzer
 from forensics.analyzers.localization.copymove import box_mean, copy_move
 from forensics.analyzers.localization.fused import FEATURES as FUSED_FEATURES
-from forensics.analyzers.localization.fused import LocalizerConfig
+from forensics.analyzers.localization.fused import LocalizerConfig, sigmoid
 from forensics.analyzers.localization.grain import GrainModel, modality_key
 from forensics.formatpath import to_gray
 from forensics.records import Evidence, Finding, MedicalImage
@@ -204,7 +204,7 @@ class LocalizationAnalyzer(Analyzer):
 
     def _prob(self, x: np.ndarray | float) -> np.ndarray:
         c = self.calibration
-        return 1.0 / (1.0 + np.exp(-np.clip((np.asarray(x, dtype=np.float64) - c["center"]) / c["scale"], -50, 50)))
+        return sigmoid((np.asarray(x, dtype=np.float64) - c["center"]) / c["scale"])
 
     def _load(self):
         if self._net is None:
@@ -264,13 +264,13 @@ class LocalizationAnalyzer(Analyzer):
         key = modality_key(_modality_code(image))
         maps = feature_maps(g, self._load(), self.grain_model, key, self.copy_calibration)
         cfg = self.fused_config
-        score = float(1.0 / (1.0 + math.exp(-float(np.clip(cfg.image_logit(maps.peaks, key), -50, 50)))))
+        score = float(sigmoid(cfg.image_logit(maps.peaks, key)))
         heat = cfg.cell_probability(maps.cells, key)
         found_regions = regions(heat, cfg.threshold, maps.cell_px, image.spacing_mm)
         pool = max(1, math.ceil(max(heat.shape) / self.max_cells))
         heat_out = _max_pool(heat, pool) if pool > 1 else heat
         s = maps.copy_scale
-        copy = self._copy_evidence(maps.copy, _sigmoid(maps.peaks[0]), s)
+        copy = self._copy_evidence(maps.copy, float(sigmoid(maps.peaks[0])), s)
         contrib = dict(zip(FUSED_FEATURES, (np.asarray(cfg.weights) * maps.peaks).round(3).tolist(), strict=True))
         data: dict[str, Any] = {
             "method": "fused", "modality_model": key, "cell_px": round(maps.cell_px * pool, 2),
@@ -383,10 +383,6 @@ def _modality_code(image: MedicalImage) -> str | None:
 
     est = estimate_for(image)
     return est["code"] if est else None
-
-
-def _sigmoid(logit: float) -> float:
-    return 1.0 / (1.0 + math.exp(-float(logit)))
 
 
 def _max_pool(a: np.ndarray, k: int) -> np.ndarray:

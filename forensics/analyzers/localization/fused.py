@@ -46,6 +46,11 @@ class Maps:
     copy_scale: float  # copy-move analysis pixels per input pixel
 
 
+def sigmoid(z: np.ndarray | float) -> np.ndarray:
+    """Logistic of log-odds, clipped so extreme logits cannot overflow."""
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
 def copy_logit(area: np.ndarray | float, calibration: dict[str, float]) -> np.ndarray:
     """Copy-move's calibrated logit of a copied area (px)."""
     a = np.maximum(np.asarray(area, dtype=np.float64), 1.0)
@@ -116,7 +121,7 @@ class LocalizerConfig:
 
     def cell_probability(self, cells: np.ndarray, modality: str) -> np.ndarray:
         z = np.tensordot(np.asarray(self.weights, np.float32), cells, axes=1) + self._bias(modality)
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
+        return sigmoid(z).astype(np.float32)
 
 
 def regions(heat: np.ndarray, threshold: float, cell_px: float, spacing_mm: tuple[float, float] | None,
