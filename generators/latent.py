@@ -13,8 +13,6 @@ statistics measured on the training set (the role of Stable Diffusion's scale fa
 
 from __future__ import annotations
 
-import json
-
 import torch
 from torch import nn
 
@@ -25,21 +23,13 @@ _CHROMA_OFFSET = torch.tensor([0.0, 0.5, 0.5])
 
 def load_fake_maker_autoencoder(name: str) -> nn.Module:
     """The bundled fake-maker autoencoder ``name`` (e.g. ``ae_transposed_s8``), in float32."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from generators.fakemakers import fake_maker, fake_maker_names
 
-    from generators.fakemakers import BUNDLED_DIR
-    from generators.fakemakers.network import AutoEncoder
-
-    path = BUNDLED_DIR / f"{name}.safetensors"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("ae_*.safetensors"))) or "none"
-        raise FileNotFoundError(f"no bundled autoencoder {name!r} for the first stage (known: {known})")
-    with safe_open(str(path), "pt") as fh:
-        config = json.loads(fh.metadata()["config"])
-    model = AutoEncoder(**config)
-    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-    return model
+    known = [n for n in fake_maker_names("ae_*") if fake_maker(n).available()]
+    if name not in known:
+        raise FileNotFoundError(f"no bundled autoencoder {name!r} for the first stage (known: "
+                                f"{', '.join(known) or 'none'})")
+    return fake_maker(name).model()
 
 
 class LatentNorm(nn.Module):
