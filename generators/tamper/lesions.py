@@ -152,7 +152,7 @@ def _blur_table(split_sigma: float) -> tuple[float, ...]:
 
 
 def _blurred(n: np.ndarray, s: float) -> np.ndarray:
-    return n if s == 0 else cv2.GaussianBlur(n, (0, 0), s, borderType=cv2.BORDER_REFLECT)
+    return n if s == 0 else _lowpass(n, s)
 
 
 def _highpass(x: np.ndarray, sigma: float) -> np.ndarray:
