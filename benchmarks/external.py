@@ -32,15 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.datasets import FOLDER_MODALITY
+from benchmarks.train_detector import MODALITY_PREFIX
 
 EXTERNAL_ENV = "MEDAUDIT_EXTERNAL"
 #: Side of the normalized square: the native size of every third-party synthetic set in the folder.
 NORMALIZED_SIZE = 256
 #: Bumped whenever :func:`normalize` changes (it is part of every stored figure's description).
 NORMALIZATION_VERSION = 1
-#: Modalities the bundled detectors were trained on; sets of any other modality must come out "not assessed".
-COVERED_MODALITIES = frozenset(FOLDER_MODALITY.values())
+#: Modalities the bundled detectors were trained on (their data folders' generator prefixes: cxr, ct, derm, mri,
+#: mammo); sets of any other modality must come out "not assessed".
+COVERED_MODALITIES = frozenset(prefix.rstrip("_") for prefix in MODALITY_PREFIX.values())
 #: Modalities shown in colour; every other one is converted to gray.
 COLOUR_MODALITIES = frozenset({"derm", "fundus"})
 
