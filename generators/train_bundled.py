@@ -49,14 +49,15 @@ _LDM = {"batch_size": 8}
 PLAN = {
     "cxr_gan": ("gan", "cxr_kermany", 64, {"batch_size": 32}, {}, 480, 4000, "DX"),
     "cxr_vae": ("vae", "cxr_kermany", 64, {"batch_size": 32}, {}, 660, 3000, "DX"),
+    # native 64 px (issue 16: no longer 32 px upsampled); a fourth level keeps the 64 px UNet's cost near the old one
     "cxr_ddpm": (
         "ddpm",
         "cxr_kermany",
-        32,
-        {"output_resolution": 64, "eta": 1.0, "num_inference_steps": 100},
+        64,
+        {"block_out_channels": (32, 64, 64, 128), "batch_size": 16, "eta": 1.0, "num_inference_steps": 100},
         {},
-        1500,
-        4000,
+        1800,
+        6000,
         "DX",
     ),
     "ct_gan": ("gan", "ct_lung_tcia", 64, {"batch_size": 32}, {}, 420, 4000, "CT"),
