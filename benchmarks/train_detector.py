@@ -134,8 +134,9 @@ def train_detector_cli(
     if not real:
         raise ValueError(f"no readable real images in {list(map(str, real_dirs))}")
     real_groups = [source_group(p) for p in paths]
-    remakes, remake_groups, remake_kinds, remake_families = remake_reals(
+    remakes, twins, remake_groups, remake_kinds, remake_families = remake_reals(
         real, real_groups, makers=fake_makers, seed=seed, progress=progress)
+    real, real_groups = real + twins, real_groups + remake_groups
     if generator_names is None:  # fakes from folders need no generators; without folders, every bundled one
         generator_names = [] if fake_dirs else bundled_generator_names()
     natives: set[int] = set()
@@ -353,10 +354,13 @@ def fake_variants(name: str, n: int, *, sample_seed: int, seed: int = 0, cache: 
 def remake_reals(images: Sequence[np.ndarray], groups: Sequence[str], *, makers: Sequence[str] | None = None,
                  per_image: int = REMAKES_PER_IMAGE, seed: int = 0, progress: bool = False):
     """Aligned fakes: each real image re-synthesized by ``per_image`` fake makers drawn at random (default: every
-    bundled one that has weights). A remake keeps its real image's source group, so the pair lands on one side of
-    the train/validation split. Returns (fakes, groups, kinds = maker names, {maker: calibration family})."""
+    bundled one that has weights), each with its real twin (:func:`generators.fakemakers.twins.envelope_twin`: the
+    real image with the remake's amount of detail, a real negative). A remake and its twin keep their real image's
+    source group, so the pair lands on one side of the train/validation split. Returns (fakes, twins, groups,
+    kinds = maker names, {maker: calibration family})."""
     from forensics.training import preshrink
     from generators.fakemakers import fake_maker, fake_maker_names
+    from generators.fakemakers.twins import envelope_twin
 
     try:
         chosen = [fake_maker(n) for n in (makers if makers is not None else fake_maker_names())]
@@ -366,9 +370,9 @@ def remake_reals(images: Sequence[np.ndarray], groups: Sequence[str], *, makers:
         raise ValueError(f"fake makers without weights: {', '.join(missing)} (train them: medaudit train fake-makers)")
     chosen = [m for m in chosen if m.available()]
     if not chosen:
-        return [], [], [], {}
+        return [], [], [], [], {}
     rng = np.random.default_rng([seed, 13])
-    fakes, fgroups, kinds = [], [], []
+    fakes, twins, fgroups, kinds = [], [], [], []
     it = range(len(images))
     if progress:
         from tqdm import tqdm
@@ -378,29 +382,38 @@ def remake_reals(images: Sequence[np.ndarray], groups: Sequence[str], *, makers:
         gray = preshrink(images[i])
         for j in rng.choice(len(chosen), size=min(per_image, len(chosen)), replace=False):
             fakes.append(chosen[j].remake(gray, rng))
+            twins.append(envelope_twin(gray, fakes[-1]))
             fgroups.append(groups[i])
             kinds.append(chosen[j].name)
-    return fakes, fgroups, kinds, {m.name: m.family for m in chosen}
+    return fakes, twins, fgroups, kinds, {m.name: m.family for m in chosen}
 
 
 def remade_variants(data: Path, folder: str, *, seed: int = 0, cache: Path | None = None, progress: bool = False):
-    """(VariantSet of the fake makers' remakes of the folder's real training files, their source groups)."""
+    """[(VariantSet, source groups)] of the real twins and of the fake makers' remakes of the folder's real training
+    files (:func:`remake_reals`); one format-path draw each."""
     from forensics.training import make_variants
 
-    key = None if cache is None else cache / f"remade_{folder}_s{seed}_m{len(maker_families())}_r{REMAKES_PER_IMAGE}_" \
-        f"fp{FORMAT_PATH_VERSION}.npz"
+    stem = f"remade_{folder}_s{seed}_m{len(maker_families())}_r{REMAKES_PER_IMAGE}_fp{FORMAT_PATH_VERSION}"
+    made: dict[str, Any] = {}
 
-    def make():
-        paths = [p for p in image_files([data / folder]) if not is_heldout(p)]
-        ims, paths = load_images(paths, progress)
-        fakes, groups, kinds, _ = remake_reals(ims, [source_group(p) for p in paths], seed=seed, progress=progress)
-        rng = np.random.default_rng([seed, 17, sum(map(ord, folder))])
-        vs = make_variants(fakes, 1, n_variants=1, rng=rng, kinds=kinds, progress=progress,
-                           desc=f"{folder} remakes")
-        return vs, groups
+    def remakes():
+        if not made:
+            paths = [p for p in image_files([data / folder]) if not is_heldout(p)]
+            ims, paths = load_images(paths, progress)
+            made["fakes"], made["twins"], made["groups"], made["kinds"], _ = remake_reals(
+                ims, [source_group(p) for p in paths], seed=seed, progress=progress)
+        return made
 
-    vs, groups = _cached(key, make)
-    return vs, groups
+    def variants(label: int):
+        m = remakes()
+        rng = np.random.default_rng([seed, 17 + label, sum(map(ord, folder))])
+        images, kinds = (m["fakes"], m["kinds"]) if label else (m["twins"], ["twin"] * len(m["twins"]))
+        vs = make_variants(images, label, n_variants=1, rng=rng, kinds=kinds, progress=progress,
+                           desc=f"{folder} {'remakes' if label else 'twins'}")
+        return vs, m["groups"]
+
+    return [_cached(None if cache is None else cache / f"{stem}_twins.npz", lambda: variants(0)),
+            _cached(None if cache is None else cache / f"{stem}.npz", lambda: variants(1))]
 
 
 def maker_families() -> dict[str, str]:
@@ -424,7 +437,7 @@ def bundled_variants(data: Path, *, seed: int = 0, cache: Path | None = None, mo
         rv, rg = real_variants(data, folder, seed=seed, cache=cache, progress=progress)
         out.append((rv, rg))
         if use_fake_makers and maker_families():
-            out.append(remade_variants(data, folder, seed=seed, cache=cache, progress=progress))
+            out += remade_variants(data, folder, seed=seed, cache=cache, progress=progress)
         planned = folder_generators(folder)
         n_sources = len(set(rv.source.tolist()))
         for g in planned:
@@ -455,7 +468,10 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
         kinds = sorted(set(vs.kind.tolist()))
         kind = kinds[0] if kinds else "?"
         n_src = len(set(vs.source.tolist()))
-        if vs.label[:1].tolist() == [0]:
+        if kind == "twin":
+            lines.append(f"- their real twins (each remake's real image with the remake's amount of detail, labelled "
+                         f"real): {len(vs.label)} images, 1 format-path draw each")
+        elif vs.label[:1].tolist() == [0]:
             lines.append(f"- real `{kind}`: {n_src} images of {len(set(groups))} patients / subjects / slice blocks / "
                          "files (held-out 20% of these excluded; a NIfTI volume gives up to "
                          f"{SLICES_PER_VOLUME} axial slices), "
@@ -472,8 +488,9 @@ def train_bundled(data: Path, out_dir: Path, *, seed: int = 0, time_budget_s: fl
     note += "\n".join(lines)
     if any(str(vs.kind[0]) == "mammo" for vs, _ in parts if len(vs.kind)):
         note += "\n\n**Research use only**: trained on mini-MIAS mammograms, whose licence allows research use only."
-    natives = sorted({n for vs, _ in parts if vs.label[:1].tolist() == [0] for n in folder_natives(str(vs.kind[0]))})
-    data_info = {"real_sources": sum(len(set(v.source.tolist())) for v, _ in parts if v.label[:1].tolist() == [0]),
+    folders = [(vs, str(vs.kind[0])) for vs, _ in parts if len(vs.kind) and str(vs.kind[0]) in MODALITY_PREFIX]
+    natives = sorted({n for _, folder in folders for n in folder_natives(folder)})
+    data_info = {"real_sources": sum(len(set(vs.source.tolist())) for vs, _ in folders),
                  "synthetic_sources": sum(len(v.label) for v, _ in parts if v.label[:1].tolist() == [1]),
                  "real_variants": REAL_VARIANTS, "synthetic_variants": FAKE_VARIANTS, "native_sizes": natives,
                  "note": note}

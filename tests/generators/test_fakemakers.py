@@ -67,8 +67,9 @@ def test_remakes_keep_the_source_group_of_their_real_image(trained_dir, monkeypa
     from benchmarks.train_detector import remake_reals
 
     monkeypatch.setattr(fm, "BUNDLED_DIR", trained_dir)
-    fakes, groups, kinds, families = remake_reals(_images(3), ["a", "b", "c"], per_image=2, seed=0)
-    assert len(fakes) == 6 and sorted(groups) == ["a", "a", "b", "b", "c", "c"]
+    fakes, twins, groups, kinds, families = remake_reals(_images(3), ["a", "b", "c"], per_image=2, seed=0)
+    assert len(fakes) == len(twins) == 6 and sorted(groups) == ["a", "a", "b", "b", "c", "c"]
+    assert all(t.shape == f.shape for t, f in zip(twins, fakes))
     assert set(kinds) == {"ae_nearest_s4", "inpaint_local"} and families == {"ae_nearest_s4": "ae_interp_up",
                                                                             "inpaint_local": "local"}
     with pytest.raises(ValueError, match="without weights"):
