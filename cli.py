@@ -716,7 +716,9 @@ _bench_db = click.option("--db", "db", type=click.Path(dir_okay=False, path_type
                          help="SQLite results store.")
 DATA_ENV = "MEDAUDIT_DATA"
 EXTERNAL_ENV = "MEDAUDIT_EXTERNAL"  # third-party sets, for validation only
-_DATA_FOLDERS = "a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/ or any of them"
+#: The five data folders the pixel detectors and their benchmarks read (as benchmarks.datafiles.DATA_FOLDERS says).
+_ALL_FOLDERS = "cxr_kermany/, ct_lung_tcia/, derm_isic/, mri_brain/*.nii.gz, mammo/*.pgm"
+_DATA_FOLDERS = f"a folder with {_ALL_FOLDERS} or any of them"
 
 
 def _require_data(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
@@ -870,7 +872,7 @@ def bench_watermark(data_dir, n, sizes, n_generated, db, write_docs):
 @bench.command("run")
 @click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
 @click.option("--full", "full", is_flag=True, help="Same as --profile full (bigger machines).")
-@_data_option()
+@_data_option(f"Real images: {_ALL_FOLDERS} below it (any of them; a volume counts as its axial slices).")
 @click.option("--detector", "detectors", multiple=True,
               help="Registry name, entry-point name or module:Class; repeatable (default: all registered).")
 @click.option("--generator", "generators", multiple=True, help="Generators for the fakes (default: all bundled).")
@@ -978,7 +980,8 @@ def _weights_option(func):
 
 def _control_options(func):
     func = click.option("--n-control", type=click.IntRange(1), default=20, show_default=True,
-                        help="Held-out real images per data folder put through every resampling control.")(func)
+                        help="Held-out real images per data folder put through every resampling control (slices "
+                             "of held-out volumes for mri_brain/).")(func)
     func = click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
                         help="Scanning processes.")(func)
     return click.option("--n-boot", type=click.IntRange(0), default=1000, show_default=True,
@@ -997,7 +1000,7 @@ def _require_external(ctx: click.Context, param: click.Parameter, value: Path | 
               envvar=EXTERNAL_ENV, default=None, callback=_require_external,
               help=f"Third-party synthetic and real sets (validation only, never trained on) [env var: "
                    f"{EXTERNAL_ENV}; required]")
-@_data_option("Real images for the resampling controls (held-out files of cxr_kermany/, ct_lung_tcia/, derm_isic/).")
+@_data_option(f"Real images for the resampling controls (held-out files of {_ALL_FOLDERS}).")
 @_weights_option
 @_control_options
 @_bench_db
@@ -1011,7 +1014,7 @@ def bench_third_party(external, data_dir, weights_dir, n_control, workers, n_boo
 
 
 @bench.command("resampling")
-@_data_option("Real images (held-out files of cxr_kermany/, ct_lung_tcia/, derm_isic/).")
+@_data_option(f"Real images (held-out files of {_ALL_FOLDERS}).")
 @_weights_option
 @_control_options
 @_bench_db
@@ -1064,7 +1067,7 @@ def train_detector_cmd(real, fake, generator_names, fake_makers, out, time_budge
 
 
 @train.command("fake-makers")
-@_data_option("Real images to train on: cxr_kermany/, ct_lung_tcia/, derm_isic/ below it (held-out files excluded).")
+@_data_option(f"Real images to train on: {_ALL_FOLDERS} below it (held-out files excluded).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for <maker>.safetensors; generators/weights/fakemakers holds the bundled ones.")
 @click.option("--seconds-each", type=click.FloatRange(1), default=150.0, show_default=True,
@@ -1136,7 +1139,7 @@ def train_residual_cmd(data_dir, out, draws, estimator, seed, quiet):
 
 
 @train.command("modality")
-@_data_option("Real images: cxr_kermany/, ct_lung_tcia/, derm_isic/, mri_brain/*.nii.gz, mammo/*.pgm below it.")
+@_data_option(f"Real images: {_ALL_FOLDERS} below it.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
               help="Folder for model.json and report.json (bundled: forensics/weights/modality).")
 @click.option("--measure", "measure", multiple=True, type=click.Path(exists=True, file_okay=False),
@@ -1159,7 +1162,7 @@ def train_modality_cmd(data_dir, out, measure, seed, quiet):
 
 
 @bench.command("detectors")
-@_data_option()
+@_data_option(f"Real images: {_ALL_FOLDERS} below it.")
 @click.option("--lofo-budget", type=click.FloatRange(0), default=450.0, show_default=True,
               help="Training seconds per leave-one-family-out fold, shared by its three CNN fits (0 skips them).")
 @_bench_db

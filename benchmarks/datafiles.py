@@ -85,16 +85,33 @@ def data_files(root: Path, holdout: bool, folders: tuple[str, ...] = FOLDERS) ->
     return out
 
 
+def read_frames(path: str | os.PathLike,
+                slices_per_volume: int = SLICES_PER_VOLUME) -> list[tuple[str, np.ndarray]]:
+    """(name, float32 pixels) of each image a data file holds: the file itself under its file name, or for a NIfTI
+    volume ``slices_per_volume`` axial slices (normalized per volume, near-empty ones skipped) named
+    ``<volume>_z<k>.png``, k counting the slices taken.
+
+    Raises:
+        InputError: for an unreadable or damaged file.
+    """
+    from forensics.io import load
+    from forensics.io.training_sources import is_volume, volume_slices
+
+    name = Path(path).name
+    if not is_volume(path):
+        return [(name, load(path).pixels)]
+    stem = name[: -len(".nii.gz")] if name.lower().endswith(".gz") else name[: -len(".nii")]
+    return [(f"{stem}_z{k}.png", x) for k, x in enumerate(volume_slices(path, max_slices=slices_per_volume))]
+
+
 def load_images(paths: Sequence[Path], progress: bool = False,
                 slices_per_volume: int = SLICES_PER_VOLUME) -> tuple[list[np.ndarray], list[Path]]:
     """Pixels of every loadable file (errors are reported on stderr and skipped), short side capped at 512 px.
 
-    A NIfTI volume gives ``slices_per_volume`` axial slices (normalized per volume, near-empty ones skipped), each
-    listed under the volume's path, so :func:`source_group` and :func:`is_heldout` keep a volume together.
+    A NIfTI volume gives its slices (:func:`read_frames`), each listed under the volume's path, so
+    :func:`source_group` and :func:`is_heldout` keep a volume together.
     """
     from forensics.errors import InputError
-    from forensics.io import load
-    from forensics.io.training_sources import is_volume, volume_slices
     from forensics.training import preshrink
 
     ims, ok = [], []
@@ -105,10 +122,7 @@ def load_images(paths: Sequence[Path], progress: bool = False,
         it = tqdm(paths, desc="loading", file=sys.stderr, leave=False)
     for p in it:
         try:
-            if is_volume(p):
-                frames = volume_slices(p, max_slices=slices_per_volume)
-            else:
-                frames = [load(p).pixels]
+            frames = [x for _name, x in read_frames(p, slices_per_volume)]
         except InputError as exc:
             print(f"skipped {p}: {exc.code}: {exc.message}", file=sys.stderr)
             continue

@@ -13,13 +13,17 @@ Variants:
   can win on container, bit depth, size or compression history.
 - ``raw``: files as they are: the real files decoded as stored (their format, bit depth and compression history
   kept; the short side capped at 512 px by area averaging so the set fits in memory - every detector here looks at
-  256 px or less) and the generators' output at native resolution as PNG. The gap between ``raw`` and ``matched``
-  shows how much a detector leans on format.
+  256 px or less; a volume's slices, which have no file of their own, as 16-bit PNG) and the generators' output at
+  native resolution as PNG. The gap between ``raw`` and ``matched`` shows how much a detector leans on format.
 
-Splits: real files are split by source (patient for Kermany chest X-rays, 20-slice block for CT, file otherwise;
-``benchmarks.datafiles.source_group``). ``test`` is exactly the held-out 20% that the bundled detectors never
-trained on (``benchmarks.datafiles.is_heldout``); the rest is split train/val 75/25 by a seeded hash. Fakes are
-sampled per split with their own seeds, none equal to the seed the bundled detectors trained on.
+Reals: every image file of the data folders, a NIfTI volume (``mri_brain/``) as its axial slices
+(``benchmarks.datafiles.read_frames``: one item per slice, ``real/mri_brain/<volume>_z<k>.png``).
+
+Splits: real files are split by source (patient for Kermany chest X-rays, 20-slice block for CT, subject for brain
+MRI, woman for mini-MIAS, file otherwise; ``benchmarks.datafiles.source_group``): every slice of a volume falls in
+one split. ``test`` is exactly the held-out 20% that the bundled detectors never trained on
+(``benchmarks.datafiles.is_heldout``); the rest is split train/val 75/25 by a seeded hash. Fakes are sampled per
+split with their own seeds, none equal to the seed the bundled detectors trained on.
 
 Cache: ``.cache/medaudit-bench/<dataset-hash>/`` holds the PNGs and ``manifest.json``; ``index.json`` beside it maps
 a build recipe to its dataset hash, so a second build with the same recipe is a read. Never commit the cache.
@@ -46,7 +50,8 @@ from forensics.formatpath import encode_png
 
 DEFAULT_CACHE = Path(".cache") / "medaudit-bench"
 #: Data folder -> modality tag, and the generator-name prefix of that modality.
-FOLDER_MODALITY = {"cxr_kermany": "cxr", "ct_lung_tcia": "ct", "derm_isic": "derm"}
+FOLDER_MODALITY = {"cxr_kermany": "cxr", "ct_lung_tcia": "ct", "derm_isic": "derm", "mri_brain": "mri",
+                   "mammo": "mammo"}
 #: Sampling seeds of benchmark fakes per split (the bundled detectors trained on seed 0, their evaluation 100000).
 FAKE_SEEDS = {"train": 300_000, "val": 310_000, "test": 320_000}
 RAW_CAP = 512
@@ -236,6 +241,27 @@ def _split_reals(paths: Sequence[Path], seed: int) -> list[tuple[Path, str, str]
     return out
 
 
+def _real_files(p: Path, folder: str, variant: str, size: int, seed: int, work: Path) -> list[tuple[str, str, str]]:
+    """(item id, file, sha256) of each image of real file ``p`` (one, or a volume's slices), written to ``work``
+    unless ``raw`` keeps the file as stored (a volume slice has no stored file: it is written at 16 bits)."""
+    from benchmarks.datafiles import read_frames
+    from forensics.io.training_sources import is_volume
+
+    if variant == "raw" and not is_volume(p):
+        return [(f"real/{folder}/{p.name}", str(p.resolve()), hashlib.sha256(p.read_bytes()).hexdigest())]
+    out = []
+    for name, x in read_frames(p):
+        iid = f"real/{folder}/{name}"
+        if variant == "matched":
+            data = encode_png(matched_path(x, size, _item_rng(seed, iid)))
+        else:
+            data = encode_png(_cap(x, RAW_CAP), bits=16)
+        rel = f"real/{folder}/{Path(name).stem}.png"
+        write_bytes(work / rel, data)
+        out.append((iid, rel, hashlib.sha256(data).hexdigest()))
+    return out
+
+
 def build_dataset(
     data_dir: str | os.PathLike | None,
     generators: Sequence[str] | None = None,
@@ -251,25 +277,27 @@ def build_dataset(
     """Build (or read from the cache) a benchmark set.
 
     Args:
-        data_dir: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/`` (or any subset); None or absent
-            means no real images (a clear error: a benchmark needs both classes).
+        data_dir: folder with ``cxr_kermany/``, ``ct_lung_tcia/``, ``derm_isic/``, ``mri_brain/``, ``mammo/`` (or
+            any subset); None or absent means no real images (a clear error: a benchmark needs both classes).
         generators: bundled names or checkpoint dirs (default: every bundled generator the detectors train against
             whose modality has a data folder).
         fakes: samples per generator and split, default ``{"train": 150, "val": 50, "test": 100}``.
-        max_real: cap on real files per data folder (first files in sorted order; None = all).
+        max_real: cap on real files per data folder (first files in sorted order; None = all; a volume is one
+            file).
         size: side of the matched images.
         variant: ``matched`` or ``raw`` (see the module docstring).
         seed: seeds the train/val split of reals and the per-item format draws.
         cache_root: where built sets live (None: a temporary folder, not reused).
     """
-    from benchmarks.datafiles import image_files
+    from benchmarks.datafiles import DATA_FOLDERS, SLICES_PER_VOLUME, image_files
     from benchmarks.train_detector import bundled_generator_names
+    from forensics.io.training_sources import is_volume
 
     if variant not in ("matched", "raw"):
         raise ValueError(f"variant must be 'matched' or 'raw', got {variant!r}")
     if data_dir is None or not Path(data_dir).is_dir():
         raise FileNotFoundError(f"real images not found at {data_dir!s}: a benchmark set needs a folder of real "
-                                "images (--data DIR: a folder with cxr_kermany/, ct_lung_tcia/, derm_isic/)")
+                                f"images (--data DIR: {DATA_FOLDERS})")
     data_dir = Path(data_dir)
     fakes = dict(fakes or {"train": 150, "val": 50, "test": 100})
     folders = [f for f in FOLDER_MODALITY if (data_dir / f).is_dir()]
@@ -289,6 +317,8 @@ def build_dataset(
         "real_files": {f: hashlib.sha256("\n".join(p.name for p in v).encode()).hexdigest()[:16]
                        for f, v in files.items()},
     }
+    if any(is_volume(p) for v in files.values() for p in v):  # only then: the hashes of image-only sets stay
+        recipe["slices_per_volume"] = SLICES_PER_VOLUME
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_root) if cache_root is not None else Path(tempfile.mkdtemp(prefix="medaudit-bench-"))
     index_path = cache / "index.json"
@@ -310,22 +340,13 @@ def build_dataset(
 
                 it = tqdm(rows, desc=f"real {folder}", file=sys.stderr, leave=False)
             for p, g, split in it:
-                iid = f"real/{folder}/{p.name}"
                 try:
-                    if variant == "matched":
-                        from forensics.io import load
-
-                        x = load(p).pixels
-                        data = encode_png(matched_path(x, size, _item_rng(seed, iid)))
-                        rel = f"real/{folder}/{p.stem}.png"
-                        write_bytes(work / rel, data)
-                        sha, fname = hashlib.sha256(data).hexdigest(), rel
-                    else:
-                        sha, fname = hashlib.sha256(p.read_bytes()).hexdigest(), str(p.resolve())
+                    files_of_p = _real_files(p, folder, variant, size, seed, work)
                 except Exception as exc:  # noqa: BLE001 - a broken file is reported and skipped
                     notes.append(f"skipped {p}: {exc}")
                     continue
-                items.append(Item(iid, 0, modality, folder, None, "real", split, g, fname, sha))
+                items += [Item(iid, 0, modality, folder, None, "real", split, g, fname, sha)
+                          for iid, fname, sha in files_of_p]
         for gname in generators:
             modality, family, native = _generator_info(gname)
             from benchmarks.train_detector import sample_generator

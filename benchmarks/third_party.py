@@ -241,12 +241,15 @@ def external_markdown(res: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------- controls
 def control_reals(data: Path, n: int, seed: int, progress: bool) -> tuple[dict[str, list[np.ndarray]], list[str]]:
-    """Up to ``n`` held-out real images per data folder (a seeded sample), normalized like the external sets."""
-    from benchmarks.datafiles import image_files, is_heldout
+    """Up to ``n`` held-out real images per data folder (a seeded sample), normalized like the external sets.
+
+    A NIfTI volume gives its slices (``benchmarks.datafiles.read_frames``): up to n volumes are drawn and an equal
+    seeded share of n slices from each, so a few held-out volumes still fill n images.
+    """
+    from benchmarks.datafiles import image_files, is_heldout, read_frames
     from benchmarks.datasets import FOLDER_MODALITY
     from benchmarks.external import normalize
     from forensics.errors import InputError
-    from forensics.io import load
 
     out: dict[str, list[np.ndarray]] = {}
     notes: list[str] = []
@@ -257,14 +260,18 @@ def control_reals(data: Path, n: int, seed: int, progress: bool) -> tuple[dict[s
         files = [p for p in image_files([data / folder]) if is_heldout(p)]
         rng = np.random.default_rng(seed)
         pick = sorted(rng.choice(len(files), min(n, len(files)), replace=False).tolist()) if files else []
+        per_file = -(-n // len(pick)) if pick else 0
         ims = []
         for i in _bar(pick, f"controls {folder}", progress):
             try:
-                ims.append(normalize(load(files[i]).pixels, modality))
+                frames = read_frames(files[i])
             except InputError as exc:
                 notes.append(f"{files[i].name}: {exc.code}: {exc.message}")
+                continue
+            take = sorted(rng.choice(len(frames), min(per_file, len(frames)), replace=False).tolist())
+            ims += [normalize(frames[k][1], modality) for k in take]
         if ims:
-            out[modality] = ims
+            out[modality] = ims[:n]
     return out, notes
 
 
@@ -414,11 +421,13 @@ def evaluate_resampling_controls(record: Recorder, *, data: Path, weights: Path 
                                  n_boot: int = 1000, workers: int = 2, seed: int = 0,
                                  progress: bool = True) -> Section:
     """The resampling control table alone."""
+    from benchmarks.datafiles import DATA_FOLDERS
+
     scanner = make_scanner(weights)
     whash = weights_hash(scanner)
     reals, notes = control_reals(Path(data), n_control, seed, progress)
     if not reals:
-        raise SystemExit(f"no held-out real images under {data} (cxr_kermany/, ct_lung_tcia/, derm_isic/)")
+        raise SystemExit(f"no held-out real images under {data} ({DATA_FOLDERS})")
     ctl = measure_controls(reals, record, weights=weights, workers=workers, n_boot=n_boot, seed=seed,
                            progress=progress, whash=whash)
     md = _intro(scanner, weights, whash) + "\n\n" + targets_markdown(None, ctl) + "\n\n" + controls_markdown(ctl)

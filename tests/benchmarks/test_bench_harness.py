@@ -99,6 +99,42 @@ def test_build_dataset_caches_and_tags(tmp_path):
         build_dataset(tmp_path / "nope", ["cxr_gan"], **kw)
 
 
+def test_build_dataset_reads_brain_mri_volumes_as_slices_and_mammograms(tmp_path, write_volume):
+    from benchmarks.datafiles import SLICES_PER_VOLUME
+    from generators import list_bundled
+
+    if not {"mri_gan", "mammo_gan"} <= {b["name"] for b in list_bundled()}:
+        pytest.skip("bundled generators mri_gan / mammo_gan not here")
+    data = tmp_path / "data"
+    (data / "mri_brain").mkdir(parents=True)
+    (data / "mammo").mkdir()
+    stems = [f"IXI{100 + i:03d}-HH-{1000 + i}_T1" for i in range(3)]
+    for i, stem in enumerate(stems):
+        write_volume(data / "mri_brain" / f"{stem}.nii.gz", seed=i)
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3):
+        cv2.imwrite(str(data / "mammo" / f"mdb{n:03d}.pgm"), (rng.random((48, 40)) * 255).astype(np.uint8))
+    (data / "mammo" / "labels.csv").write_text("file,label\nmdb001.pgm,normal\n")
+    (data / "mammo" / "README.md").write_text("mini-MIAS\n")
+    reals_only = {"train": 0, "val": 0, "test": 0}  # no generator is sampled
+    for variant, mammo_shape in (("matched", (32, 32)), ("raw", (48, 40))):
+        ds = build_dataset(data, ["mri_gan", "mammo_gan"], fakes=reals_only, size=32, variant=variant,
+                           cache_root=tmp_path / "cache")
+        assert ds.notes == []  # labels.csv and the README are not taken for images
+        mri, mammo = ds.select(source="mri_brain"), ds.select(source="mammo")
+        assert {it.modality for it in mri} == {"mri"} and {it.modality for it in mammo} == {"mammo"}
+        assert [it.id for it in mammo] == [f"real/mammo/mdb{n:03d}.pgm" for n in (1, 2, 3)]
+        assert ds.pixels(mammo[0]).shape == mammo_shape
+        assert len(mri) == len(stems) * SLICES_PER_VOLUME  # one item per slice, not one image per volume
+        for stem in stems:
+            vol = [it for it in mri if it.id.startswith(f"real/mri_brain/{stem}_z")]
+            assert [it.id for it in vol] == [f"real/mri_brain/{stem}_z{k}.png" for k in range(SLICES_PER_VOLUME)]
+            assert {(it.split, it.group) for it in vol} == {(vol[0].split, f"mri_brain/{stem[:6]}")}
+            pixels = [ds.pixels(it) for it in vol]
+            assert all(x.shape == (32, 32) for x in pixels)
+            assert len({x.tobytes() for x in pixels}) == SLICES_PER_VOLUME  # different slices, not one repeated
+
+
 def test_perturbations_keep_range_and_layout():
     x = np.random.default_rng(0).random((48, 48)).astype(np.float32)
     for name, fn in {**GRID, **controls([16])}.items():

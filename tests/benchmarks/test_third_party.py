@@ -166,6 +166,32 @@ def test_not_assessed_is_counted_never_low(tmp_path):
     assert figs["share_medium"].value == pytest.approx(2 / 3) and figs["share_high"].value == pytest.approx(1 / 3)
 
 
+def test_controls_draw_slices_of_held_out_volumes_and_held_out_mammograms(tmp_path, write_volume):
+    from benchmarks.datafiles import is_heldout
+    from benchmarks.third_party import control_reals
+
+    mri, mammo = tmp_path / "mri_brain", tmp_path / "mammo"
+    mri.mkdir()
+    mammo.mkdir()
+    volumes = [f"IXI{i:03d}-HH-{i}_T1.nii.gz" for i in range(100)]
+    held = [n for n in volumes if is_heldout(mri / n)][:1]
+    for i, n in enumerate(held + [n for n in volumes if not is_heldout(mri / n)][:1]):
+        write_volume(mri / n, seed=i)
+    films = [f"mdb{i:03d}.pgm" for i in range(1, 100)]
+    rng = np.random.default_rng(0)
+    for n in [n for n in films if is_heldout(mammo / n)][:2] + [n for n in films if not is_heldout(mammo / n)][:1]:
+        cv2.imwrite(str(mammo / n), (_texture(rng, 90, 70, 0.02) * 255).astype(np.uint8))
+    (mammo / "labels.csv").write_text("file,label\n")
+    reals, notes = control_reals(tmp_path, 5, seed=0, progress=False)
+    assert set(reals) == {"mri", "mammo"}
+    assert len(reals["mri"]) == 5  # five slices of the one held-out volume, not one image per volume
+    assert len({x.tobytes() for x in reals["mri"]}) == 5 and all(x.shape == (256, 256) for x in reals["mri"])
+    assert len(reals["mammo"]) == 2  # only the held-out films
+    assert "cxr_kermany: not in " + str(tmp_path) in notes and not any("labels.csv" in n for n in notes)
+    again, _ = control_reals(tmp_path, 5, seed=0, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(again["mri"], reals["mri"], strict=True))
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 def test_bench_third_party_end_to_end(external, data_dir, tmp_path):
     from benchmarks.resampling import JPEG_QUALITIES
