@@ -69,7 +69,7 @@ def test_remakes_keep_the_source_group_of_their_real_image(trained_dir, monkeypa
     monkeypatch.setattr(fm, "BUNDLED_DIR", trained_dir)
     fakes, twins, groups, kinds, families = remake_reals(_images(3), ["a", "b", "c"], per_image=2, seed=0)
     assert len(fakes) == len(twins) == 6 and sorted(groups) == ["a", "a", "b", "b", "c", "c"]
-    assert all(t.shape == f.shape for t, f in zip(twins, fakes))
+    assert all(t.shape == f.shape for t, f in zip(twins, fakes, strict=True))
     assert set(kinds) == {"ae_nearest_s4", "inpaint_local"} and families == {"ae_nearest_s4": "ae_interp_up",
                                                                             "inpaint_local": "local"}
     with pytest.raises(ValueError, match="without weights"):
@@ -102,3 +102,25 @@ def test_cli_trains_fake_makers_lists_them_and_refuses_unknown_ones(tmp_path):
     bad = CliRunner().invoke(main, ["train", "detector", "-q", "--real", str(data / "cxr_kermany"), "--out",
                                     str(tmp_path / "det"), "--fake-makers", "no_such_maker"])
     assert bad.exit_code == 2 and "unknown fake maker" in bad.output
+
+
+def test_real_twin_has_the_remakes_detail_and_nothing_the_remake_added():
+    import cv2
+
+    from generators.fakemakers.twins import envelope_twin
+
+    rng = np.random.default_rng(3)
+    real = np.clip(_images(1, 128)[0] + rng.normal(0, 0.05, (128, 128)), 0, 1).astype(np.float32)
+    smooth = cv2.GaussianBlur(real, (0, 0), 2.0)
+    gridded = smooth.copy()
+    gridded[::4, ::4] += 0.05  # a decoder's upsampling grid: detail the remake adds
+    detail = lambda x: float((x - cv2.GaussianBlur(x, (0, 0), 1.0)).std())  # noqa: E731
+    twin = envelope_twin(real, smooth)
+    assert twin.shape == real.shape and twin.dtype == np.float32
+    assert detail(twin) == pytest.approx(detail(smooth), rel=0.35) and detail(twin) < 0.5 * detail(real)
+    assert np.abs(twin - smooth).mean() < 0.01  # same content: a low-passed copy of the real image
+    grid_energy = lambda x: float(np.abs(np.fft.fft2(x - x.mean()))[32, 32])  # the grid's frequency (128 / 4)  # noqa: E731
+    assert grid_energy(envelope_twin(real, gridded)) < 0.2 * grid_energy(gridded)
+    assert np.allclose(envelope_twin(real, real), real, atol=1e-3)  # same detail: nothing to remove
+    with pytest.raises(ValueError, match="one shape"):
+        envelope_twin(real, smooth[:64])
