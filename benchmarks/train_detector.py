@@ -280,7 +280,7 @@ def folder_natives(folder: str) -> list[int]:
     try:
         from generators.train_bundled import PLAN
 
-        sizes |= {s for _, f, res, gkw, *_rest in PLAN.values() if f == folder
+        sizes |= {s for family, f, res, gkw, *_rest in PLAN.values() if f == folder and family in DETECTOR_FAMILIES
                   for s in (res, gkw.get("output_resolution", res))}
     except ImportError:
         pass
@@ -288,14 +288,16 @@ def folder_natives(folder: str) -> list[int]:
 
 
 def folder_generators(folder: str) -> list[str]:
-    """Bundled generators that imitate ``folder``: those trained, plus those planned in
-    ``generators.train_bundled.PLAN`` (so sample counts do not change while generators are still training)."""
+    """Bundled generators of the detector families that imitate ``folder``: those trained, plus those planned in
+    ``generators.train_bundled.PLAN`` (so sample counts do not change while generators are still training).
+    Latent diffusion stays out, here and in :func:`folder_natives`: counted in, it halved every modality's fakes and
+    made a third to half of the real images' native-size round trips go to 256 px, a no-op."""
     prefix = MODALITY_PREFIX[folder]
     names = {b for b in bundled_generator_names() if b.startswith(prefix)}
     try:
         from generators.train_bundled import PLAN
 
-        names |= {name for name, plan in PLAN.items() if plan[1] == folder}
+        names |= {name for name, plan in PLAN.items() if plan[1] == folder and plan[0] in DETECTOR_FAMILIES}
     except ImportError:
         pass
     return sorted(names)

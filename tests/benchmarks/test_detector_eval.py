@@ -184,3 +184,13 @@ def test_data_files_split_by_holdout(tmp_path):
     held, train = data_files(tmp_path, holdout=True), data_files(tmp_path, holdout=False)
     assert sorted(p.name for p in held + train) == sorted(names)
     assert held and all(is_holdout(p.name) for p in held) and not any(is_holdout(p.name) for p in train)
+
+
+def test_detectors_train_against_the_pixel_generator_families_only():
+    from benchmarks.train_detector import MODALITY_PREFIX, folder_generators, folder_natives
+
+    for folder in MODALITY_PREFIX:
+        # latent diffusion (cxr_ldm ...) is the unseen family of issue 13: never a training fake, never a native size
+        assert folder_generators(folder) and not any(g.endswith("_ldm") for g in folder_generators(folder))
+        assert 256 not in folder_natives(folder)
+    assert folder_generators("cxr_kermany") == ["cxr_ddpm", "cxr_gan", "cxr_vae"]
