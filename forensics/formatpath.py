@@ -32,7 +32,7 @@ from forensics.resampling import random_kernel, random_roundtrip, resize
 #: The side of the standardized square every pixel detector works on.
 STANDARD_SIZE = 256
 #: Bumped whenever :func:`format_path` changes, so caches of its outputs are not reused across versions.
-FORMAT_PATH_VERSION = 6
+FORMAT_PATH_VERSION = 5
 #: Short sides images are commonly exported at (model inputs, PACS thumbnails, web exports).
 EXPORT_SIDES = (128, 224, 256, 320, 384, 512, 768, 1024)
 
@@ -84,23 +84,19 @@ def is_flat(standardized: np.ndarray) -> bool:
 
 
 def native_roundtrip(pixels: np.ndarray, native_size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Down to ``native_size`` on the short side and back to the original size.
+    """Down to ``native_size`` on the short side (area) and back to the original size (random interpolation).
 
-    What a real image looks like after it took the same resolution path as a generator's output. Without ``rng``:
-    area down, cubic up (the fixed ``native64`` control). With it, both ways use a random kernel of any library:
-    viewers shrink with aliasing kernels too (nearest, unfiltered cubic or lanczos), and real images shrunk that way
-    were flagged while the shrinking step only ever used area (issue 13's resampling controls).
+    What a real image looks like after it took the same resolution path as a generator's output.
     """
     x = np.asarray(pixels, dtype=np.float32)
     h, w = x.shape[:2]
     s = native_size / min(h, w)
     if s >= 1:
         return x
-    sh, sw = max(1, round(h * s)), max(1, round(w * s))
+    small = _resize(x, max(1, round(h * s)), max(1, round(w * s)), cv2.INTER_AREA)
     if rng is None:
-        small = _resize(x, sh, sw, cv2.INTER_AREA)
         return np.clip(_resize(small, h, w, cv2.INTER_CUBIC), 0, 1).astype(np.float32)
-    return resize(resize(x, sh, sw, random_kernel(rng)), h, w, random_kernel(rng))
+    return resize(small, h, w, random_kernel(rng))
 
 
 def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
