@@ -840,17 +840,21 @@ def _task_generators(ctx: click.Context, param: click.Parameter, value: tuple[st
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".cache/medaudit-bench/utility"), show_default=True,
               help="Generated images, kept between runs (keyed by the generator's weights hash).")
+@click.option("--folds", type=click.IntRange(2), default=None,
+              help="K-fold cross-validation over patients instead of the held-out split; each task's generator "
+                   "is then a path with {fold} in it, a model trained without that fold "
+                   "(python -m generators.train_bundled --fold K/N).")
 @click.option("--generate-only", is_flag=True, help="Only fill the cache with the synthetic images the run needs.")
 @_bench_db
 @_write_docs
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def bench_utility(data_dir, generators, tasks, size, steps, batch, seeds, n_boot, guidance, sampling_steps, max_real,
-                  max_synthetic, cache, generate_only, db, write_docs, quiet):
+                  max_synthetic, cache, folds, generate_only, db, write_docs, quiet):
     """Synthetic data utility: classifier AUC on held-out real images, trained on real, synthetic and mixes."""
     _evaluate("utility", write_docs, db, data=data_dir, generators=generators, tasks=tuple(tasks.split(",")),
               size=size, steps=steps, batch=batch, seeds=tuple(int(s) for s in seeds.split(",")), n_boot=n_boot,
               guidance=guidance, sampling_steps=sampling_steps, max_real=max_real, max_synthetic=max_synthetic,
-              cache=cache, generate_only=generate_only, progress=not quiet)
+              cache=cache, folds=folds, generate_only=generate_only, progress=not quiet)
 
 
 @bench.command("watermark")

@@ -167,6 +167,34 @@ def split_by_patient(items: list[Item]) -> tuple[list[Item], list[Item]]:
     return [it for it in items if it.patient not in held], [it for it in items if it.patient in held]
 
 
+def patient_folds(items: list[Item], n_folds: int) -> dict[str, int]:
+    """{patient: fold in range(n_folds)}: patients stratified by label (abnormal if any of their images is), in a
+    fixed pseudo-random order (sha256 of the name) within each label, dealt round robin. The same for every run, so
+    a generator trained without fold k (``generators.train_bundled --fold k/n``) and the benchmark agree."""
+    import hashlib
+
+    label: dict[str, int] = {}
+    for it in items:
+        label[it.patient] = max(label.get(it.patient, 0), it.label)
+    order = sorted(label, key=lambda pt: (label[pt], hashlib.sha256(pt.encode()).hexdigest()))
+    return {pt: i % n_folds for i, pt in enumerate(order)}
+
+
+def task_of_folder(folder: str) -> Task:
+    """The utility task whose data folder is ``folder``."""
+    for task in TASKS.values():
+        if task.folder == folder:
+            return task
+    raise ValueError(f"no utility task uses the data folder {folder!r} (tasks: {', '.join(TASKS)})")
+
+
+def fold_files(folder: Path, fold: int, n_folds: int) -> set[str]:
+    """Names of the files of ``folder`` whose patient falls in ``fold`` of ``n_folds`` (see :func:`patient_folds`)."""
+    items = list_items(task_of_folder(folder.name), folder)
+    folds = patient_folds(items, n_folds)
+    return {it.path.name for it in items if folds[it.patient] == fold}
+
+
 def read_pixels(path: Path, size: int, channels: int) -> np.ndarray:
     """uint8 (size, size) or (size, size, 3): decoded by OpenCV (JPEG, PNG, PGM alike), center square, area resize."""
     import cv2
@@ -410,6 +438,8 @@ class Settings:
     max_real: int | None = None
     max_synthetic: int | None = None
     cache: Path = DEFAULT_CACHE
+    #: k-fold cross-validation over patients instead of the held-out split (a generator per fold)
+    folds: int | None = None
     generate_only: bool = False
     progress: bool = True
 
@@ -427,8 +457,33 @@ def _plan(n_class: list[int], max_synthetic: int | None) -> tuple[dict[str, list
     return plan, skipped
 
 
+@dataclass
+class SplitScores:
+    """One train/test split's classifier scores: per condition, one array of test logits per seed."""
+
+    y: np.ndarray
+    groups: list[str]
+    scores: dict[str, list[np.ndarray]]
+    plan: dict[str, list]
+    skipped: dict[str, tuple[list, str]]
+
+
+def task_splits(task: Task, items: list[Item], generator: str, folds: int | None) -> list[tuple[list, list, str]]:
+    """[(train, test, generator)]: the held-out split with ``generator``, or with ``folds`` one split per fold of
+    :func:`patient_folds`, each with ``generator`` formatted with ``fold=k`` (a model trained without fold k)."""
+    if not folds:
+        return [(*split_by_patient(items), generator)]
+    if "{fold}" not in generator:
+        raise ValueError(f"--folds needs a generator per fold: a path with {{fold}} in it, e.g. "
+                         f"DIR/{DEFAULT_GENERATORS.get(task.name, 'NAME')}_fold{{fold}}of{folds}, not {generator!r}")
+    of = patient_folds(items, folds)
+    return [([it for it in items if of[it.patient] != k], [it for it in items if of[it.patient] == k],
+             generator.format(fold=k)) for k in range(folds)]
+
+
 def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> TaskResult:
-    """Every condition of :data:`CONDITIONS` on one task (see the module docstring)."""
+    """Every condition of :data:`CONDITIONS` on one task (see the module docstring); with ``opts.folds`` the
+    out-of-fold scores of every fold pooled, so every image is tested once."""
     res = TaskResult(task.name)
     folder = data / task.folder
     if not folder.is_dir():
@@ -437,12 +492,51 @@ def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> T
     if not generator:
         res.not_measured = f"no class-conditional generator given (--generator {task.name}=NAME)"
         return res
-    why = check_conditional(generator, task)
-    if why:
-        res.not_measured = why
+    try:
+        splits = task_splits(task, list_items(task, folder), generator, opts.folds)
+    except ValueError as e:
+        res.not_measured = str(e)
         return res
-    items = list_items(task, folder)
-    train, test = split_by_patient(items)
+    for _, _, gen in splits:
+        why = check_conditional(gen, task)
+        if why:
+            res.not_measured = why
+            return res
+    t0, c0 = time.perf_counter(), time.process_time()
+    parts = []
+    for k, (train, test, gen) in enumerate(splits):
+        part = _run_split(task, train, test, gen, opts, res, fold=(k, len(splits)) if opts.folds else None)
+        if part is None:
+            return res
+        parts.append(part)
+    y_test = np.concatenate([p.y for p in parts])
+    resamples = cluster_resamples([g for p in parts for g in p.groups], opts.n_boot, seed=0)
+    ran = [name for name in parts[0].scores if all(name in p.scores for p in parts)]
+    scores = {name: [np.concatenate([p.scores[name][i] for p in parts]) for i in range(len(opts.seeds))]
+              for name in ran}
+    base = scores[BASELINE]
+    for name in [c.name for c in CONDITIONS] + [REFERENCE]:
+        counts = [p.plan.get(name) or (p.skipped[name][0] if name in p.skipped else None) for p in parts]
+        if any(c is None for c in counts):
+            continue
+        # with folds: the mean per fold
+        row = {"condition": name, "n_real": round(np.mean([sum(r for r, _ in c) for c in counts])),
+               "n_synthetic": round(np.mean([sum(s for _, s in c) for c in counts]))}
+        if name not in scores:
+            res.rows.append({**row, "not_measured": next(p.skipped[name][1] for p in parts if name in p.skipped)})
+            continue
+        fig = auc_with_ci(y_test, scores[name], resamples, baseline=None if name == BASELINE else base)
+        res.rows.append({**row, **fig, "seed_sd": float(np.std([mean_auc(y_test, [s]) for s in scores[name]]))})
+    res.notes.append(f"sampling what was not cached, classifier training and testing: {time.perf_counter() - t0:.0f} "
+                     f"s wall, {time.process_time() - c0:.0f} s CPU")
+    return res
+
+
+def _run_split(task: Task, train: list[Item], test: list[Item], generator: str, opts: Settings, res: TaskResult,
+               fold: tuple[int, int] | None) -> SplitScores | None:
+    """Every condition trained on ``train`` (and ``generator``'s images) and scored on ``test``; None (with
+    ``res.not_measured`` set) when the split cannot be measured."""
+    where = f"fold {fold[0]} of {fold[1]}: " if fold else ""
     y_all = np.array([it.label for it in train])
     capped = np.arange(len(train))
     if opts.max_real is not None and len(train) > opts.max_real:  # a fixed, class-stratified subsample (seed 0)
@@ -452,9 +546,10 @@ def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> T
     y_test = np.array([it.label for it in test])
     n_class = [int((y_all[capped] == c).sum()) for c in (0, 1)]
     if min(n_class) == 0 or len(set(y_test.tolist())) < 2:
-        res.not_measured = (f"too few labelled images: training {n_class[0]} {task.classes[0]} / {n_class[1]} "
-                            f"{task.classes[1]}, test {int((y_test == 0).sum())} / {int((y_test == 1).sum())}")
-        return res
+        res.not_measured = (f"{where}too few labelled images: training {n_class[0]} {task.classes[0]} / "
+                            f"{n_class[1]} {task.classes[1]}, test {int((y_test == 0).sum())} / "
+                            f"{int((y_test == 1).sum())}")
+        return None
     plan, skipped = _plan(n_class, opts.max_synthetic)
     need = [max((c[k][1] for c in plan.values()), default=0) for k in (0, 1)]
     sampler = generator if opts.sampling_steps is None else sampling_variant(generator, opts.sampling_steps,
@@ -463,14 +558,14 @@ def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> T
     pool_paths = synthetic_pool(sampler, task, need, cache=opts.cache, guidance=opts.guidance,
                                 progress=opts.progress)
     res.notes.append(
-        f"synthetic pool: {need[0]} {task.classes[0]} + {need[1]} {task.classes[1]} from `{Path(generator).name}` "
-        f"({_model_line(generator)}; guidance {opts.guidance if opts.guidance is not None else 'default'}, sampling "
-        f"steps {opts.sampling_steps or 'default'}); generating what was not cached took "
+        f"{where}synthetic pool: {need[0]} {task.classes[0]} + {need[1]} {task.classes[1]} from "
+        f"`{Path(generator).name}` ({_model_line(generator)}; guidance "
+        f"{opts.guidance if opts.guidance is not None else 'default'}, sampling steps "
+        f"{opts.sampling_steps or 'default'}); generating what was not cached took "
         f"{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU")
     if opts.generate_only:
         res.not_measured = "synthetic images generated only (--generate-only)"
-        return res
-    t0, c0 = time.perf_counter(), time.process_time()
+        return None
     x_all, ok = load_all([it.path for it in train], opts.size, task.channels)
     y_all = y_all[ok]
     capped = np.flatnonzero(np.isin(ok, capped))
@@ -478,7 +573,6 @@ def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> T
     test = [test[i] for i in ok]
     y_test = y_test[ok]
     syn = [load_all(p, opts.size, task.channels)[0] for p in pool_paths]
-    resamples = cluster_resamples([it.patient for it in test], opts.n_boot, seed=0)
     if len(capped) < len(y_all):  # the ceiling: every real training image, no synthetic
         plan[REFERENCE] = [(int((y_all == c).sum()), 0) for c in (0, 1)]
     scores: dict[str, list[np.ndarray]] = {}
@@ -499,23 +593,10 @@ def run_task(task: Task, data: Path, generator: str | None, opts: Settings) -> T
                                 steps=opts.steps, batch=opts.batch, seed=seed, hflip=task.hflip)
             scores[name].append(s)
             if opts.progress:
-                print(f"utility {task.name} | {name} | seed {seed}: AUC {mean_auc(y_test, [s]):.3f} "
+                print(f"utility {task.name} | {where}{name} | seed {seed}: AUC {mean_auc(y_test, [s]):.3f} "
                       f"({time.perf_counter() - t1:.0f} s)", file=sys.stderr, flush=True)
-    base = scores[BASELINE]
-    for name in [c.name for c in CONDITIONS] + [REFERENCE]:
-        counts = plan.get(name) or (skipped[name][0] if name in skipped else None)
-        if counts is None:
-            continue
-        row = {"condition": name, "n_real": sum(r for r, _ in counts), "n_synthetic": sum(s for _, s in counts)}
-        if name in skipped:
-            res.rows.append({**row, "not_measured": skipped[name][1]})
-            continue
-        fig = auc_with_ci(y_test, scores[name], resamples, baseline=None if name == BASELINE else base)
-        res.rows.append({**row, **fig, "seed_sd": float(np.std([mean_auc(y_test, [s]) for s in scores[name]]))})
-    res.notes.append(f"classifier training and testing: {time.perf_counter() - t0:.0f} s wall, "
-                     f"{time.process_time() - c0:.0f} s CPU")
-    res.notes.append(_data_note(task, generator, train, test, n_class, len(y_all)))
-    return res
+    res.notes.append(where + _data_note(task, generator, train, test, n_class, len(y_all), fold))
+    return SplitScores(y_test, [it.patient for it in test], scores, plan, skipped)
 
 
 def _model_line(generator: str) -> str:
@@ -530,7 +611,7 @@ def _model_line(generator: str) -> str:
 
 
 def _data_note(task: Task, generator: str, train: list[Item], test: list[Item], n_class: list[int],
-               n_train_all: int) -> str:
+               n_train_all: int, fold: tuple[int, int] | None = None) -> str:
     """Counts of the split, and whether the generator could have seen the test images."""
     from benchmarks.datafiles import is_heldout
     from generators.api import generator_config
@@ -539,7 +620,12 @@ def _data_note(task: Task, generator: str, train: list[Item], test: list[Item], 
     cfg = generator_config(generator)
     data = cfg.get("data") or {}
     cap = f" (a class-stratified subsample of {n_train_all})" if sum(n_class) < n_train_all else ""
-    if "held_out_files_excluded" in cfg or "held_out_files_excluded" in data:
+    if fold:
+        excluded = cfg.get("utility_fold_excluded")
+        seen = ("the generator's training excluded this fold's patients" if excluded == f"{fold[0]}/{fold[1]}" else
+                f"the generator does not say it was trained without this fold ({excluded or 'no fold recorded'}): "
+                "it may have seen the test images")
+    elif "held_out_files_excluded" in cfg or "held_out_files_excluded" in data:
         unsure = sum(not is_heldout(it.path) for it in test)
         seen = ("the generator's training excluded every test image" if not unsure else
                 f"the generator's training excluded the held-out files; {unsure} test image(s) (held out with their "
@@ -594,13 +680,19 @@ def to_markdown(res: TaskResult, opts: Settings) -> str:
         f"How much class-conditional synthetic images are worth to a classifier: a timm `{ARCH}` trained from random "
         f"weights at {opts.size} px, {opts.steps} steps of {opts.batch} class-balanced images (the same for every "
         f"condition), seeds {', '.join(map(str, opts.seeds))}, CPU, one thread. Tested on held-out **real** images "
-        "only (split by patient with the project's held-out rule, `benchmarks.datafiles.is_heldout`, applied per "
-        "patient). Synthetic images come from `generators.api.generate` "
+        + ("only (split by patient with the project's held-out rule, `benchmarks.datafiles.is_heldout`, applied per "
+           "patient). " if not opts.folds else
+           f"only, by {opts.folds}-fold cross-validation over {task.group} (stratified by label, "
+           "`benchmarks.utility_eval.patient_folds`): every image is tested once, by the classifiers of its fold, "
+           "and each fold's synthetic images come from a generator trained without that fold's "
+           f"{task.group} (`python -m generators.train_bundled --fold K/{opts.folds}`); the out-of-fold scores "
+           "are pooled. ")
+        + "Synthetic images come from `generators.api.generate` "
         f"({sampling}; stamped files in the task's real format, read back like the real ones). AUC: mean over "
         f"seeds [95% bootstrap interval over test {task.group}, {opts.n_boot} resamples"
         + ("; one seed, so the intervals cover test sampling, not training-seed variation" if len(opts.seeds) == 1
            else "") + "]; Δ: paired difference to real only. n real / n synthetic: training images per condition "
-        "(the synthetic class mix follows the real training split)."
+        "(the synthetic class mix follows the real training split" + ("; the mean over folds)." if opts.folds else ").")
         + (f" Real training images capped at {opts.max_real} (`{REFERENCE}`: the uncapped reference)."
            if opts.max_real else ""),
         "",

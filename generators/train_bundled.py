@@ -87,24 +87,34 @@ def cxr_labels_from_names(files: list[Path]) -> dict[str, str]:
     return {f.name: kinds[k] for f in files for k in kinds if f"_{k}_" in f.name}
 
 
-def training_files(folder: Path, dkw: dict) -> tuple[list[Path] | Path, dict, dict]:
+def training_files(folder: Path, dkw: dict,
+                   fold: tuple[int, int] | None = None) -> tuple[list[Path] | Path, dict, dict]:
     """Resolve the PLAN's data options: (files or folder, ImageDataset kwargs, what to record in config.json).
 
     ``include`` keeps files matching a glob; ``exclude_heldout`` drops the files of both held-out splits
     (``benchmarks.datafiles.is_heldout``, detectors and the privacy benchmark; ``benchmarks.datasets.is_holdout``,
-    tamper and localizer); ``labels`` is ``file_name`` (Kermany names) or a CSV inside the data folder.
+    tamper and localizer); ``labels`` is ``file_name`` (Kermany names) or a CSV inside the data folder. ``fold``
+    ``(k, n)`` replaces the held-out rule: it drops the patients of fold k of n of ``bench utility``'s
+    cross-validation (``benchmarks.utility_eval.patient_folds``) and keeps every other file.
     """
     dkw = dict(dkw)
     include, exclude, labels = dkw.pop("include", None), dkw.pop("exclude_heldout", False), dkw.pop("labels", None)
-    if not (include or exclude or labels):
+    if not (include or exclude or labels or fold):
         return folder, dkw, {}
     from benchmarks.datafiles import is_heldout
     from benchmarks.datasets import is_holdout
     from generators.data import _candidate_files
 
     files = [f for f in _candidate_files([folder]) if include is None or f.match(include)]
-    kept = [f for f in files if not (exclude and (is_heldout(f) or is_holdout(f.name)))]
-    record = {"held_out_files_excluded": len(files) - len(kept)} if exclude else {}
+    if fold:
+        from benchmarks.utility_eval import fold_files
+
+        dropped = fold_files(folder, *fold)
+        kept = [f for f in files if f.name not in dropped]
+        record = {"utility_fold_excluded": f"{fold[0]}/{fold[1]}", "fold_files_excluded": len(files) - len(kept)}
+    else:
+        kept = [f for f in files if not (exclude and (is_heldout(f) or is_holdout(f.name)))]
+        record = {"held_out_files_excluded": len(files) - len(kept)} if exclude else {}
     if labels == "file_name":
         dkw["labels"] = cxr_labels_from_names(kept)
     elif labels:
@@ -122,7 +132,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: float, threads: int, device: str) -> dict:
+def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: float, threads: int, device: str,
+              fold: tuple[int, int] | None = None, max_steps: int | None = None) -> dict:
+    """Train PLAN[name]; with ``fold`` (k, n) the copy for fold k of ``bench utility --folds n``, exported as
+    ``<name>_fold<k>of<n>``; ``max_steps`` replaces the PLAN's step cap (to match a shipped model's steps)."""
     import torch
 
     from generators.base import Generator
@@ -131,9 +144,12 @@ def train_one(name: str, data_root: Path, work: Path, dest_root: Path, scale: fl
 
     torch.set_num_threads(threads)
     family, folder, res, gkw, dkw, budget, steps, modality = PLAN[name]
+    steps = max_steps or steps
     licence, attribution = LICENCES[folder]
-    files, dkw, data_record = training_files(data_root / folder, dkw)
+    files, dkw, data_record = training_files(data_root / folder, dkw, fold)
     ds = ImageDataset(files, resolution=res, modality=modality, name=folder, licence=licence, **dkw)
+    if fold:
+        name = f"{name}_fold{fold[0]}of{fold[1]}"
     ckpt = work / name
     dest = dest_root / name
     wall_file = ckpt / "wall_time.json"  # wall time of earlier (resumed) calls
@@ -237,7 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
     ap.add_argument("--device", default="cpu", help="cpu (as shipped), cuda, auto")
     ap.add_argument("--cards", action="store_true", help="print the model-card table of --dest and exit")
+    ap.add_argument("--fold", default=None, metavar="K/N",
+                    help="train without the patients of fold K of N of `medaudit bench utility --folds N` "
+                         "(exported as NAME_foldKofN; for models of a utility task's data folder)")
+    ap.add_argument("--max-steps", type=int, default=None, help="replace the plan's step cap")
     args = ap.parse_args(argv)
+    fold = None
+    if args.fold:
+        try:
+            fold = tuple(int(v) for v in args.fold.split("/"))
+            if len(fold) != 2 or not 0 <= fold[0] < fold[1]:
+                raise ValueError
+        except ValueError:
+            ap.error(f"--fold {args.fold!r}: expected K/N with 0 <= K < N, e.g. 0/3")
     if args.cards:
         print(card_table(args.dest or Path(__file__).resolve().parent / "weights"))
         return 0
@@ -251,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown model(s) {sorted(unknown)}; known: {', '.join(PLAN)}")
     for name in names:
-        train_one(name, args.data, args.work, args.dest, args.scale, args.threads, args.device)
+        train_one(name, args.data, args.work, args.dest, args.scale, args.threads, args.device, fold, args.max_steps)
     return 0
 
 

@@ -242,3 +242,50 @@ def test_bench_utility_with_a_tiny_latent_diffusion_model_and_fewer_sampling_ste
     assert json.loads((ckpt / "config.json").read_text())["params"]["num_inference_steps"] == 5  # input untouched
     written = list((cache / "pools").rglob("*.jpg"))
     assert {p.parent.name for p in written} == {"bacterial_guidance-default", "viral_guidance-default"}
+
+
+def test_patient_folds_are_stratified_fixed_and_match_the_generator_training_split(tmp_path):
+    from generators.train_bundled import training_files
+
+    folder = _cxr_folder(tmp_path / "data", n_patients=23, per_patient=2)
+    items = U.list_items(U.TASKS["cxr"], folder)
+    folds = U.patient_folds(items, 3)
+    assert folds == U.patient_folds(list(reversed(items)), 3)  # a function of the patients, not of their order
+    assert set(folds) == {it.patient for it in items} and set(folds.values()) == {0, 1, 2}
+    for label in (0, 1):
+        sizes = [sum(1 for it in items if it.label == label and folds[it.patient] == k and it.path.name.endswith(
+            "0.jpeg")) for k in range(3)]
+        assert max(sizes) - min(sizes) <= 1  # one image per patient ends in 0: patients per fold and class
+    # the generator of fold 1 trains on every file except fold 1's patients (the held-out rule no longer applies)
+    files, _, record = training_files(folder, {"labels": "file_name", "exclude_heldout": True}, (1, 3))
+    assert {f.name for f in files} == {it.path.name for it in items if folds[it.patient] != 1}
+    assert record == {"utility_fold_excluded": "1/3", "fold_files_excluded": len(items) - len(files)}
+
+
+def test_bench_utility_folds_test_every_image_once_with_a_generator_per_fold(tmp_path, monkeypatch):
+    _cxr_folder(tmp_path / "data", n_patients=16, per_patient=2)
+    gen = ClassPattern(resolution=64, channels=1, modality="DX")
+    gen._ensure_built(torch.device("cpu"))
+    for k in range(2):
+        gen.save(tmp_path / f"double_fold{k}of2", inference_only=True, extra={"utility_fold_excluded": f"{k}/2"})
+    tested = []
+    train = U.train_and_score
+
+    def spy(x, y, x_test, **kw):
+        tested.append(len(x_test))
+        return train(x, y, x_test, **kw)
+
+    monkeypatch.setattr(U, "train_and_score", spy)
+    base = ["bench", "utility", "--data", str(tmp_path / "data"), "--tasks", "cxr", "--size", "32", "--steps", "2",
+            "--batch", "8", "--n-boot", "20", "--max-synthetic", "40", "--cache", str(tmp_path / "cache"),
+            "--db", str(tmp_path / "r.sqlite"), "--folds", "2", "-q"]
+    result = CliRunner().invoke(main, base + ["--generator", f"cxr={tmp_path}/double_fold{{fold}}of2"])
+    assert result.exit_code == 0, result.output
+    assert "2-fold cross-validation over patients" in result.stdout
+    assert result.stdout.count("the generator's training excluded this fold's patients") == 2
+    half = len(tested) // 2  # fold 0's conditions, then fold 1's: their test sets make up all 32 images
+    assert len(set(tested[:half])) == len(set(tested[half:])) == 1 and tested[0] + tested[half] == 32
+    assert "| real only |" in result.stdout and "| real + synthetic 1:1 |" in result.stdout
+    # one generator for every fold cannot be right: not measured, and why
+    result = CliRunner().invoke(main, base + ["--generator", f"cxr={tmp_path}/double_fold0of2"])
+    assert result.exit_code == 0 and "--folds needs a generator per fold" in result.stdout
