@@ -403,10 +403,31 @@ def _model_info(model: Any) -> dict[str, Any]:
     }
 
 
+def class_mix(gen: Any, n: int) -> list[tuple[str | None, int]]:
+    """[(class, count)]: ``n`` split over a conditional model's classes in its training images' shares (largest
+    remainder); ``[(None, n)]`` for a model without classes or without recorded class counts."""
+    counts = (getattr(gen, "data_", None) or {}).get("classes") or {}
+    classes = [c for c in (getattr(gen, "classes", None) or []) if counts.get(c)]
+    if not classes:
+        return [(None, n)]
+    total = sum(counts[c] for c in classes)
+    exact = [n * counts[c] / total for c in classes]
+    take = [int(e) for e in exact]
+    for i in sorted(range(len(classes)), key=lambda i: take[i] - exact[i])[: n - sum(take)]:
+        take[i] += 1
+    return [(c, k) for c, k in zip(classes, take, strict=True) if k]
+
+
 def draw_samples(gen: Any, n: int, seed: int = 0, batch: int = SAMPLE_BATCH) -> np.ndarray:
-    """``n`` samples in chunks of ``batch`` with the seeds ``generators.generate`` uses."""
-    out = [np.asarray(gen.sample(min(batch, n - s), seed=(int(seed) * 1_000_003 + c) % (2**63)), np.float32)
-           for c, s in enumerate(range(0, n, batch))]
+    """``n`` samples in chunks of ``batch`` with the seeds ``generators.generate`` uses. A conditional model is
+    sampled as it is meant to be used, with a class: in its training images' class shares (:func:`class_mix`) at
+    guidance 1, i.e. from its estimate of each class's distribution (stronger guidance trades diversity for
+    fidelity, and the null class alone sees only the dropped-out labels in training)."""
+    out = []
+    for k, (label, m) in enumerate(class_mix(gen, n)):
+        kw = {} if label is None else {"class_label": label, "guidance": 1.0}
+        out += [np.asarray(gen.sample(min(batch, m - s), seed=(int(seed) * 1_000_003 + 10_007 * k + c) % (2**63),
+                                      **kw), np.float32) for c, s in enumerate(range(0, m, batch))]
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 

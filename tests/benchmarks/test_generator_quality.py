@@ -181,3 +181,27 @@ def test_evaluation_stores_rows_and_returns_its_section(tmp_path: Path, monkeypa
         assert store.run(run_id)["config"]["n"] == 8
     assert rows[("fake_gen", "near_copies")]["value"] >= 4 and rows[("fake_gen", "fd_rand18")]["n_fake"] == 8
     assert ("real:fake_set", "fd_tex") in rows
+
+
+class ConditionalDouble:
+    """Records the (class, guidance, n) of every sample call."""
+
+    classes = ["bacterial", "viral", "normal"]
+    data_ = {"classes": {"bacterial": 259, "viral": 145, "normal": 0}}
+
+    def __init__(self):
+        self.calls = []
+
+    def sample(self, n, seed=0, class_label=None, guidance=None):
+        self.calls.append((class_label, guidance, n))
+        return np.zeros((n, 8, 8), np.float32)
+
+
+def test_a_conditional_model_is_sampled_in_its_training_class_shares_at_guidance_one():
+    gen = ConditionalDouble()
+    assert gq.class_mix(gen, 100) == [("bacterial", 64), ("viral", 36)]  # 259:145, largest remainder
+    assert len(gq.draw_samples(gen, 100, batch=50)) == 100
+    assert {(c, g) for c, g, _ in gen.calls} == {("bacterial", 1.0), ("viral", 1.0)}
+    assert sum(n for c, _, n in gen.calls if c == "viral") == 36
+    gen.data_ = {}  # no recorded class counts: the null class, as for an unconditional model
+    assert gq.class_mix(gen, 5) == [(None, 5)]
