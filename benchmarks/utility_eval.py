@@ -8,7 +8,9 @@ topped up with synthetic to the full count) and scored by ROC-AUC on the same he
 - **Split**: by patient (``person<N>`` of Kermany, the ``patient`` column of the mini-MIAS labels; dermoscopy images
   are their own group). A patient is held out when the project's held-out rule
   (:func:`benchmarks.datafiles.is_heldout`) holds for its first file, so every image of one patient falls on one
-  side and the test images are those the bundled detectors never trained on.
+  side and the test images are those the bundled detectors never trained on. With ``folds`` (for small sets such
+  as the 51 mini-MIAS films): k-fold cross-validation over patients instead, a generator per fold trained
+  without it (``generators.train_bundled --fold K/N``), every image tested once.
 - **Synthetic images** come from a class-conditional generator through ``generators.api.generate`` (stamped and
   written as files, in the task's real format: JPEG for the JPEG data sets, lossless 8-bit PNG for the 8-bit PGM
   mammograms) and are cached per generator, class and guidance, so a rerun draws only what is missing. Their class
