@@ -101,6 +101,21 @@ def test_train_bundled_needs_data_and_dest(monkeypatch, capsys, tmp_path):
     assert "--dest is required" in capsys.readouterr().err
 
 
+
+def test_train_bundled_passes_a_utility_fold_and_a_step_cap_and_refuses_a_bad_fold(monkeypatch, capsys, tmp_path):
+    import generators.train_bundled as tb
+
+    calls = []
+    monkeypatch.setattr(tb, "train_one", lambda *a: calls.append(a))
+    base = ["--data", str(tmp_path), "--dest", str(tmp_path / "out"), "--only", "mammo_ldm"]
+    assert tb.main(base + ["--fold", "1/3", "--max-steps", "5516"]) == 0
+    assert calls[0][-2:] == ((1, 3), 5516)
+    for bad in ("3/3", "1", "a/b"):
+        with pytest.raises(SystemExit):
+            tb.main(base + ["--fold", bad])
+        assert "expected K/N with 0 <= K < N" in capsys.readouterr().err
+    assert len(calls) == 1
+
 @pytest.mark.parametrize("name, modality", [("mri_gan", "MR"), ("mammo_gan", "MG")])
 def test_mri_and_mammography_generators_sample_at_their_resolution(name, modality):
     rec = BUNDLED[name]
