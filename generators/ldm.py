@@ -24,7 +24,7 @@ from .base import EMA, Generator, write_grid
 from .guidance import ClassifierFreeGuidance
 from .latent import FirstStage
 from .registry import register_generator
-from .schedulers import DDIMScheduler, DDPMScheduler, ddim_sample
+from .schedulers import DDIMScheduler, DDPMScheduler, ddim_inpaint, ddim_sample
 from .unet import TinyUNet
 
 
@@ -229,15 +229,39 @@ class LDMGenerator(Generator):
             raise ValueError(f"unknown class {class_label!r}; this model knows: {', '.join(self.classes)}")
         return self.classes.index(class_label)
 
-    @torch.no_grad()
-    def _sample_tensor(self, noise_gen: torch.Generator, n: int, class_label: str | None = None,
-                       guidance: float | None = None) -> torch.Tensor:
+    def _sampling(self, n: int, class_label: str | None, guidance: float | None):
+        """(guided network, fresh DDIM scheduler) for ``n`` images of ``class_label``."""
         k = self._class_index(class_label, guidance)
         y = None if k is None else torch.full((n,), k, dtype=torch.long, device=self.device)
         scale = self.guidance if guidance is None else float(guidance)
         model = ClassifierFreeGuidance(self.ema_.model.eval(), y, len(self.classes), scale)
         sched = DDIMScheduler(self.num_train_timesteps, self.beta_schedule, eta=self.eta,
                               clip_sample=bool(self.clip_latent), clip_range=self.clip_latent)
+        return model, sched
+
+    @torch.no_grad()
+    def inpaint(self, images: torch.Tensor, hole: torch.Tensor, *, strength: float = 1.0, resample: int = 1,
+                seed: int = 0, class_label: str | None = None, guidance: float | None = None) -> torch.Tensor:
+        """``images`` (B, C, R, R) in [0, 1] at the model's resolution with the region ``hole`` (B, 1, R, R; 1 =
+        regenerate) re-sampled in latent space (``ddim_inpaint``, its ``strength`` and ``resample``), decoded.
+        Every latent cell the hole touches is regenerated, and the whole output is decoder-made: callers blend it
+        back inside the hole."""
+        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
+            raise ValueError(f"inpaint takes {self.resolution} px images, got {tuple(images.shape[-2:])}")
+        model, sched = self._sampling(images.shape[0], class_label, guidance)
+        fs = self.first_stage_.eval()
+        with self._autocast():
+            known = fs.encode(images.to(self.device).float())
+            keep = 1 - F.max_pool2d(hole.to(self.device).float(), fs.stride)
+            z = ddim_inpaint(model, sched, known, keep, strength=strength, resample=resample,
+                             num_inference_steps=self.num_inference_steps,
+                             generator=torch.Generator().manual_seed(int(seed)))
+            return fs.decode(z.float()).float().clamp(0, 1).cpu()
+
+    @torch.no_grad()
+    def _sample_tensor(self, noise_gen: torch.Generator, n: int, class_label: str | None = None,
+                       guidance: float | None = None) -> torch.Tensor:
+        model, sched = self._sampling(n, class_label, guidance)
         side = self.resolution // self.first_stage_.stride
         shape = (n, self.first_stage_.latent_channels, side, side)
         with self._autocast():

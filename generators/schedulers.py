@@ -108,3 +108,44 @@ def ddim_sample(
         tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
         x = scheduler.step(model(x, tt), t, x, generator=generator)
     return x
+
+
+@torch.no_grad()
+def ddim_inpaint(
+    model: torch.nn.Module,
+    scheduler: DDIMScheduler,
+    known: torch.Tensor,
+    keep: torch.Tensor,
+    *,
+    strength: float = 1.0,
+    num_inference_steps: int = 50,
+    resample: int = 1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Blended sampling (Avrahami et al., Blended Latent Diffusion, 2023): regenerate where ``keep`` is 0 and keep
+    ``known`` (x_0, same shape) where it is 1. After every step the kept part is replaced by ``known`` noised to the
+    step's timestep with the same noise, so the new part is sampled in the context of the old. ``strength`` in (0, 1]
+    is the share of the schedule run (SDEdit): 1 starts from pure noise, less keeps the coarse content of ``known``
+    inside the region too. ``resample`` > 1 (RePaint, Lugmayr et al. 2022): each step is undone by re-noising and run
+    again that many times, so the new part settles into its surroundings instead of only being pasted beside them."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    scheduler.set_timesteps(num_inference_steps)
+    ts = scheduler.timesteps.tolist()
+    ts = ts[len(ts) - max(1, round(strength * len(ts))):]
+    noise = torch.randn(known.shape, generator=generator).to(known.device)
+
+    def noised(t: int) -> torch.Tensor:
+        return scheduler.add_noise(known, noise, torch.full((known.shape[0],), t, device=known.device))
+
+    ac = scheduler.alphas_cumprod
+    x = noised(ts[0])
+    for i, t in enumerate(ts):
+        tt = torch.full((known.shape[0],), t, device=known.device, dtype=torch.long)
+        for u in range(resample):
+            if u:  # back from the previous timestep to t: q(x_t | x_prev)
+                a = float(ac[t]) / (float(ac[ts[i + 1]]) if i + 1 < len(ts) else 1.0)
+                x = math.sqrt(a) * x + math.sqrt(1 - a) * torch.randn(x.shape, generator=generator).to(x.device)
+            x = scheduler.step(model(x, tt), t, x, generator=generator)
+            x = keep * (noised(ts[i + 1]) if i + 1 < len(ts) else known) + (1 - keep) * x
+    return x

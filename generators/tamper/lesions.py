@@ -237,26 +237,23 @@ def decode(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return (y * span + lo).astype(np.float32), name
 
 
-def decoder_grain(x: np.ndarray, box: tuple[int, int, int, int], inside: np.ndarray, split_sigma: float,
-                  fresh: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """(low-pass, grain, decoder name) of ``x`` re-synthesized by a decoder inside ``box`` (x0, y0, x1, y1).
+def made_grain(dec: np.ndarray, inside: np.ndarray, split_sigma: float,
+               fresh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low-pass, grain) of ``dec``, an image whose edited region a decoder made.
 
     The L1-trained decoders smooth grain away: their own high-pass texture is scaled up (at most 3x) toward the
     level of ``fresh`` (noise-model grain at the surroundings' level) over ``inside`` (the edited region), and where
     it is still fainter than that, the rest is made up from ``fresh``, so the region's noise level matches its
-    surroundings. Outside the box: ``x``'s own split."""
-    x0, y0, x1, y1 = box
-    dec = x.copy()
-    dec[y0:y1, x0:x1], name = decode(x[y0:y1, x0:x1], rng)
+    surroundings."""
     lp = _lowpass(dec, split_sigma)
     grain = dec - lp
     # robust levels: the lesion's own edge is in the decoder's high-pass too, and is not grain
     sd, sd_dec = _mad_sd(fresh[inside]) + 1e-8, _mad_sd(grain[inside]) + 1e-8
     gain = float(np.clip(sd / sd_dec, 1.0, 3.0))
     # made up where it is missing: the decoder's texture is uneven (strong on edges, faint in flat parts)
-    local_var = cv2.GaussianBlur((gain * grain) ** 2, (0, 0), 1.5)
+    local_var = cv2.GaussianBlur((gain * grain) ** 2, (0, 0), 1.0)
     top_up = np.sqrt(np.clip(1.0 - local_var / sd**2, 0, 1))
-    return lp, (gain * grain + top_up * fresh).astype(np.float32), name
+    return lp, (gain * grain + top_up * fresh).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------- paste

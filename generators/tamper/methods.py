@@ -19,13 +19,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .diffusion import ldm_inpaint
 from .edit import _crop_box, _disk_dist, _donor_residual, _irregular_radius, _lowpass, _network_fill
 from .lesions import (
     MODALITIES,
     Lesion,
     calcification_cluster,
-    decoder_grain,
+    decode,
     lesion_prior,
+    made_grain,
     match_to,
     noise_like,
     poisson_blend,
@@ -111,6 +113,10 @@ def tamper_method(name: str) -> TamperMethod:
 # ------------------------------------------------------------------------------------------------- injections
 
 _SPLIT = 1.2  # sigma of the low-pass / grain split of the injections
+# SDEdit strengths of the diffusion methods (the share of the schedule re-run): more lets the model re-draw the
+# painted lesion / the coarse fill, less keeps it
+_LDM_INJECT_STRENGTH = 0.25
+_LDM_REMOVE_STRENGTH = 0.45
 
 
 def _surroundings(shape, cx: float, cy: float, reach: float) -> np.ndarray:
@@ -154,18 +160,31 @@ def _inject_noise(img, cx, cy, r, a: EditArgs):
     return _regrain(img, les, res, _fresh_grain(base, res, cx, cy, les, a.rng)), les.mask, {}
 
 
+def _inject_remade(img, cx, cy, r, a: EditArgs, remake) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Lesion prior + fresh grain, then the region re-made by a generative tool (``remake`` as in ``_remade``);
+    the made grain topped up to the surroundings' level where the tool smooths it."""
+    base, res, les = _painted(img, cx, cy, r, a)
+    draft = _regrain(img, les, res, _fresh_grain(base, res, cx, cy, les, a.rng))
+    fresh = _fresh_grain(base, res, cx, cy, les, a.rng)
+    made, details = remake(draft, les.mask, cx, cy, les.reach, a)
+    lp, grain = made_grain(made, les.alpha > 0.5, _SPLIT, fresh)
+    w = les.alpha
+    out = (1 - w) * base + w * lp + (1 - w) * res + np.sqrt(np.clip(1 - (1 - w) ** 2, 0, 1)) * grain
+    return np.where(les.mask, out, img).astype(np.float32), les.mask, details
+
+
 @register_method("inject_ae", kind="inject", held_out=True,
                  summary="lesion prior + fresh grain, then the region re-synthesized by a bundled autoencoder's "
                          "decoder (generative in-painting: every pixel in it decoder-made)")
 def _inject_ae(img, cx, cy, r, a: EditArgs):
-    base, res, les = _painted(img, cx, cy, r, a)
-    draft = _regrain(img, les, res, _fresh_grain(base, res, cx, cy, les, a.rng))
-    box = _crop_box(cx, cy, int(math.ceil(1.5 * les.reach + 8)), img.shape)
-    lp, grain, name = decoder_grain(draft, box, les.alpha > 0.5, _SPLIT, _fresh_grain(base, res, cx, cy, les, a.rng),
-                                    a.rng)
-    w = les.alpha
-    out = (1 - w) * base + w * lp + (1 - w) * res + np.sqrt(np.clip(1 - (1 - w) ** 2, 0, 1)) * grain
-    return np.where(les.mask, out, img).astype(np.float32), les.mask, {"decoder": name}
+    return _inject_remade(img, cx, cy, r, a, _decoded)
+
+
+@register_method("inject_ldm", kind="inject", held_out=True,
+                 summary="lesion prior + fresh grain, then the region re-sampled by the modality's latent diffusion "
+                         "model in the context of the image (SDEdit, blended in-painting): a diffusion tool's edit")
+def _inject_ldm(img, cx, cy, r, a: EditArgs):
+    return _inject_remade(img, cx, cy, r, a, _diffused(_LDM_INJECT_STRENGTH, "malignant"))
 
 
 @register_method("inject_calc", kind="inject", held_out=False, modalities=("mammo",),
@@ -212,27 +231,29 @@ def _paste_poisson(img, cx, cy, r, a: EditArgs):
 Fill = Callable[[np.ndarray, np.ndarray, float, float, float], np.ndarray]
 
 
+def _hole(shape, cx, cy, r, rng, feather: float) -> tuple[np.ndarray, float]:
+    """(blend weight: 1 inside an irregular disk of ~1.25 r, a smoothstep over ``feather`` px outside it, reach)."""
+    dist, theta = _disk_dist(shape, cx, cy)
+    rb = _irregular_radius(theta, 1.25 * r + 1.0, rng, rough=0.06)
+    w = np.clip((rb + feather - dist) / feather, 0, 1).astype(np.float32)
+    return w * w * (3 - 2 * w), float(rb.max() + feather)
+
+
 def _erase(img, cx, cy, r, a: EditArgs, fill: Fill, grain) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Erase an irregular disk of ~1.25 r: ``fill`` gives the coarse content of the hole from its surroundings,
     ``grain(img, res, fill_lp, hole, reach, sigma) -> (fill_lp, grain, details)`` the fine texture."""
-    dist, theta = _disk_dist(img.shape, cx, cy)
-    rb = _irregular_radius(theta, 1.25 * r + 1.0, a.rng, rough=0.06)
-    feather = max(1.5, 0.2 * r)
-    hole = dist <= rb + feather
-    reach = float(rb.max() + feather)
+    w, reach = _hole(img.shape, cx, cy, r, a.rng, max(1.5, 0.2 * r))
+    hole = w > 0
     filled = fill(img, hole, cx, cy, reach)
     # Laplacian-style split: the fill gives the coarse content, the grain source the fine texture
     sigma_tex = max(1.2, 0.2 * r)
     base = _lowpass(img, sigma_tex)
     res = img - base
     fill_lp, texture, details = grain(img, res, _lowpass(filled, sigma_tex), hole, reach, sigma_tex, cx, cy, a)
-    w = np.clip((rb + feather - dist) / feather, 0, 1).astype(np.float32)
-    w = w * w * (3 - 2 * w)  # smoothstep
     w_grain = np.sqrt(np.clip(1.0 - (1.0 - w) ** 2, 0, 1))
     # low-pass parts blend linearly; the grain with square-summing weights, as in the injections
     out = (1 - w) * base + w * fill_lp + (1 - w) * res + w_grain * texture
-    mask = w > 0
-    return np.where(mask, out, img).astype(np.float32), mask, details
+    return np.where(hole, out, img).astype(np.float32), hole, details
 
 
 def _network(img, hole, cx, cy, reach):
@@ -263,13 +284,37 @@ def _noise_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
     return fill_lp, _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng), {}
 
 
-def _decoder_made(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
-    fresh = _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng)
-    draft = np.where(hole, fill_lp + fresh, img).astype(np.float32)
-    box = _crop_box(cx, cy, int(math.ceil(1.5 * reach + 8)), img.shape)
-    top_up = _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng)
-    lp, grain, name = decoder_grain(draft, box, hole, sigma, top_up, a.rng)
-    return lp, grain, {"decoder": name}
+def _remade(remake):
+    """A grain source for ``_erase``: the hole's draft (coarse fill + fresh grain) re-made by a generative tool,
+    ``remake(draft, hole, reach, a) -> (made, details)``, its grain topped up where the tool smooths it."""
+    def grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
+        fresh = _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng)
+        draft = np.where(hole, fill_lp + fresh, img).astype(np.float32)
+        top_up = _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng)
+        made, details = remake(draft, hole, cx, cy, reach, a)
+        lp, made_texture = made_grain(made, hole, sigma, top_up)
+        return lp, made_texture, details
+
+    return grain
+
+
+def _decoded(draft, region, cx, cy, reach, a: EditArgs):
+    """``draft`` re-synthesized around the region by one of the bundled autoencoders (``decode``)."""
+    x0, y0, x1, y1 = _crop_box(cx, cy, int(math.ceil(1.5 * reach + 8)), draft.shape)
+    made = draft.copy()
+    made[y0:y1, x0:x1], name = decode(draft[y0:y1, x0:x1], a.rng)
+    return made, {"decoder": name}
+
+
+def _diffused(strength: float, finding: str):
+    """``draft``'s region re-sampled by the modality's latent diffusion model at SDEdit ``strength``; ``finding``:
+    the mammography class to steer to (the other models have no class that says it)."""
+    def remake(draft, region, cx, cy, reach, a: EditArgs):
+        made, name = ldm_inpaint(draft, region, cx, cy, reach, a.modality, a.rng, strength=strength,
+                                 class_label=finding if a.modality == "mammo" else None)
+        return made, {"generator": name}
+
+    return remake
 
 
 @register_method("remove", kind="remove", held_out=False,
@@ -289,19 +334,23 @@ def _remove_telea(img, cx, cy, r, a: EditArgs):
                  summary="in-painting network for the coarse fill, then the hole re-synthesized by a bundled "
                          "autoencoder's decoder (decoder-made texture, nothing copied)")
 def _remove_ae(img, cx, cy, r, a: EditArgs):
-    return _erase(img, cx, cy, r, a, _network, _decoder_made)
+    return _erase(img, cx, cy, r, a, _network, _remade(_decoded))
+
+
+@register_method("remove_ldm", kind="remove", held_out=True,
+                 summary="in-painting network for the coarse fill, then the hole re-sampled by the modality's latent "
+                         "diffusion model in the context of the image (a diffusion in-painting tool)")
+def _remove_ldm(img, cx, cy, r, a: EditArgs):
+    return _erase(img, cx, cy, r, a, _network, _remade(_diffused(_LDM_REMOVE_STRENGTH, "normal")))
 
 
 @register_method("remove_clone", kind="remove", held_out=True,
                  summary="clone stamp: healthy tissue from elsewhere in the same image, the patch whose surroundings "
                          "best match the hole's, feathered over it")
 def _remove_clone(img, cx, cy, r, a: EditArgs):
-    dist, theta = _disk_dist(img.shape, cx, cy)
-    rb = _irregular_radius(theta, 1.25 * r + 1.0, a.rng, rough=0.06)
-    feather = max(1.5, 0.3 * r)
-    reach = float(rb.max() + feather)
+    wgt, reach = _hole(img.shape, cx, cy, r, a.rng, max(1.5, 0.3 * r))
     context = ring(img.shape, cx, cy, reach, 1.6 * reach + 2)
-    hole = dist <= reach
+    hole = _disk_dist(img.shape, cx, cy)[0] <= reach
     level = float(np.median(img[context]))
     h, w = img.shape
     best, best_cost = None, np.inf
@@ -324,7 +373,6 @@ def _remove_clone(img, cx, cy, r, a: EditArgs):
     if best is None:
         raise ValueError(f"no room around ({cx:.0f}, {cy:.0f}) for a clone source: the image is too small for "
                          f"radius {r:g}")
-    wgt = np.clip((rb + feather - dist) / feather, 0, 1).astype(np.float32)
-    wgt = wgt * wgt * (3 - 2 * wgt)
     mask = wgt > 0
     return np.where(mask, (1 - wgt) * img + wgt * best, img).astype(np.float32), mask, {}
+

@@ -59,6 +59,40 @@ def test_class_and_guidance_change_the_output(tiny_ldm):
     np.testing.assert_array_equal(viral, g3)  # 3 is the default scale
 
 
+def test_inpainting_keeps_the_known_latent_and_resamples_the_hole():
+    from generators.schedulers import DDIMScheduler, ddim_inpaint
+
+    sched = DDIMScheduler(100, "linear")
+
+    def model(x, t):  # the ε that says x_0 = 1 everywhere
+        a = sched.alphas_cumprod[t].float().view(-1, 1, 1, 1)
+        return (x - a.sqrt()) / (1 - a).sqrt()
+
+    known = torch.zeros(1, 2, 4, 4)
+    keep = torch.ones(1, 1, 4, 4)
+    keep[..., 1:3, 1:3] = 0
+    kept = keep.expand_as(known) > 0
+    for strength, resample in ((1.0, 1), (0.5, 3)):
+        z = ddim_inpaint(model, sched, known, keep, strength=strength, resample=resample, num_inference_steps=10,
+                         generator=torch.Generator().manual_seed(0))
+        assert torch.equal(z[kept], known[kept])  # kept cells exactly
+        torch.testing.assert_close(z[~kept], torch.ones(8))  # the hole is what the model says
+    with pytest.raises(ValueError, match="strength"):
+        ddim_inpaint(model, sched, known, keep, strength=0.0)
+
+
+def test_ldm_inpaint_changes_the_hole_and_refuses_another_size(tiny_ldm):
+    img = torch.full((1, 1, 16, 16), 0.5)
+    hole = torch.zeros(1, 1, 16, 16)
+    hole[..., 4:8, 4:8] = 1
+    a = tiny_ldm.inpaint(img, hole, seed=1, class_label="viral")
+    assert a.shape == (1, 1, 16, 16) and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, tiny_ldm.inpaint(img, hole, seed=1, class_label="viral"))
+    assert not torch.equal(a, tiny_ldm.inpaint(img, hole, seed=2, class_label="viral"))
+    with pytest.raises(ValueError, match="16 px"):
+        tiny_ldm.inpaint(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))
+
+
 def test_unknown_class_and_misused_guidance_are_refused(tiny_ldm, gray_png_folder):
     with pytest.raises(ValueError, match="unknown class 'fungal'; this model knows: bacterial, viral"):
         tiny_ldm.sample(1, class_label="fungal")

@@ -20,6 +20,7 @@ from cli import main
 from forensics.io import load
 from generators import tamper as T
 from generators.provenance import read_png_text
+from generators.tamper.diffusion import LDM_OF
 from generators.tamper.lesions import decoder_names
 
 # real images: $MEDAUDIT_DATA, else ../shared/data next to the checkout (or next to its worktree folder)
@@ -167,6 +168,13 @@ def test_removals_erase_a_lesion_and_put_grain_back(method, modality):
 def test_generative_methods_say_which_decoder_made_the_pixels(method):
     _, res = _run(method, "xray")
     assert res.details["decoder"] in decoder_names()
+
+
+@pytest.mark.parametrize("method", ["inject_ldm", "remove_ldm"])
+@pytest.mark.parametrize("modality", ["ct", "xray", "mri", "mammo"])
+def test_diffusion_methods_use_the_modality_s_latent_diffusion_model(method, modality):
+    _, res = _run(method, modality)
+    assert res.details["generator"] == LDM_OF[modality]
 
 
 def test_poisson_paste_meets_the_target_at_its_border():
