@@ -15,6 +15,8 @@ from .edit import _crop_box
 LDM_OF = {"ct": "ct_ldm", "xray": "cxr_ldm", "mri": "mri_ldm", "mammo": "mammo_ldm"}
 # crop side per radius of the region: the region spans ~5 latent cells of the 256 px model, close to native scale
 _CROP_PER_REACH = 10
+# RePaint resampling per step: the region settles into its surroundings (a bright flat disk without it)
+_RESAMPLE = 2
 
 
 @cache
@@ -50,7 +52,8 @@ def ldm_inpaint(img: np.ndarray, region: np.ndarray, cx: float, cy: float, reach
     try:
         y = gen.inpaint(torch.from_numpy(x)[None, None].repeat(1, gen.channels, 1, 1),
                         torch.from_numpy(hole.astype(np.float32))[None, None], strength=strength,
-                        seed=int(rng.integers(1 << 31)), class_label=class_label, guidance=1.0 if class_label else None)
+                        resample=_RESAMPLE, seed=int(rng.integers(1 << 31)), class_label=class_label,
+                        guidance=1.0 if class_label else None)
     finally:
         torch.set_num_threads(threads)
     back = cv2.resize(y[0].mean(0).numpy(), (x1 - x0, y1 - y0),
