@@ -286,7 +286,7 @@ def _noise_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
 
 def _remade(remake):
     """A grain source for ``_erase``: the hole's draft (coarse fill + fresh grain) re-made by a generative tool,
-    ``remake(draft, hole, reach, a) -> (made, details)``, its grain topped up where the tool smooths it."""
+    ``remake(draft, region, cx, cy, reach, a) -> (made, details)``, its grain topped up where the tool smooths it."""
     def grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a: EditArgs):
         fresh = _fill_grain(img, res, fill_lp, hole, reach, sigma, cx, cy, a.rng)
         draft = np.where(hole, fill_lp + fresh, img).astype(np.float32)
