@@ -13,9 +13,9 @@ from .edit import _crop_box
 
 # the bundled latent diffusion model of each tamper modality
 LDM_OF = {"ct": "ct_ldm", "xray": "cxr_ldm", "mri": "mri_ldm", "mammo": "mammo_ldm"}
-# crop side per radius of the region: the region spans ~5 latent cells of the 256 px model, close to native scale
+# crop side per radius of the region: the region spans about 6 latent cells of the 256 px model, near native scale
 _CROP_PER_REACH = 10
-# RePaint resampling per step: the region settles into its surroundings (a bright flat disk without it)
+# RePaint resampling per step: the region settles into its surroundings instead of a flat fill beside them
 _RESAMPLE = 2
 
 
