@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,13 @@ def load_generator(name_or_ckpt: str | os.PathLike, device: str = "auto") -> Gen
     gen = Generator.load(path, device=device)
     gen.name_ = name
     return gen
+
+
+@cache
+def bundled_generator(name: str) -> Generator:
+    """A bundled generator loaded once per process, on the CPU: for many small uses in one run (tamper edits, fake
+    makers)."""
+    return load_generator(name, device="cpu")
 
 
 def train_generator(

@@ -4,8 +4,6 @@ diffusion in-painting tool adds or erases a finding. Every pixel in the region i
 
 from __future__ import annotations
 
-from functools import cache
-
 import cv2
 import numpy as np
 
@@ -19,13 +17,6 @@ _CROP_PER_REACH = 10
 _RESAMPLE = 2
 
 
-@cache
-def _ldm(name: str):
-    from generators.api import load_generator
-
-    return load_generator(name, device="cpu")
-
-
 def ldm_inpaint(img: np.ndarray, region: np.ndarray, cx: float, cy: float, reach: float, modality: str,
                 rng: np.random.Generator, *, strength: float, class_label: str | None = None) -> tuple[np.ndarray, str]:
     """(``img`` with a square crop around ``region`` re-sampled by the modality's latent diffusion model, its name).
@@ -35,8 +26,10 @@ def ldm_inpaint(img: np.ndarray, region: np.ndarray, cx: float, cy: float, reach
     there), and mapped back. Only the crop changes; the caller blends the region in."""
     import torch
 
+    from generators.api import bundled_generator
+
     name = LDM_OF[modality]
-    gen = _ldm(name)
+    gen = bundled_generator(name)
     half = max(32, int(round(_CROP_PER_REACH * reach / 2)))
     half = min(half, min(img.shape) // 2)
     x0, y0, x1, y1 = _crop_box(cx, cy, half, img.shape)
