@@ -77,8 +77,7 @@ def load_generator(name_or_ckpt: str | os.PathLike, device: str = "auto") -> Gen
 
 @cache
 def bundled_generator(name: str) -> Generator:
-    """A bundled generator loaded once per process, on the CPU: for many small uses in one run (tamper edits, fake
-    makers)."""
+    """A bundled generator loaded once per process, on the CPU: for many small uses in one run (tamper edits)."""
     return load_generator(name, device="cpu")
 
 
