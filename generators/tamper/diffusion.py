@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from .edit import _crop_box
+from .lesions import on_unit_range
 
 # the bundled latent diffusion model of each tamper modality
 LDM_OF = {"ct": "ct_ldm", "xray": "cxr_ldm", "mri": "mri_ldm", "mammo": "mammo_ldm"}
@@ -34,23 +35,18 @@ def ldm_inpaint(img: np.ndarray, region: np.ndarray, cx: float, cy: float, reach
     half = min(half, min(img.shape) // 2)
     x0, y0, x1, y1 = _crop_box(cx, cy, half, img.shape)
     crop = img[y0:y1, x0:x1]
-    lo, hi = float(np.percentile(crop, 0.5)), float(np.percentile(crop, 99.5))
-    span = hi - lo or 1.0
     res = gen.resolution
-    interp = cv2.INTER_AREA if crop.shape[0] > res else cv2.INTER_CUBIC
-    x = cv2.resize(np.clip((crop - lo) / span, 0, 1), (res, res), interpolation=interp)
     hole = cv2.resize(region[y0:y1, x0:x1].astype(np.float32), (res, res), interpolation=cv2.INTER_LINEAR) > 0
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one lesion-sized crop: more threads only add overhead on a shared machine
-    try:
+
+    def inpaint(u: np.ndarray) -> np.ndarray:
+        x = cv2.resize(u, (res, res), interpolation=cv2.INTER_AREA if crop.shape[0] > res else cv2.INTER_CUBIC)
         y = gen.inpaint(torch.from_numpy(x)[None, None].repeat(1, gen.channels, 1, 1),
                         torch.from_numpy(hole.astype(np.float32))[None, None], strength=strength,
                         resample=_RESAMPLE, seed=int(rng.integers(1 << 31)), class_label=class_label,
                         guidance=1.0 if class_label else None)
-    finally:
-        torch.set_num_threads(threads)
-    back = cv2.resize(y[0].mean(0).numpy(), (x1 - x0, y1 - y0),
-                      interpolation=cv2.INTER_AREA if crop.shape[0] < res else cv2.INTER_CUBIC)
+        return cv2.resize(y[0].mean(0).numpy(), (x1 - x0, y1 - y0),
+                          interpolation=cv2.INTER_AREA if crop.shape[0] < res else cv2.INTER_CUBIC)
+
     out = img.copy()
-    out[y0:y1, x0:x1] = back * span + lo
+    out[y0:y1, x0:x1] = on_unit_range(crop, inpaint)
     return out, name

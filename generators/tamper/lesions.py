@@ -224,6 +224,12 @@ def decode(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         raise ValueError("this method re-synthesizes pixels through the bundled fake-maker autoencoders, and "
                          "generators/weights/fakemakers has none")
     name = names[int(rng.integers(len(names)))]
+    return on_unit_range(x, lambda u: _decoder(name).remake(u, rng)), name
+
+
+def on_unit_range(x: np.ndarray, fn) -> np.ndarray:
+    """``fn`` applied to ``x`` (any units) mapped to [0, 1] by its robust range (0.5th-99.5th percentile), on one
+    torch thread, and its result mapped back to ``x``'s units."""
     lo, hi = float(np.percentile(x, 0.5)), float(np.percentile(x, 99.5))
     span = hi - lo or 1.0
     import torch
@@ -231,10 +237,10 @@ def decode(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a lesion-sized crop: more threads only add overhead on a shared machine
     try:
-        y = _decoder(name).remake(np.clip((x - lo) / span, 0, 1).astype(np.float32), rng)
+        y = fn(np.clip((x - lo) / span, 0, 1).astype(np.float32))
     finally:
         torch.set_num_threads(threads)
-    return (y * span + lo).astype(np.float32), name
+    return (y * span + lo).astype(np.float32)
 
 
 def made_grain(dec: np.ndarray, inside: np.ndarray, split_sigma: float,
