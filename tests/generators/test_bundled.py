@@ -101,7 +101,6 @@ def test_train_bundled_needs_data_and_dest(monkeypatch, capsys, tmp_path):
     assert "--dest is required" in capsys.readouterr().err
 
 
-
 def test_train_bundled_passes_a_utility_fold_and_a_step_cap_and_refuses_a_bad_fold(monkeypatch, capsys, tmp_path):
     import generators.train_bundled as tb
 
@@ -115,6 +114,7 @@ def test_train_bundled_passes_a_utility_fold_and_a_step_cap_and_refuses_a_bad_fo
             tb.main(base + ["--fold", bad])
         assert "expected K/N with 0 <= K < N" in capsys.readouterr().err
     assert len(calls) == 1
+
 
 @pytest.mark.parametrize("name, modality", [("mri_gan", "MR"), ("mammo_gan", "MG")])
 def test_mri_and_mammography_generators_sample_at_their_resolution(name, modality):
